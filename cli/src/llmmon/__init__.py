@@ -1,0 +1,1 @@
+"""llmmon command line tools."""

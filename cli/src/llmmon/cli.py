@@ -1,0 +1,94 @@
+"""``llmmon``: the command line.
+
+``llmmon inspect PATH...`` reads Bedrock invocation log objects (files or folders) exactly as the
+services do and prints, per model, how many interactions each family yielded and why records were
+skipped. It prints counts only, never prompt or response text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from llmmon_shared.events import classify_key
+from llmmon_shared.extract import Interaction, extract
+from llmmon_shared.logs import (
+    BodyFetchError,
+    CorruptObjectError,
+    FolderS3Reader,
+    LineError,
+    read_log_object,
+    resolve_large_bodies,
+)
+
+
+def _log_files(paths: Sequence[str]) -> Iterator[tuple[Path, Path]]:
+    """``(file, root)`` pairs: log objects only (large-data bodies under data/ are not logs)."""
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            for file in sorted(path.rglob("*")):
+                if file.is_file() and classify_key(file.as_posix(), None) is None:
+                    yield file, path
+        else:
+            yield path, path.parent
+
+
+def inspect(paths: Sequence[str]) -> int:
+    by_model: Counter[tuple[str, str]] = Counter()
+    skipped: Counter[tuple[str, str]] = Counter()
+    parse_errors = 0
+    corrupt: list[str] = []
+    files = 0
+    for path, root in _log_files(paths):
+        files += 1
+        bodies = FolderS3Reader(root)
+        try:
+            with path.open("rb") as raw:
+                for item in read_log_object(raw):
+                    if isinstance(item, LineError):
+                        parse_errors += 1
+                        continue
+                    try:
+                        item = resolve_large_bodies(item, bodies)
+                    except BodyFetchError:
+                        pass  # extract() classifies it as large-body-unavailable
+                    outcome = extract(item)
+                    if isinstance(outcome, Interaction):
+                        by_model[(outcome.model_id, outcome.family)] += 1
+                    else:
+                        skipped[(outcome.model_id or "Unknown", outcome.reason.value)] += 1
+        except CorruptObjectError as exc:
+            corrupt.append(f"{path.name}: {exc}")
+    width = max([len(m) for m, _ in by_model | skipped] + [8])
+    print(f"{files} log objects")
+    print(f"\n{'model':<{width}}  {'family':<18} interactions")
+    for (model, family), count in sorted(by_model.items()):
+        print(f"{model:<{width}}  {family:<18} {count:>12}")
+    if skipped:
+        print(f"\n{'model':<{width}}  {'skip reason':<24} records")
+        for (model, reason), count in sorted(skipped.items()):
+            print(f"{model:<{width}}  {reason:<24} {count:>7}")
+    print(f"\nbad lines skipped: {parse_errors}")
+    for line in corrupt:
+        print(f"corrupt object (would go to the dead-letter queue): {line}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="llmmon", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    inspect_cmd = commands.add_parser("inspect", help="summarise Bedrock log objects (no text)")
+    inspect_cmd.add_argument("paths", nargs="+", help="log objects (.json.gz) or folders")
+    args = parser.parse_args(argv)
+    if args.command == "inspect":
+        return inspect(args.paths)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""Metric points, the dimension policy and the sinks that deliver points to CloudWatch.
+
+Three sinks share one interface (:class:`MetricSink`):
+
+* :class:`EmfSink` prints CloudWatch Embedded Metric Format lines (the Lambda default: no API call);
+* :class:`PutMetricDataSink` calls PutMetricData, packing many values per datum (``Values`` /
+  ``Counts``) and up to 1,000 datums per request (the local stack uses it: moto ignores EMF);
+* :class:`MemorySink` keeps points for tests.
+
+The :class:`DimensionPolicy` is the single place that decides dimensions: ``ModelId`` always, plus
+allow-listed ``requestMetadata`` keys whose distinct values are capped (overflow becomes
+``Other``). Metric names and dimension values are checked so no prompt or response text can be
+turned into a dimension or a name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import IO, Any, Protocol
+
+__all__ = [
+    "EMF_MAX_METRICS",
+    "EMF_MAX_VALUES",
+    "PUT_MAX_DATUMS",
+    "PUT_MAX_VALUES",
+    "DimensionPolicy",
+    "EmfSink",
+    "MemorySink",
+    "MetricPoint",
+    "MetricSink",
+    "PutMetricDataSink",
+    "Unit",
+]
+
+EMF_MAX_METRICS = 100
+EMF_MAX_VALUES = 100
+PUT_MAX_DATUMS = 1000
+PUT_MAX_VALUES = 150
+MAX_DIMENSIONS = 30
+OTHER = "Other"
+# Conservative size estimates for the 1 MB PutMetricData payload limit (query-protocol encoding).
+_DATUM_OVERHEAD = 600
+_VALUE_BYTES = 120
+_REQUEST_BUDGET = 800_000
+
+_METRIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_DIMENSION_VALUE = re.compile(r"^[A-Za-z0-9._:/@+=,\-]{1,128}$")
+
+
+class Unit(StrEnum):
+    NONE = "None"
+    COUNT = "Count"
+    PERCENT = "Percent"
+    MILLISECONDS = "Milliseconds"
+
+
+Dimensions = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricPoint:
+    """One observation. ``dimensions`` is a sorted tuple so points group and hash cleanly."""
+
+    name: str
+    value: float
+    unit: Unit = Unit.NONE
+    dimensions: Dimensions = ()
+    timestamp: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not _METRIC_NAME.match(self.name):
+            raise ValueError(f"invalid metric name {self.name!r}")
+        if not math.isfinite(self.value):
+            raise ValueError(f"metric {self.name} has a non-finite value")
+        if len(self.dimensions) > MAX_DIMENSIONS:
+            raise ValueError(f"metric {self.name} has more than {MAX_DIMENSIONS} dimensions")
+
+    @property
+    def dimension_map(self) -> dict[str, str]:
+        return dict(self.dimensions)
+
+
+def _safe_value(value: str) -> str | None:
+    """A dimension value we accept: short, no spaces, identifier-like. Free text never passes."""
+    return value if _DIMENSION_VALUE.match(value) else None
+
+
+@dataclass
+class DimensionPolicy:
+    """Which dimensions a point carries. ``ModelId`` always; allow-listed metadata optionally.
+
+    Each allow-listed key keeps at most ``max_values_per_key`` distinct values for the life of the
+    process (one Lambda container); later values are reported as ``Other``, which bounds the number
+    of billed custom metrics. Values that look like free text (spaces, long, odd characters) are
+    also reported as ``Other``.
+    """
+
+    metadata_keys: Sequence[str] = ()
+    max_values_per_key: int = 20
+    _seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set), repr=False)
+
+    def dimensions(self, model_id: str, metadata: Mapping[str, str] | None = None) -> Dimensions:
+        model = _safe_value(model_id) or OTHER
+        dims = [("ModelId", model)]
+        for key in self.metadata_keys:
+            raw = (metadata or {}).get(key)
+            if raw is None:
+                continue
+            dims.append((key, self._admit(key, raw)))
+        return tuple(sorted(dims))
+
+    def _admit(self, key: str, raw: str) -> str:
+        value = _safe_value(raw)
+        if value is None:
+            return OTHER
+        seen = self._seen[key]
+        if value in seen:
+            return value
+        if len(seen) >= self.max_values_per_key:
+            return OTHER
+        seen.add(value)
+        return value
+
+
+class MetricSink(Protocol):
+    """Where points go. ``flush`` delivers everything added so far."""
+
+    namespace: str
+
+    def add(self, points: Iterable[MetricPoint]) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+def _minute(timestamp: datetime | None, now: datetime) -> datetime:
+    moment = timestamp or now
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.replace(second=0, microsecond=0)
+
+
+GroupKey = tuple[Dimensions, datetime]
+
+
+def _group(points: Iterable[MetricPoint], now: datetime) -> dict[GroupKey, dict[tuple[str, Unit], list[float]]]:
+    """Points by (dimensions, minute), then by (metric name, unit)."""
+    groups: dict[GroupKey, dict[tuple[str, Unit], list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for point in points:
+        groups[(point.dimensions, _minute(point.timestamp, now))][(point.name, point.unit)].append(
+            point.value
+        )
+    return groups
+
+
+@dataclass
+class MemorySink:
+    """Keeps points in memory; ``flushed`` holds what ``flush`` delivered."""
+
+    namespace: str = "llmmon"
+    pending: list[MetricPoint] = field(default_factory=list)
+    flushed: list[MetricPoint] = field(default_factory=list)
+
+    def add(self, points: Iterable[MetricPoint]) -> None:
+        self.pending.extend(points)
+
+    def flush(self) -> None:
+        self.flushed.extend(self.pending)
+        self.pending.clear()
+
+    def values(self, name: str, **dimensions: str) -> list[float]:
+        return [
+            point.value
+            for point in self.flushed
+            if point.name == name and all(point.dimension_map.get(k) == v for k, v in dimensions.items())
+        ]
+
+
+@dataclass
+class EmfSink:
+    """Writes CloudWatch Embedded Metric Format lines, one per (dimension set, minute, chunk).
+
+    Each line holds at most 100 metrics and 100 values per metric (the EMF limits); values of one
+    metric beyond 100 continue on the next line.
+    """
+
+    namespace: str
+    stream: IO[str] | None = None
+    pending: list[MetricPoint] = field(default_factory=list)
+
+    def add(self, points: Iterable[MetricPoint]) -> None:
+        self.pending.extend(points)
+
+    def render(self, now: datetime | None = None) -> list[str]:
+        now = now or datetime.now(UTC)
+        lines: list[str] = []
+        for (dimensions, minute), metrics in _group(self.pending, now).items():
+            remaining = {key: list(values) for key, values in metrics.items()}
+            while remaining:
+                batch = list(remaining.items())[:EMF_MAX_METRICS]
+                document: dict[str, Any] = {
+                    "_aws": {
+                        "Timestamp": int(minute.timestamp() * 1000),
+                        "CloudWatchMetrics": [
+                            {
+                                "Namespace": self.namespace,
+                                "Dimensions": [[name for name, _ in dimensions]],
+                                "Metrics": [
+                                    {"Name": name, "Unit": str(unit)} for (name, unit), _ in batch
+                                ],
+                            }
+                        ],
+                    },
+                    **dict(dimensions),
+                }
+                for (name, unit), values in batch:
+                    chunk, rest = values[:EMF_MAX_VALUES], values[EMF_MAX_VALUES:]
+                    document[name] = chunk[0] if len(chunk) == 1 else chunk
+                    if rest:
+                        remaining[(name, unit)] = rest
+                    else:
+                        del remaining[(name, unit)]
+                lines.append(json.dumps(document, separators=(",", ":")))
+        return lines
+
+    def flush(self) -> None:
+        stream = self.stream or sys.stdout
+        for line in self.render():
+            stream.write(line + "\n")
+        stream.flush()
+        self.pending.clear()
+
+
+class _PutMetricDataClient(Protocol):
+    def put_metric_data(self, **kwargs: Any) -> Any: ...
+
+
+@dataclass
+class PutMetricDataSink:
+    """Calls PutMetricData with ``Values``/``Counts`` datums, up to 1,000 datums per request."""
+
+    namespace: str
+    client: _PutMetricDataClient
+    storage_resolution: int = 60
+    pending: list[MetricPoint] = field(default_factory=list)
+    requests: int = 0
+
+    def add(self, points: Iterable[MetricPoint]) -> None:
+        self.pending.extend(points)
+
+    def datums(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        now = now or datetime.now(UTC)
+        datums: list[dict[str, Any]] = []
+        for (dimensions, minute), metrics in _group(self.pending, now).items():
+            for (name, unit), values in metrics.items():
+                counts: dict[float, int] = defaultdict(int)
+                for value in values:
+                    counts[value] += 1
+                distinct = list(counts.items())
+                for start in range(0, len(distinct), PUT_MAX_VALUES):
+                    chunk = distinct[start : start + PUT_MAX_VALUES]
+                    datums.append(
+                        {
+                            "MetricName": name,
+                            "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions],
+                            "Timestamp": minute,
+                            "Values": [value for value, _ in chunk],
+                            "Counts": [float(count) for _, count in chunk],
+                            "Unit": str(unit),
+                            "StorageResolution": self.storage_resolution,
+                        }
+                    )
+        return datums
+
+    def requests_for(self, datums: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        """Split datums into requests of at most 1,000 datums and about 800 KB (limit 1 MB)."""
+        requests: list[list[dict[str, Any]]] = [[]]
+        size = 0
+        for datum in datums:
+            datum_size = _DATUM_OVERHEAD + _VALUE_BYTES * len(datum["Values"])
+            if requests[-1] and (
+                len(requests[-1]) >= PUT_MAX_DATUMS or size + datum_size > _REQUEST_BUDGET
+            ):
+                requests.append([])
+                size = 0
+            requests[-1].append(datum)
+            size += datum_size
+        return [request for request in requests if request]
+
+    def flush(self) -> None:
+        for request in self.requests_for(self.datums()):
+            self.client.put_metric_data(Namespace=self.namespace, MetricData=request)
+            self.requests += 1
+        self.pending.clear()

@@ -1,0 +1,281 @@
+"""The pipeline every metric service shares; a service plugs in its pure scoring function.
+
+``SQS event -> unwrap -> read object -> resolve large bodies -> extract -> exclude -> sample ->
+truncate -> compute (in batches) -> metric points -> sink``.
+
+Guarantees the handler relies on:
+
+* metrics of an object are handed to the sink only after the whole object was read and scored, so
+  an object that fails midway emits nothing and is retried whole;
+* a bad line is counted (``ParseErrors``) and skipped, a record that holds no scorable interaction
+  is counted (``SkippedRecords`` by ``Reason``), never dropped silently;
+* an unreadable object or message raises, which the batch processor reports as that message's
+  failure alone (``ReportBatchItemFailures``);
+* nothing logged or emitted carries prompt or response text: logs name objects, counts and
+  exception types only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any
+
+from llmmon_shared.events import ObjectRef, SkippedObject, unwrap_message
+from llmmon_shared.extract import Interaction, Skip, SkipReason, extract
+from llmmon_shared.logs import (
+    BodyFetchError,
+    InvocationLogRecord,
+    LineError,
+    S3Reader,
+    read_log_object,
+    resolve_large_bodies,
+)
+from llmmon_shared.metrics import DimensionPolicy, MetricPoint, MetricSink, Unit
+from llmmon_shared.settings import ServiceSettings
+from llmmon_shared.text import is_sampled, truncate_chars
+
+__all__ = [
+    "Compute",
+    "ObjectReport",
+    "ObjectUnavailableError",
+    "Pipeline",
+    "Scores",
+    "Boto3S3Reader",
+]
+
+logger = logging.getLogger("llmmon")
+
+Scores = Mapping[str, float]
+Compute = Callable[[Sequence[Interaction]], Sequence[Scores]]
+"""Pure scoring: one mapping of metric name to value per interaction, in the same order."""
+
+UNKNOWN_MODEL = "Unknown"
+MAX_METRIC_AGE = timedelta(days=13)
+MAX_METRIC_LEAD = timedelta(hours=1)
+
+
+class ObjectUnavailableError(Exception):
+    """The log object could not be fetched (deleted, access denied, throttled)."""
+
+
+@dataclass
+class Boto3S3Reader:
+    """:class:`S3Reader` over a boto3 S3 client (streams the body, does not load it whole)."""
+
+    client: Any
+
+    def open(self, bucket: str, key: str) -> IO[bytes]:
+        body: IO[bytes] = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        return body
+
+
+@dataclass
+class ObjectReport:
+    """What scoring one object found. Counts only: no text."""
+
+    key: str
+    interactions: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    sampled_out: Counter[str] = field(default_factory=Counter)
+    parse_errors: int = 0
+
+    def as_log(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "interactions": sum(self.interactions.values()),
+            "skipped": {reason: n for (_, reason), n in self.skipped.items()},
+            "sampled_out": sum(self.sampled_out.values()),
+            "parse_errors": self.parse_errors,
+        }
+
+
+@dataclass
+class Pipeline:
+    """Wires the shared steps around one service's :data:`Compute`."""
+
+    service: str
+    compute: Compute
+    units: Mapping[str, Unit]
+    s3: S3Reader
+    sink: MetricSink
+    settings: ServiceSettings = field(default_factory=ServiceSettings)
+    policy: DimensionPolicy | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def __post_init__(self) -> None:
+        if self.policy is None:
+            self.policy = DimensionPolicy(
+                self.settings.metadata_dimensions, self.settings.metadata_max_values
+            )
+
+    # -- one object ---------------------------------------------------------------------------
+
+    def score_object(self, ref: ObjectRef) -> tuple[list[MetricPoint], ObjectReport]:
+        """Read and score a whole object. Raises on an unreadable object; emits nothing itself."""
+        report = ObjectReport(ref.key)
+        points: list[MetricPoint] = []
+        batch: list[Interaction] = []
+        try:
+            raw = self.s3.open(ref.bucket, ref.key)
+        except Exception as exc:
+            raise ObjectUnavailableError(
+                f"cannot open s3://{ref.bucket}/{ref.key}: {type(exc).__name__}"
+            ) from exc
+        with closing(raw):
+            for item in read_log_object(raw):
+                if isinstance(item, LineError):
+                    report.parse_errors += 1
+                    logger.warning(
+                        "skipped bad line",
+                        extra={"key": ref.key, "line": item.line_number, "reason": item.reason},
+                    )
+                    continue
+                outcome = self._interaction(item)
+                if isinstance(outcome, Skip):
+                    report.skipped[(outcome.model_id or UNKNOWN_MODEL, outcome.reason)] += 1
+                    continue
+                if not is_sampled(outcome.request_id, self.settings.sample_rate):
+                    report.sampled_out[outcome.model_id] += 1
+                    continue
+                report.interactions[outcome.model_id] += 1
+                batch.append(self._bounded(outcome))
+                if len(batch) >= self.settings.batch_size:
+                    points.extend(self._score(batch))
+                    batch.clear()
+        if batch:
+            points.extend(self._score(batch))
+        points.extend(self._counters(report))
+        return points, report
+
+    def _interaction(self, record: InvocationLogRecord) -> Interaction | Skip:
+        try:
+            record = resolve_large_bodies(record, self.s3)
+        except BodyFetchError:
+            return Skip(SkipReason.LARGE_BODY_UNAVAILABLE, record.request_id, record.model_id)
+        outcome = extract(record)
+        if isinstance(outcome, Interaction) and (
+            outcome.identity_arn in self.settings.exclude_identity_arns
+            or outcome.model_id in self.settings.exclude_model_ids
+        ):
+            return Skip(SkipReason.EXCLUDED, outcome.request_id, outcome.model_id)
+        return outcome
+
+    def _bounded(self, interaction: Interaction) -> Interaction:
+        limit = self.settings.max_chars
+        if len(interaction.prompt) <= limit and len(interaction.completion) <= limit:
+            return interaction
+        return replace(
+            interaction,
+            prompt=truncate_chars(interaction.prompt, limit),
+            completion=truncate_chars(interaction.completion, limit),
+        )
+
+    def _timestamp(self, interaction: Interaction, now: datetime) -> datetime:
+        moment = interaction.timestamp
+        if moment is None or not (now - MAX_METRIC_AGE <= moment <= now + MAX_METRIC_LEAD):
+            return now
+        return moment
+
+    def _score(self, batch: Sequence[Interaction]) -> list[MetricPoint]:
+        assert self.policy is not None
+        results = self.compute(batch)
+        if len(results) != len(batch):
+            raise RuntimeError(f"{self.service} scored {len(results)} of {len(batch)} interactions")
+        now = self.now()
+        points: list[MetricPoint] = []
+        for interaction, scores in zip(batch, results, strict=True):
+            dims = self.policy.dimensions(interaction.model_id, interaction.request_metadata)
+            moment = self._timestamp(interaction, now)
+            for name, value in scores.items():
+                points.append(
+                    MetricPoint(name, float(value), self.units.get(name, Unit.NONE), dims, moment)
+                )
+        return points
+
+    def _counters(self, report: ObjectReport) -> list[MetricPoint]:
+        assert self.policy is not None
+        now = self.now()
+        service = ("Service", self.service)
+
+        def dims(model_id: str, *extra: tuple[str, str]) -> tuple[tuple[str, str], ...]:
+            model_dims = self.policy.dimensions(model_id) if self.policy else ()
+            return tuple(sorted((*model_dims, service, *extra)))
+
+        points = [
+            MetricPoint("Interactions", n, Unit.COUNT, dims(model), now)
+            for model, n in report.interactions.items()
+        ]
+        points += [
+            MetricPoint("SampledOut", n, Unit.COUNT, dims(model), now)
+            for model, n in report.sampled_out.items()
+        ]
+        points += [
+            MetricPoint("SkippedRecords", n, Unit.COUNT, dims(model, ("Reason", str(reason))), now)
+            for (model, reason), n in report.skipped.items()
+        ]
+        points.append(MetricPoint("ParseErrors", report.parse_errors, Unit.COUNT, (service,), now))
+        return points
+
+    # -- one message, one event ---------------------------------------------------------------
+
+    def handle_message(self, body: str) -> list[ObjectReport | SkippedObject]:
+        """Score every object a message names, then deliver their metrics. Raises on failure."""
+        outcomes: list[ObjectReport | SkippedObject] = []
+        points: list[MetricPoint] = []
+        for ref in unwrap_message(body):
+            if isinstance(ref, SkippedObject):
+                logger.info("skipped event", extra={"reason": ref.reason, "key": ref.key})
+                outcomes.append(ref)
+                continue
+            object_points, report = self.score_object(ref)
+            points.extend(object_points)
+            outcomes.append(report)
+            logger.info("object scored", extra={"service": self.service, **report.as_log()})
+        if points:
+            self.sink.add(points)
+            self.sink.flush()
+        return outcomes
+
+    def handle_event(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        """Lambda entry point for an SQS event; returns ``batchItemFailures``."""
+        from aws_lambda_powertools.utilities.batch import (
+            BatchProcessor,
+            EventType,
+            process_partial_response,
+        )
+        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+        def record_handler(record: SQSRecord) -> None:
+            try:
+                self.handle_message(record.body)
+            except Exception as exc:
+                logger.error(
+                    "message failed",
+                    extra={
+                        "service": self.service,
+                        "message_id": record.message_id,
+                        "error": type(exc).__name__,
+                        "detail": _safe_detail(exc),
+                    },
+                )
+                raise
+
+        processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return process_partial_response(
+            event=dict(event), record_handler=record_handler, processor=processor, context=context
+        )
+
+
+def _safe_detail(exc: BaseException) -> str:
+    """Exception messages of our own error types (they never hold text); others by type only."""
+    from llmmon_shared.events import InvalidEventError
+    from llmmon_shared.logs import CorruptObjectError
+
+    if isinstance(exc, InvalidEventError | CorruptObjectError | ObjectUnavailableError):
+        return str(exc)
+    return type(exc).__name__

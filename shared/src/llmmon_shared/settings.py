@@ -1,0 +1,50 @@
+"""Service settings, read from the environment once per cold start (prefix ``LLMMON_``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ServiceSettings"]
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every metric service shares. Services subclass it to add their own fields.
+
+    Lists accept a JSON array or a comma-separated string: ``LLMMON_METADATA_DIMENSIONS=app,tenant``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="LLMMON_", extra="ignore", frozen=True)
+
+    service: str = "llmmon"
+    namespace: str = "llmmon"
+    sink: Literal["emf", "putmetricdata", "memory"] = "emf"
+    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    max_chars: int = Field(default=8000, ge=1)
+    """Characters of prompt and response handed to a scorer (the rest is cut off)."""
+    metadata_dimensions: CsvList = Field(default_factory=list)
+    """``requestMetadata`` keys that become dimensions (allow-list)."""
+    metadata_max_values: int = Field(default=20, ge=1, le=1000)
+    exclude_identity_arns: CsvList = Field(default_factory=list)
+    """Callers whose invocations are not scored (for example llmmon's own roles)."""
+    exclude_model_ids: CsvList = Field(default_factory=list)
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    """Interactions handed to a scorer at once."""
+    log_level: str = "INFO"
+
+    @field_validator("metadata_dimensions", "exclude_identity_arns", "exclude_model_ids",
+                     mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [item.strip() for item in text.split(",") if item.strip()]
+        return value
