@@ -8,6 +8,7 @@ skipped. It prints counts only, never prompt or response text.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -52,10 +53,9 @@ def inspect(paths: Sequence[str]) -> int:
                     if isinstance(item, LineError):
                         parse_errors += 1
                         continue
-                    try:
+                    # An unreadable body is classified by extract() as large-body-unavailable.
+                    with contextlib.suppress(BodyFetchError):
                         item = resolve_large_bodies(item, bodies)
-                    except BodyFetchError:
-                        pass  # extract() classifies it as large-body-unavailable
                     outcome = extract(item)
                     if isinstance(outcome, Interaction):
                         by_model[(outcome.model_id, outcome.family)] += 1

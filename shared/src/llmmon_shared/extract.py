@@ -214,7 +214,7 @@ def _join_chunks(
 
 
 def _claude_messages_request(body: dict[str, Any]) -> Request | None:
-    if "messages" not in body or "anthropic_version" not in body and "max_tokens" not in body:
+    if "messages" not in body or ("anthropic_version" not in body and "max_tokens" not in body):
         return None
     turns = _turns(body.get("messages"))
     if turns is None:
@@ -378,8 +378,14 @@ def _nova_chunks(chunks: list[Any]) -> Completion | None:
         return None
     completion = Completion("")
     parts: list[str] = []
-    known = {"messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop",
-             "messageStop", "metadata"}
+    known = {
+        "messageStart",
+        "contentBlockStart",
+        "contentBlockDelta",
+        "contentBlockStop",
+        "messageStop",
+        "metadata",
+    }
     for item in chunks:
         chunk = _dict(item)
         if chunk is None or not known.intersection(chunk):
@@ -565,19 +571,33 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("claude-messages", frozenset({"anthropic"}), _claude_messages_request,
-           _claude_messages_response, _claude_messages_chunks),
-    Family("claude-text", frozenset({"anthropic"}), _claude_text_request, _claude_text_response,
-           _claude_text_chunks),
+    Family(
+        "claude-messages",
+        frozenset({"anthropic"}),
+        _claude_messages_request,
+        _claude_messages_response,
+        _claude_messages_chunks,
+    ),
+    Family(
+        "claude-text",
+        frozenset({"anthropic"}),
+        _claude_text_request,
+        _claude_text_response,
+        _claude_text_chunks,
+    ),
     Family("titan-text", frozenset({"amazon"}), _titan_request, _titan_response, _titan_chunks),
     Family("nova", frozenset({"amazon"}), _converse_request, _converse_response, _nova_chunks),
     Family("llama", frozenset({"meta"}), _prompt_request, _llama_response, _llama_chunks),
-    Family("mistral-text", frozenset({"mistral"}), _prompt_request, _mistral_text_response,
-           _mistral_text_chunks),
+    Family(
+        "mistral-text",
+        frozenset({"mistral"}),
+        _prompt_request,
+        _mistral_text_response,
+        _mistral_text_chunks,
+    ),
     Family("mistral-chat", frozenset({"mistral"}), _chat_request, _chat_response),
     Family("cohere-command", frozenset({"cohere"}), _prompt_request, _cohere_text_response),
-    Family("cohere-command-r", frozenset({"cohere"}), _cohere_chat_request,
-           _cohere_chat_response),
+    Family("cohere-command-r", frozenset({"cohere"}), _cohere_chat_request, _cohere_chat_response),
     Family("ai21-jurassic", frozenset({"ai21"}), _prompt_request, _ai21_j2_response),
     Family("ai21-jamba", frozenset({"ai21"}), _chat_request, _chat_response),
 )
@@ -595,7 +615,7 @@ def model_vendor(model_id: str) -> str:
     name = model_id.rsplit("/", 1)[-1]
     for prefix in _REGION_PREFIXES:
         if name.startswith(prefix):
-            name = name[len(prefix):]
+            name = name[len(prefix) :]
             break
     vendor, dot, _ = name.partition(".")
     return vendor if dot else ""
@@ -615,7 +635,9 @@ def _candidates(model_id: str) -> list[Family]:
     return own + [family for family in FAMILIES if vendor not in family.vendors]
 
 
-def _read(family: Family, body_in: dict[str, Any], body_out: Any) -> tuple[Request, Completion] | None:
+def _read(
+    family: Family, body_in: dict[str, Any], body_out: Any
+) -> tuple[Request, Completion] | None:
     request = family.request(body_in)
     if request is None:
         return None

@@ -136,7 +136,7 @@ def _open_text_stream(raw: IO[bytes]) -> IO[bytes]:
     buffered = io.BufferedReader(_ReadAdapter(raw), buffer_size=1 << 16)
     head = buffered.peek(2)[:2]
     if head == GZIP_MAGIC:
-        return gzip.GzipFile(fileobj=buffered, mode="rb")
+        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
     if head[:1] in (b"{", b"\n", b"\r", b" ", b""):
         return buffered
     raise CorruptObjectError("object is neither gzip nor JSON lines")
@@ -166,8 +166,9 @@ def iter_log_lines(raw: IO[bytes]) -> Iterator[tuple[int, bytes]]:
             if line.strip():
                 yield line_number, line
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-        raise CorruptObjectError(f"cannot decompress object after line {line_number}: "
-                                 f"{type(exc).__name__}") from exc
+        raise CorruptObjectError(
+            f"cannot decompress object after line {line_number}: {type(exc).__name__}"
+        ) from exc
 
 
 def read_log_object(raw: IO[bytes]) -> Iterator[InvocationLogRecord | LineError]:
@@ -243,10 +244,9 @@ def resolve_large_bodies(record: InvocationLogRecord, reader: S3Reader) -> Invoc
     Raises :class:`BodyFetchError` when a named body cannot be read; the record is then skipped by
     the caller with reason ``large-body-unavailable``.
     """
-    if record.input is not None and record.input.input_body_json is None:
-        if record.input.input_body_s3_path:
-            record.input.input_body_json = _fetch_body(reader, record.input.input_body_s3_path)
-    if record.output is not None and record.output.output_body_json is None:
-        if record.output.output_body_s3_path:
-            record.output.output_body_json = _fetch_body(reader, record.output.output_body_s3_path)
+    source, sink = record.input, record.output
+    if source is not None and source.input_body_json is None and source.input_body_s3_path:
+        source.input_body_json = _fetch_body(reader, source.input_body_s3_path)
+    if sink is not None and sink.output_body_json is None and sink.output_body_s3_path:
+        sink.output_body_json = _fetch_body(reader, sink.output_body_s3_path)
     return record

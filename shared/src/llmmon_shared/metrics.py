@@ -150,7 +150,10 @@ def _minute(timestamp: datetime | None, now: datetime) -> datetime:
 GroupKey = tuple[Dimensions, datetime]
 
 
-def _group(points: Iterable[MetricPoint], now: datetime) -> dict[GroupKey, dict[tuple[str, Unit], list[float]]]:
+Grouped = dict[GroupKey, dict[tuple[str, Unit], list[float]]]
+
+
+def _group(points: Iterable[MetricPoint], now: datetime) -> Grouped:
     """Points by (dimensions, minute), then by (metric name, unit)."""
     groups: dict[GroupKey, dict[tuple[str, Unit], list[float]]] = defaultdict(
         lambda: defaultdict(list)
@@ -181,7 +184,8 @@ class MemorySink:
         return [
             point.value
             for point in self.flushed
-            if point.name == name and all(point.dimension_map.get(k) == v for k, v in dimensions.items())
+            if point.name == name
+            and all(point.dimension_map.get(k) == v for k, v in dimensions.items())
         ]
 
 

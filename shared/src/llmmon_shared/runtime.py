@@ -40,12 +40,12 @@ from llmmon_shared.settings import ServiceSettings
 from llmmon_shared.text import is_sampled, truncate_chars
 
 __all__ = [
+    "Boto3S3Reader",
     "Compute",
     "ObjectReport",
     "ObjectUnavailableError",
     "Pipeline",
     "Scores",
-    "Boto3S3Reader",
 ]
 
 logger = logging.getLogger("llmmon")
@@ -266,9 +266,10 @@ class Pipeline:
                 raise
 
         processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return process_partial_response(
+        response = process_partial_response(
             event=dict(event), record_handler=record_handler, processor=processor, context=context
         )
+        return dict(response)
 
 
 def _safe_detail(exc: BaseException) -> str:

@@ -15,7 +15,8 @@ CsvList = Annotated[list[str], NoDecode]
 class ServiceSettings(BaseSettings):
     """Settings every metric service shares. Services subclass it to add their own fields.
 
-    Lists accept a JSON array or a comma-separated string: ``LLMMON_METADATA_DIMENSIONS=app,tenant``.
+    Lists accept a JSON array or a comma-separated string:
+    ``LLMMON_METADATA_DIMENSIONS=app,tenant``.
     """
 
     model_config = SettingsConfigDict(env_prefix="LLMMON_", extra="ignore", frozen=True)
@@ -36,8 +37,9 @@ class ServiceSettings(BaseSettings):
     """Interactions handed to a scorer at once."""
     log_level: str = "INFO"
 
-    @field_validator("metadata_dimensions", "exclude_identity_arns", "exclude_model_ids",
-                     mode="before")
+    @field_validator(
+        "metadata_dimensions", "exclude_identity_arns", "exclude_model_ids", mode="before"
+    )
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):

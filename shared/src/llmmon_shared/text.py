@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["sample_fraction", "is_sampled", "truncate_chars", "truncate_utf8"]
+__all__ = ["is_sampled", "sample_fraction", "truncate_chars", "truncate_utf8"]
 
 
 def sample_fraction(request_id: str) -> float:

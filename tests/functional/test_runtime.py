@@ -1,0 +1,191 @@
+"""The shared handler pipeline fed Lambda's SQS event shape over fixture objects in moto S3.
+
+The compute plugged in here is a plain, real scorer (response length and a keyword flag) so the
+test exercises the shared pipeline alone; the metric services have their own functional tests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from llmmon_shared.extract import Interaction
+from llmmon_shared.metrics import EmfSink, MemorySink, Unit
+from llmmon_shared.runtime import Boto3S3Reader, Pipeline, Scores
+from llmmon_shared.settings import ServiceSettings
+from tests.conftest import (
+    FIXTURE_BUCKET,
+    FIXTURES,
+    all_texts,
+    fixture_key,
+    fixture_keys,
+    s3_event,
+    sns_envelope,
+    sqs_event,
+)
+
+
+def length_compute(batch: Sequence[Interaction]) -> list[Scores]:
+    return [
+        {"ResponseChars": len(i.completion), "MentionsParis": float("Paris" in i.completion)}
+        for i in batch
+    ]
+
+
+@pytest.fixture
+def s3() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=FIXTURE_BUCKET)
+        for path in FIXTURES.rglob("*"):
+            if path.is_file():
+                client.put_object(
+                    Bucket=FIXTURE_BUCKET,
+                    Key=path.relative_to(FIXTURES).as_posix(),
+                    Body=path.read_bytes(),
+                )
+        yield client
+
+
+def pipeline(s3: Any, sink: Any, **settings: Any) -> Pipeline:
+    return Pipeline(
+        service="test",
+        compute=length_compute,
+        units={"ResponseChars": Unit.COUNT},
+        s3=Boto3S3Reader(s3),
+        sink=sink,
+        settings=ServiceSettings(**settings),
+    )
+
+
+def body(tag: str, envelope: bool = False) -> str:
+    event = s3_event(FIXTURE_BUCKET, fixture_key(tag))
+    return json.dumps(sns_envelope(event) if envelope else event)
+
+
+def test_handler__scores_every_fixture_object_and_reports_only_the_poisoned(s3: Any) -> None:
+    sink = MemorySink()
+    good = [k for k in fixture_keys() if not k.endswith("_skips.json.gz")]
+    bodies = [json.dumps(s3_event(FIXTURE_BUCKET, k)) for k in good]
+    bodies.insert(2, body("truncated"))
+    bodies.append(json.dumps(sns_envelope(s3_event(FIXTURE_BUCKET, fixture_key("not-gzip")))))
+    bodies.append("this is not an S3 event")
+    result = pipeline(s3, sink).handle_event(sqs_event(bodies))
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    assert failed == {"msg-2", f"msg-{len(bodies) - 2}", f"msg-{len(bodies) - 1}"}
+    # Every good interaction was scored once, the truncated object contributed nothing.
+    scored = sink.values("ResponseChars")
+    assert len(scored) == sum(sink.values("Interactions"))
+    assert len(scored) == 18
+    assert sink.values("MentionsParis").count(1.0) == 4
+
+
+def test_handler__counts_skips_and_bad_lines(s3: Any) -> None:
+    sink = MemorySink()
+    events = sqs_event([body("skips"), body("bad-line", envelope=True), body("unknown-schema")])
+    assert pipeline(s3, sink).handle_event(events) == {"batchItemFailures": []}
+    skipped = {
+        (p.dimension_map["Reason"], p.dimension_map["ModelId"]): p.value
+        for p in sink.flushed
+        if p.name == "SkippedRecords"
+    }
+    assert skipped[("invocation-error", "anthropic.claude-3-haiku-20240307-v1:0")] == 1
+    assert skipped[("non-text-operation", "amazon.titan-image-generator-v2:0")] == 1
+    assert skipped[("unknown-shape", "vendorx.mystery-model-v1")] == 1
+    assert skipped[("unknown-schema", "x.y")] == 1
+    assert skipped[("incomplete-record", "Unknown")] == 1
+    assert sum(sink.values("ParseErrors")) == 2
+    assert all(
+        p.dimension_map["Service"] == "test"
+        for p in sink.flushed
+        if p.name in {"SkippedRecords", "ParseErrors", "Interactions"}
+    )
+
+
+def test_handler__large_data_bodies_are_fetched_from_s3(s3: Any) -> None:
+    sink = MemorySink()
+    pipeline(s3, sink, max_chars=200_000).handle_event(sqs_event([body("large-data")]))
+    assert [v for v in sink.values("ResponseChars") if v > 100_000]
+    skipped = [p for p in sink.flushed if p.name == "SkippedRecords"]
+    assert [p.dimension_map["Reason"] for p in skipped] == ["large-body-unavailable"]
+
+
+def test_handler__test_events_and_non_log_objects_are_not_failures(s3: Any) -> None:
+    sink = MemorySink()
+    test_event = {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": FIXTURE_BUCKET}
+    permission = s3_event(
+        FIXTURE_BUCKET,
+        "AWSLogs/123456789012/BedrockModelInvocationLogs/amazon-bedrock-logs-permission-check",
+        size=0,
+    )
+    result = pipeline(s3, sink).handle_event(
+        sqs_event([json.dumps(test_event), json.dumps(permission), body("empty")])
+    )
+    assert result == {"batchItemFailures": []}
+    assert sink.values("Interactions") == []
+
+
+def test_handler__deleted_object_fails_its_message(s3: Any) -> None:
+    s3.delete_object(Bucket=FIXTURE_BUCKET, Key=fixture_key("nova"))
+    result = pipeline(s3, MemorySink()).handle_event(sqs_event([body("nova"), body("titan")]))
+    assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+
+
+def test_sampling__keeps_the_same_interactions_in_every_run(s3: Any) -> None:
+    runs = []
+    for _ in range(2):
+        sink = MemorySink()
+        pipeline(s3, sink, sample_rate=0.5).handle_event(
+            sqs_event([json.dumps(s3_event(FIXTURE_BUCKET, k)) for k in fixture_keys()])
+        )
+        runs.append(sorted(sink.values("ResponseChars")))
+        sampled_out = sum(sink.values("SampledOut"))
+        assert len(runs[-1]) > 0 and sampled_out > 0
+    assert runs[0] == runs[1]
+
+
+def test_max_chars__bounds_what_the_scorer_sees(s3: Any) -> None:
+    sink = MemorySink()
+    pipeline(s3, sink, max_chars=100).handle_event(sqs_event([body("large-data")]))
+    assert max(sink.values("ResponseChars")) <= 100
+
+
+def test_metadata_dimensions__come_only_from_the_allow_list(s3: Any) -> None:
+    sink = MemorySink()
+    pipeline(s3, sink, metadata_dimensions=["app"]).handle_event(
+        sqs_event([body("claude-messages")])
+    )
+    dims = {p.dimensions for p in sink.flushed if p.name == "ResponseChars"}
+    assert dims == {
+        (("ModelId", "anthropic.claude-3-haiku-20240307-v1:0"), ("app", "tutor")),
+        (("ModelId", "us.anthropic.claude-3-haiku-20240307-v1:0"), ("app", "mail-helper")),
+    }
+
+
+def test_no_prompt_or_response_text__reaches_emf_or_logs(
+    s3: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Run every fixture (good and broken) through the pipeline; search all output for text."""
+    caplog.set_level(logging.DEBUG)
+    out = io.StringIO()
+    sink = EmfSink("llmmon", out)
+    bodies = [json.dumps(s3_event(FIXTURE_BUCKET, k)) for k in fixture_keys(include_broken=True)]
+    pipeline(s3, sink, metadata_dimensions=["app", "tenant"]).handle_event(sqs_event(bodies))
+    emitted = out.getvalue()
+    logged = "\n".join(
+        f"{r.getMessage()} {json.dumps(r.__dict__, default=str)}" for r in caplog.records
+    )
+    assert emitted and logged
+    for text in set(all_texts()):
+        for start in range(0, max(1, len(text) - 12), 6):
+            piece = text[start : start + 12]
+            assert piece not in emitted, "response or prompt text in EMF output"
+            assert piece not in logged, "response or prompt text in a log line"
+    assert all(json.loads(line)["_aws"]["CloudWatchMetrics"] for line in emitted.splitlines())

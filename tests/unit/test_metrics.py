@@ -1,0 +1,150 @@
+"""Metric points, the dimension policy, and the EMF / PutMetricData / memory sinks."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from llmmon_shared.metrics import (
+    EMF_MAX_VALUES,
+    DimensionPolicy,
+    EmfSink,
+    MemorySink,
+    MetricPoint,
+    PutMetricDataSink,
+    Unit,
+)
+
+T0 = datetime(2026, 11, 28, 7, 5, 31, tzinfo=UTC)
+DIMS = (("ModelId", "anthropic.claude-v2"),)
+
+
+def test_metric_point__rejects_bad_names_and_values() -> None:
+    with pytest.raises(ValueError, match="name"):
+        MetricPoint("Has spaces in it", 1.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        MetricPoint("Score", float("nan"))
+    with pytest.raises(ValueError, match="non-finite"):
+        MetricPoint("Score", float("inf"))
+
+
+def test_dimension_policy__model_always_metadata_only_when_allowed() -> None:
+    policy = DimensionPolicy(metadata_keys=["app"])
+    dims = policy.dimensions(
+        "us.anthropic.claude-3-haiku-20240307-v1:0", {"app": "tutor", "user": "alice@example.com"}
+    )
+    assert dims == (("ModelId", "us.anthropic.claude-3-haiku-20240307-v1:0"), ("app", "tutor"))
+    assert policy.dimensions("m", {}) == (("ModelId", "m"),)
+
+
+def test_dimension_policy__caps_distinct_values() -> None:
+    policy = DimensionPolicy(metadata_keys=["tenant"], max_values_per_key=2)
+    seen = [dict(policy.dimensions("m", {"tenant": f"t{i}"}))["tenant"] for i in range(4)]
+    assert seen == ["t0", "t1", "Other", "Other"]
+    assert dict(policy.dimensions("m", {"tenant": "t1"}))["tenant"] == "t1"
+
+
+@pytest.mark.parametrize("value", ["What is the capital of France?", "x" * 200, "", "a\nb"])
+def test_dimension_policy__free_text_never_becomes_a_dimension(value: str) -> None:
+    policy = DimensionPolicy(metadata_keys=["app"])
+    assert dict(policy.dimensions(value, {"app": value})) == {"ModelId": "Other", "app": "Other"}
+
+
+def emf_lines(points: list[MetricPoint], namespace: str = "llmmon") -> list[dict[str, Any]]:
+    out = io.StringIO()
+    sink = EmfSink(namespace, out)
+    sink.add(points)
+    sink.flush()
+    assert sink.pending == []
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_emf__matches_the_specification() -> None:
+    (doc,) = emf_lines(
+        [
+            MetricPoint("PromptResponseSimilarity", 0.8, Unit.NONE, DIMS, T0),
+            MetricPoint("Refusal", 1, Unit.NONE, DIMS, T0),
+        ]
+    )
+    directive = doc["_aws"]
+    assert directive["Timestamp"] == int(T0.replace(second=0).timestamp() * 1000)
+    (metrics,) = directive["CloudWatchMetrics"]
+    assert metrics["Namespace"] == "llmmon"
+    assert metrics["Dimensions"] == [["ModelId"]]
+    assert {m["Name"] for m in metrics["Metrics"]} == {"PromptResponseSimilarity", "Refusal"}
+    assert all(set(m) == {"Name", "Unit"} for m in metrics["Metrics"])
+    assert doc["ModelId"] == "anthropic.claude-v2"
+    assert doc["PromptResponseSimilarity"] == 0.8 and doc["Refusal"] == 1
+
+
+def test_emf__many_values_are_arrays_of_at_most_100() -> None:
+    points = [MetricPoint("Toxicity", i / 250, Unit.NONE, DIMS, T0) for i in range(250)]
+    docs = emf_lines(points)
+    sizes = [len(doc["Toxicity"]) for doc in docs]
+    assert sizes == [EMF_MAX_VALUES, EMF_MAX_VALUES, 50]
+    assert sorted(v for doc in docs for v in doc["Toxicity"]) == sorted(p.value for p in points)
+
+
+def test_emf__at_most_100_metrics_per_directive() -> None:
+    points = [MetricPoint(f"M{i}", 1.0, Unit.COUNT, DIMS, T0) for i in range(130)]
+    docs = emf_lines(points)
+    assert [len(d["_aws"]["CloudWatchMetrics"][0]["Metrics"]) for d in docs] == [100, 30]
+
+
+def test_emf__one_line_per_dimension_set_and_minute() -> None:
+    later = T0.replace(minute=9)
+    docs = emf_lines(
+        [
+            MetricPoint("Refusal", 1, Unit.NONE, DIMS, T0),
+            MetricPoint("Refusal", 0, Unit.NONE, (("ModelId", "other"),), T0),
+            MetricPoint("Refusal", 0, Unit.NONE, DIMS, later),
+        ]
+    )
+    assert len(docs) == 3
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def put_metric_data(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        return {}
+
+
+def test_put_metric_data__packs_values_and_counts() -> None:
+    client = RecordingClient()
+    sink = PutMetricDataSink("llmmon", client)
+    sink.add([MetricPoint("Refusal", v, Unit.NONE, DIMS, T0) for v in [1, 0, 0, 1, 0]])
+    sink.flush()
+    (call,) = client.calls
+    assert call["Namespace"] == "llmmon"
+    (datum,) = call["MetricData"]
+    assert datum["MetricName"] == "Refusal"
+    assert datum["Dimensions"] == [{"Name": "ModelId", "Value": "anthropic.claude-v2"}]
+    assert dict(zip(datum["Values"], datum["Counts"], strict=True)) == {1: 2.0, 0: 3.0}
+
+
+def test_put_metric_data__splits_at_150_values_and_1000_datums() -> None:
+    client = RecordingClient()
+    sink = PutMetricDataSink("llmmon", client)
+    sink.add([MetricPoint("Score", i / 1000, Unit.NONE, DIMS, T0) for i in range(400)])
+    sink.add([MetricPoint(f"M{i}", 1.0, Unit.COUNT, DIMS, T0) for i in range(1200)])
+    sink.flush()
+    datums = [d for call in client.calls for d in call["MetricData"]]
+    assert all(len(call["MetricData"]) <= 1000 for call in client.calls)
+    assert len(client.calls) == 2 and sink.requests == 2
+    assert sorted(len(d["Values"]) for d in datums if d["MetricName"] == "Score") == [100, 150, 150]
+    assert len(datums) == 1203
+
+
+def test_memory_sink__keeps_flushed_points() -> None:
+    sink = MemorySink()
+    sink.add([MetricPoint("Refusal", 1, Unit.NONE, DIMS, T0)])
+    assert sink.flushed == []
+    sink.flush()
+    assert sink.values("Refusal", ModelId="anthropic.claude-v2") == [1]
