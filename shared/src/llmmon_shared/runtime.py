@@ -35,12 +35,22 @@ from llmmon_shared.logs import (
     read_log_object,
     resolve_large_bodies,
 )
-from llmmon_shared.metrics import DimensionPolicy, MetricPoint, MetricSink, Unit
+from llmmon_shared.metrics import (
+    DimensionPolicy,
+    EmfSink,
+    MemorySink,
+    MetricPoint,
+    MetricSink,
+    PutMetricDataSink,
+    Unit,
+)
 from llmmon_shared.settings import ServiceSettings
 from llmmon_shared.text import is_sampled, truncate_chars
 
 __all__ = [
     "Boto3S3Reader",
+    "build_pipeline",
+    "make_sink",
     "Compute",
     "ObjectReport",
     "ObjectUnavailableError",
@@ -270,6 +280,42 @@ class Pipeline:
             event=dict(event), record_handler=record_handler, processor=processor, context=context
         )
         return dict(response)
+
+
+def make_sink(settings: ServiceSettings, cloudwatch: Any = None) -> MetricSink:
+    """The sink the settings name: EMF to stdout (Lambda), PutMetricData, or memory."""
+    if settings.sink == "putmetricdata":
+        from llmmon_shared.aws import client
+
+        return PutMetricDataSink(settings.namespace, cloudwatch or client("cloudwatch"))
+    if settings.sink == "memory":
+        return MemorySink(settings.namespace)
+    return EmfSink(settings.namespace)
+
+
+def build_pipeline(
+    service: str,
+    compute: Compute,
+    units: Mapping[str, Unit],
+    settings: ServiceSettings,
+    s3: S3Reader | None = None,
+    sink: MetricSink | None = None,
+) -> Pipeline:
+    """A pipeline wired to real AWS clients (or the ones given), as a handler builds it once per
+    cold start."""
+    if s3 is None:
+        from llmmon_shared.aws import client
+
+        s3 = Boto3S3Reader(client("s3"))
+    logging.getLogger("llmmon").setLevel(settings.log_level)
+    return Pipeline(
+        service=service,
+        compute=compute,
+        units=units,
+        s3=s3,
+        sink=sink or make_sink(settings),
+        settings=settings,
+    )
 
 
 def _safe_detail(exc: BaseException) -> str:

@@ -1,0 +1,1 @@
+"""llmmon comprehend service: sentiment and toxicity of responses (and optionally prompts)."""

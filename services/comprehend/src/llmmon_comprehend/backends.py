@@ -1,0 +1,228 @@
+"""Sentiment and toxicity backends: Amazon Comprehend, or local stand-ins (VADER, profanity-check).
+
+Comprehend's real limits are respected here, in one place:
+
+* BatchDetectSentiment: at most 25 documents per call, each at most 5,000 UTF-8 bytes (cut on a
+  character boundary); ``ErrorList`` entries with a transient error code are retried in a later
+  call, the rest are reported as unscored (``None``);
+* DetectToxicContent: one document per call (segments are read as context of each other), split
+  into at most 10 segments of at most 1,000 UTF-8 bytes each, cut at whitespace; the document's
+  scores are the maximum over its segments;
+* throttling and transient errors are retried with exponential backoff and jitter.
+
+The local backends map their own outputs onto the same result types and name themselves:
+VADER's pos/neg/neu proportions become the Positive/Negative/Neutral scores; alt-profanity-check's
+offensive-language probability becomes Toxicity and the PROFANITY label only. It is a stand-in for
+Comprehend, not its equal (blind to implicit threats, and it scores only one label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from llmmon_shared.aws import call_with_backoff
+from llmmon_shared.text import truncate_utf8
+
+SENTIMENT_LABELS = ("Positive", "Negative", "Neutral", "Mixed")
+TOXICITY_LABELS = (
+    "GRAPHIC",
+    "HARASSMENT_OR_ABUSE",
+    "HATE_SPEECH",
+    "INSULT",
+    "PROFANITY",
+    "SEXUAL",
+    "VIOLENCE_OR_THREAT",
+)
+SENTIMENT_BATCH = 25
+SENTIMENT_MAX_BYTES = 5_000
+TOXIC_SEGMENTS = 10
+TOXIC_SEGMENT_BYTES = 1_000
+RETRYABLE_ITEM_ERRORS = frozenset({"INTERNAL_SERVER_ERROR", "THROTTLING", "TOO_MANY_REQUESTS"})
+
+
+@dataclass(frozen=True)
+class SentimentResult:
+    label: str
+    """POSITIVE, NEGATIVE, NEUTRAL or MIXED."""
+    scores: Mapping[str, float]
+    """Positive, Negative, Neutral, Mixed, each 0..1."""
+
+
+@dataclass(frozen=True)
+class ToxicityResult:
+    toxicity: float
+    labels: Mapping[str, float]
+    """Comprehend label name -> score, for the labels the backend provides."""
+
+
+class SentimentBackend(Protocol):
+    name: str
+
+    def sentiment(self, texts: Sequence[str]) -> list[SentimentResult | None]: ...
+
+
+class ToxicityBackend(Protocol):
+    name: str
+    labels: tuple[str, ...]
+
+    def toxicity(self, texts: Sequence[str]) -> list[ToxicityResult | None]: ...
+
+
+def split_segments(
+    text: str, max_bytes: int = TOXIC_SEGMENT_BYTES, max_segments: int = TOXIC_SEGMENTS
+) -> list[str]:
+    """Consecutive pieces of ``text`` of at most ``max_bytes`` UTF-8 bytes, cut at whitespace
+    where possible (never inside a character); at most ``max_segments`` pieces."""
+    segments: list[str] = []
+    rest = text.strip()
+    while rest and len(segments) < max_segments:
+        piece = truncate_utf8(rest, max_bytes)
+        if len(piece) < len(rest):
+            space = piece.rfind(" ")
+            if space > len(piece) // 2:
+                piece = piece[:space]
+        if not piece:  # a single character wider than max_bytes cannot happen in UTF-8
+            break
+        segments.append(piece)
+        rest = rest[len(piece) :].lstrip()
+    return segments
+
+
+@dataclass
+class ComprehendBackend:
+    """Amazon Comprehend: BatchDetectSentiment and DetectToxicContent."""
+
+    client: Any
+    language: str = "en"
+    item_retries: int = 2
+    workers: int = 4
+    sleep: Callable[[float], None] | None = None
+    name: str = "comprehend"
+    labels: tuple[str, ...] = TOXICITY_LABELS
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def _call(self, operation: str, **kwargs: Any) -> Any:
+        self.calls[operation] = self.calls.get(operation, 0) + 1
+        method = getattr(self.client, operation)
+        extra = {"sleep": self.sleep} if self.sleep else {}
+        return call_with_backoff(lambda: method(**kwargs), **extra)
+
+    def sentiment(self, texts: Sequence[str]) -> list[SentimentResult | None]:
+        results: list[SentimentResult | None] = [None] * len(texts)
+        docs = [truncate_utf8(text, SENTIMENT_MAX_BYTES) for text in texts]
+        pending = [i for i, doc in enumerate(docs) if doc.strip()]
+        for _ in range(1 + self.item_retries):
+            retry: list[int] = []
+            for start in range(0, len(pending), SENTIMENT_BATCH):
+                chunk = pending[start : start + SENTIMENT_BATCH]
+                response = self._call(
+                    "batch_detect_sentiment",
+                    TextList=[docs[i] for i in chunk],
+                    LanguageCode=self.language,
+                )
+                for item in response.get("ResultList", []):
+                    scores = item["SentimentScore"]
+                    results[chunk[item["Index"]]] = SentimentResult(
+                        item["Sentiment"], {k: float(scores[k]) for k in SENTIMENT_LABELS}
+                    )
+                for error in response.get("ErrorList", []):
+                    if error.get("ErrorCode") in RETRYABLE_ITEM_ERRORS:
+                        retry.append(chunk[error["Index"]])
+            if not retry:
+                break
+            pending = retry
+        return results
+
+    def _toxicity_one(self, text: str) -> ToxicityResult | None:
+        segments = split_segments(text)
+        if not segments:
+            return None
+        response = self._call(
+            "detect_toxic_content",
+            TextSegments=[{"Text": segment} for segment in segments],
+            LanguageCode="en",
+        )
+        items = response.get("ResultList", [])
+        if not items:
+            return None
+        toxicity = max(float(item.get("Toxicity", 0.0)) for item in items)
+        labels = dict.fromkeys(self.labels, 0.0)
+        for item in items:
+            for label in item.get("Labels", []):
+                name = label.get("Name")
+                if name in labels:
+                    labels[name] = max(labels[name], float(label.get("Score", 0.0)))
+        return ToxicityResult(toxicity, labels)
+
+    def toxicity(self, texts: Sequence[str]) -> list[ToxicityResult | None]:
+        if len(texts) <= 1 or self.workers <= 1:
+            return [self._toxicity_one(text) for text in texts]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(texts))) as pool:
+            return list(pool.map(self._toxicity_one, texts))
+
+
+@dataclass
+class VaderSentiment:
+    """VADER (lexicon and rules). Label: MIXED when both positive and negative proportions are at
+    least ``mixed_floor`` and the compound is weak; else by compound (>= 0.05 positive,
+    <= -0.05 negative, neutral between). Mixed score: twice the smaller of pos and neg."""
+
+    mixed_floor: float = 0.1
+    name: str = "local-vader"
+    _analyzer: Any = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self._analyzer = SentimentIntensityAnalyzer()
+
+    def _one(self, text: str) -> SentimentResult:
+        raw = self._analyzer.polarity_scores(text)
+        pos, neg, neu, compound = raw["pos"], raw["neg"], raw["neu"], raw["compound"]
+        if pos >= self.mixed_floor and neg >= self.mixed_floor and abs(compound) < 0.5:
+            label = "MIXED"
+        elif compound >= 0.05:
+            label = "POSITIVE"
+        elif compound <= -0.05:
+            label = "NEGATIVE"
+        else:
+            label = "NEUTRAL"
+        mixed = min(1.0, 2 * min(pos, neg))
+        return SentimentResult(
+            label, {"Positive": pos, "Negative": neg, "Neutral": neu, "Mixed": mixed}
+        )
+
+    def sentiment(self, texts: Sequence[str]) -> list[SentimentResult | None]:
+        return [self._one(text) for text in texts]
+
+
+@dataclass
+class ProfanityToxicity:
+    """alt-profanity-check (linear model over TF-IDF) on the same 1 KB segments Comprehend would
+    read, maximum over segments. Provides Toxicity and the PROFANITY label only."""
+
+    name: str = "local-profanity-check"
+    labels: tuple[str, ...] = ("PROFANITY",)
+
+    def __post_init__(self) -> None:
+        from profanity_check import predict_prob
+
+        self._predict = predict_prob
+
+    def toxicity(self, texts: Sequence[str]) -> list[ToxicityResult | None]:
+        segmented = [split_segments(text) for text in texts]
+        flat = [segment for segments in segmented for segment in segments]
+        probabilities = list(self._predict(flat)) if flat else []
+        results: list[ToxicityResult | None] = []
+        position = 0
+        for segments in segmented:
+            if not segments:
+                results.append(None)
+                continue
+            score = float(max(probabilities[position : position + len(segments)]))
+            position += len(segments)
+            results.append(ToxicityResult(score, {"PROFANITY": score}))
+        return results

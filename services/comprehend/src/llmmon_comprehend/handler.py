@@ -1,0 +1,31 @@
+"""Lambda entry point: the shared pipeline with the sentiment and toxicity scorer."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from typing import Any
+
+from llmmon_comprehend.compute import ComprehendScorer
+from llmmon_comprehend.settings import ComprehendSettings, make_backends
+from llmmon_comprehend.spec import SERVICE
+from llmmon_shared.runtime import Pipeline, build_pipeline
+
+
+@cache
+def pipeline() -> Pipeline:
+    """Built once per cold start: settings, clients and the local models if chosen."""
+    settings = ComprehendSettings()
+    sentiment, toxicity = make_backends(settings)
+    logging.getLogger("llmmon").info(
+        "comprehend backends",
+        extra={"sentiment": sentiment.name, "toxicity": toxicity.name,
+               "toxicity_labels": list(toxicity.labels)},
+    )
+    scorer = ComprehendScorer(sentiment, toxicity, settings.toxic_threshold,
+                              settings.score_prompt)
+    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings)
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return pipeline().handle_event(event, context)

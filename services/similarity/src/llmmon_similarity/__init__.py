@@ -1,0 +1,1 @@
+"""llmmon similarity service: how relevant each response is to its prompt."""

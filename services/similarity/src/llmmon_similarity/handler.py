@@ -1,0 +1,23 @@
+"""Lambda entry point: the shared pipeline with the similarity scorer."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from llmmon_shared.runtime import Pipeline, build_pipeline
+from llmmon_similarity.compute import SimilarityScorer
+from llmmon_similarity.settings import SimilaritySettings, make_embedder
+from llmmon_similarity.spec import SERVICE
+
+
+@cache
+def pipeline() -> Pipeline:
+    """Built once per cold start: settings, clients and the embedding model."""
+    settings = SimilaritySettings()
+    scorer = SimilarityScorer(make_embedder(settings))
+    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings)
+
+
+def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return pipeline().handle_event(event, context)

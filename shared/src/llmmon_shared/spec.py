@@ -1,0 +1,90 @@
+"""The declaration every metric service exports: what the Pulumi program, the local stack and the
+demo read to build, run and alarm on a service. Nothing about a service's topology is written
+anywhere else.
+
+A service registers its ``SERVICE`` under the ``llmmon.services`` entry-point group (one line in its
+pyproject); :func:`discover` finds every installed service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib.metadata import entry_points
+
+from llmmon_shared.metrics import Unit
+
+__all__ = ["AlarmSpec", "Comparison", "MetricSpec", "Permission", "ServiceSpec", "discover"]
+
+
+class Comparison(StrEnum):
+    GREATER = "GreaterThanThreshold"
+    GREATER_OR_EQUAL = "GreaterThanOrEqualToThreshold"
+    LESS = "LessThanThreshold"
+    LESS_OR_EQUAL = "LessThanOrEqualToThreshold"
+
+
+class Permission(StrEnum):
+    """AWS capabilities a service's role needs beyond reading its queue and the log objects."""
+
+    BEDROCK_EMBEDDINGS = "bedrock-embeddings"
+    COMPREHEND = "comprehend"
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    unit: Unit
+    description: str
+    statistic: str = "Average"
+    """The statistic that makes sense on a dashboard (Average of a 0/1 metric is a ratio)."""
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """A default quality alarm on one metric, per model (thresholds overridable per stack)."""
+
+    name: str
+    metric: str
+    statistic: str
+    comparison: Comparison
+    threshold: float
+    period_s: int = 300
+    evaluation_periods: int = 3
+    datapoints_to_alarm: int = 2
+    treat_missing_data: str = "notBreaching"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    description: str
+    handler: str
+    """``module.function`` of the Lambda handler."""
+    metrics: tuple[MetricSpec, ...]
+    alarms: tuple[AlarmSpec, ...] = ()
+    permissions: frozenset[Permission] = frozenset()
+    memory_mb: int = 1024
+    timeout_s: int = 120
+    batch_size: int = 10
+    batching_window_s: int = 5
+    max_concurrency: int = 5
+    max_receive_count: int = 5
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def units(self) -> dict[str, Unit]:
+        return {metric.name: metric.unit for metric in self.metrics}
+
+
+def discover() -> dict[str, ServiceSpec]:
+    """Every installed service's declaration, by name."""
+    found: dict[str, ServiceSpec] = {}
+    for entry in entry_points(group="llmmon.services"):
+        spec = entry.load()
+        if not isinstance(spec, ServiceSpec):
+            raise TypeError(f"entry point {entry.name} is not a ServiceSpec")
+        found[spec.name] = spec
+    return dict(sorted(found.items()))
