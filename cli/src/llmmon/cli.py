@@ -83,9 +83,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     inspect_cmd = commands.add_parser("inspect", help="summarise Bedrock log objects (no text)")
     inspect_cmd.add_argument("paths", nargs="+", help="log objects (.json.gz) or folders")
+    eval_cmd = commands.add_parser("eval", help="score a labelled CSV with a detector")
+    eval_cmd.add_argument("detector", choices=["refusal"])
+    eval_cmd.add_argument("csv", type=Path, help="CSV with completion and label columns")
+    eval_cmd.add_argument(
+        "--refusal-labels",
+        default="2_full_refusal,3_partial_refusal",
+        help="label values that mean refusal (comma-separated)",
+    )
+    eval_cmd.add_argument("--completion-column", default="completion")
+    eval_cmd.add_argument("--label-column", default="label")
+    eval_cmd.add_argument("--model-id", help="score as this model (selects its phrase family)")
+    eval_cmd.add_argument(
+        "--explain",
+        action="store_true",
+        help="list misclassified rows with the references that matched",
+    )
     args = parser.parse_args(argv)
     if args.command == "inspect":
         return inspect(args.paths)
+    if args.command == "eval":
+        from llmmon.evaluate import evaluate_refusal
+
+        evaluate_refusal(
+            args.csv,
+            [label.strip() for label in args.refusal_labels.split(",") if label.strip()],
+            args.completion_column,
+            args.label_column,
+            args.model_id,
+            args.explain,
+        )
+        return 0
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -56,6 +56,7 @@ def client(service: str, **kwargs: Any) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5,
-                    read_timeout=60)
+    config = Config(
+        retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=60
+    )
     return boto3.client(service, config=config, **kwargs)

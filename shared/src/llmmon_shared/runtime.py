@@ -49,13 +49,13 @@ from llmmon_shared.text import is_sampled, truncate_chars
 
 __all__ = [
     "Boto3S3Reader",
-    "build_pipeline",
-    "make_sink",
     "Compute",
     "ObjectReport",
     "ObjectUnavailableError",
     "Pipeline",
     "Scores",
+    "build_pipeline",
+    "make_sink",
 ]
 
 logger = logging.getLogger("llmmon")

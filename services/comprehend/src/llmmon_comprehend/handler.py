@@ -19,11 +19,13 @@ def pipeline() -> Pipeline:
     sentiment, toxicity = make_backends(settings)
     logging.getLogger("llmmon").info(
         "comprehend backends",
-        extra={"sentiment": sentiment.name, "toxicity": toxicity.name,
-               "toxicity_labels": list(toxicity.labels)},
+        extra={
+            "sentiment": sentiment.name,
+            "toxicity": toxicity.name,
+            "toxicity_labels": list(toxicity.labels),
+        },
     )
-    scorer = ComprehendScorer(sentiment, toxicity, settings.toxic_threshold,
-                              settings.score_prompt)
+    scorer = ComprehendScorer(sentiment, toxicity, settings.toxic_threshold, settings.score_prompt)
     return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings)
 
 

@@ -8,14 +8,23 @@ from llmmon_shared.metrics import Unit
 from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, Permission, ServiceSpec
 
 _metrics = [
-    *(MetricSpec(f"Sentiment{label}", Unit.NONE, f"{label} sentiment score of the response, 0..1")
-      for label in SENTIMENT_LABELS),
-    *(MetricSpec(f"SentimentIs{label}", Unit.NONE,
-                 f"1 when the response's sentiment is {label.upper()} (Average = ratio)")
-      for label in SENTIMENT_LABELS),
+    *(
+        MetricSpec(f"Sentiment{label}", Unit.NONE, f"{label} sentiment score of the response, 0..1")
+        for label in SENTIMENT_LABELS
+    ),
+    *(
+        MetricSpec(
+            f"SentimentIs{label}",
+            Unit.NONE,
+            f"1 when the response's sentiment is {label.upper()} (Average = ratio)",
+        )
+        for label in SENTIMENT_LABELS
+    ),
     MetricSpec("Toxicity", Unit.NONE, "Toxicity of the response, 0..1 (max over segments)"),
-    *(MetricSpec(label_metric(label), Unit.NONE, f"{label} score of the response, 0..1")
-      for label in TOXICITY_LABELS),
+    *(
+        MetricSpec(label_metric(label), Unit.NONE, f"{label} score of the response, 0..1")
+        for label in TOXICITY_LABELS
+    ),
     MetricSpec("Toxic", Unit.NONE, "1 when Toxicity >= the threshold (Average = toxic ratio)"),
     MetricSpec("PromptToxicity", Unit.NONE, "Toxicity of the user prompt (when enabled)"),
     MetricSpec("PromptToxic", Unit.NONE, "1 when the prompt's toxicity >= the threshold"),
@@ -28,12 +37,22 @@ SERVICE = ServiceSpec(
     handler="llmmon_comprehend.handler.lambda_handler",
     metrics=tuple(_metrics),
     alarms=(
-        AlarmSpec("HighToxicity", metric="Toxicity", statistic="Average",
-                  comparison=Comparison.GREATER, threshold=0.3,
-                  description="Mean toxicity of responses is high"),
-        AlarmSpec("NegativeSentiment", metric="SentimentIsNegative", statistic="Average",
-                  comparison=Comparison.GREATER, threshold=0.4,
-                  description="Share of responses with negative sentiment is high"),
+        AlarmSpec(
+            "HighToxicity",
+            metric="Toxicity",
+            statistic="Average",
+            comparison=Comparison.GREATER,
+            threshold=0.3,
+            description="Mean toxicity of responses is high",
+        ),
+        AlarmSpec(
+            "NegativeSentiment",
+            metric="SentimentIsNegative",
+            statistic="Average",
+            comparison=Comparison.GREATER,
+            threshold=0.4,
+            description="Share of responses with negative sentiment is high",
+        ),
     ),
     permissions=frozenset({Permission.COMPREHEND}),
     memory_mb=512,

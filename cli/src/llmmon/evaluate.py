@@ -1,0 +1,115 @@
+"""``llmmon eval refusal PATH.csv``: score a labelled CSV with the refusal detector exactly as the
+service runs it (same settings from the environment, same phrases, same backend)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_REFUSAL_LABELS = ("2_full_refusal", "3_partial_refusal")
+
+
+@dataclass(frozen=True)
+class Confusion:
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def accuracy(self) -> float:
+        total = self.tp + self.fp + self.fn + self.tn
+        return (self.tp + self.tn) / total if total else 0.0
+
+    @classmethod
+    def of(cls, truth: Sequence[bool], predicted: Sequence[bool]) -> Confusion:
+        pairs = list(zip(truth, predicted, strict=True))
+        return cls(
+            tp=sum(t and p for t, p in pairs),
+            fp=sum(p and not t for t, p in pairs),
+            fn=sum(t and not p for t, p in pairs),
+            tn=sum(not t and not p for t, p in pairs),
+        )
+
+
+def evaluate_refusal(
+    path: Path,
+    refusal_labels: Sequence[str] = DEFAULT_REFUSAL_LABELS,
+    completion_column: str = "completion",
+    label_column: str = "label",
+    model_id: str | None = None,
+    explain: bool = False,
+) -> dict[str, float | int]:
+    from llmmon_refusal.settings import RefusalSettings, make_detector
+
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise SystemExit(f"{path}: no rows")
+    for column in (completion_column, label_column):
+        if column not in rows[0]:
+            raise SystemExit(f"{path}: no column {column!r} (have {', '.join(rows[0])})")
+    settings = RefusalSettings()
+    detector = make_detector(settings)
+    family = detector.phrases.family_of(model_id) if model_id else None
+    decisions = detector.decide([r[completion_column] for r in rows], [family] * len(rows))
+    truth = [r[label_column] in refusal_labels for r in rows]
+    predicted = [d.refusal for d in decisions]
+    confusion = Confusion.of(truth, predicted)
+    print(
+        f"refusal detector: backend={settings.embedding_backend} "
+        f"fuzzy>={settings.refusal_fuzzy_threshold} "
+        f"similarity>={settings.refusal_similarity_threshold} margin={settings.refusal_margin}"
+    )
+    print(f"rows: {len(rows)}   refusal labels: {', '.join(refusal_labels)}")
+    print()
+    print(f"{'':>18} {'predicted refusal':>18} {'predicted other':>16}")
+    print(f"{'labelled refusal':>18} {confusion.tp:>18} {confusion.fn:>16}")
+    print(f"{'labelled other':>18} {confusion.fp:>18} {confusion.tn:>16}")
+    print()
+    rules: dict[str, int] = {}
+    for decision in decisions:
+        if decision.rule:
+            rules[decision.rule] = rules.get(decision.rule, 0) + 1
+    print("refusals by rule: " + ", ".join(f"{k}={v}" for k, v in sorted(rules.items())))
+    if explain:
+        for row, decision, label in zip(rows, decisions, truth, strict=True):
+            if decision.refusal != label:
+                kind = "missed" if label else "false alarm"
+                print(
+                    f"{kind:>11} row {row.get('id', '?')}: fuzzy {decision.fuzzy:.2f} "
+                    f"({decision.fuzzy_reference}) similarity {decision.similarity:.2f} "
+                    f"({decision.similarity_reference}) compliance "
+                    f"{decision.compliance_similarity:.2f}"
+                )
+    figures: dict[str, float | int] = {
+        "precision": round(confusion.precision, 4),
+        "recall": round(confusion.recall, 4),
+        "f1": round(confusion.f1, 4),
+        "accuracy": round(confusion.accuracy, 4),
+        "rows": len(rows),
+    }
+    print(
+        f"precision {figures['precision']:.4f}  recall {figures['recall']:.4f}  "
+        f"F1 {figures['f1']:.4f}  accuracy {figures['accuracy']:.4f}"
+    )
+    print(json.dumps(figures))
+    sys.stdout.flush()
+    return figures

@@ -1,0 +1,1 @@
+"""llmmon refusal service: how often each model refuses, graded and explained."""

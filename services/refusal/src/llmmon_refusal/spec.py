@@ -1,0 +1,39 @@
+"""The refusal service's declaration (read by infra, the local stack and the demo)."""
+
+from __future__ import annotations
+
+from llmmon_shared.metrics import Unit
+from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, Permission, ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="refusal",
+    description="Refusal ratio: embedding and fuzzy match of responses to refusal phrases",
+    handler="llmmon_refusal.handler.lambda_handler",
+    metrics=(
+        MetricSpec(
+            "RefusalSimilarity",
+            Unit.NONE,
+            "Largest cosine of the response's opening to a refusal phrase, -1..1",
+        ),
+        MetricSpec(
+            "RefusalFuzzyScore",
+            Unit.NONE,
+            "Best fuzzy match of a refusal phrase in the response's opening, 0..1",
+        ),
+        MetricSpec("Refusal", Unit.NONE, "1 when the response is a refusal (Average = ratio)"),
+    ),
+    alarms=(
+        AlarmSpec(
+            "HighRefusalRatio",
+            metric="Refusal",
+            statistic="Average",
+            comparison=Comparison.GREATER,
+            threshold=0.25,
+            description="The share of refused requests is high",
+        ),
+    ),
+    permissions=frozenset({Permission.BEDROCK_EMBEDDINGS}),
+    memory_mb=1024,
+    timeout_s=120,
+    environment={"LLMMON_EMBEDDING_BACKEND": "bedrock"},
+)
