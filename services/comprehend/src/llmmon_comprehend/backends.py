@@ -18,6 +18,7 @@ Comprehend, not its equal (blind to implicit threats, and it scores only one lab
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ SENTIMENT_BATCH = 25
 SENTIMENT_MAX_BYTES = 5_000
 TOXIC_SEGMENTS = 10
 TOXIC_SEGMENT_BYTES = 1_000
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 RETRYABLE_ITEM_ERRORS = frozenset({"INTERNAL_SERVER_ERROR", "THROTTLING", "TOO_MANY_REQUESTS"})
 
 
@@ -201,19 +203,25 @@ class VaderSentiment:
 
 @dataclass
 class ProfanityToxicity:
-    """alt-profanity-check (linear model over TF-IDF) on the same 1 KB segments Comprehend would
-    read, maximum over segments. Provides Toxicity and the PROFANITY label only."""
+    """alt-profanity-check (linear model over TF-IDF), scored per sentence (at most
+    ``max_sentences``, each at most 1 KB), maximum over sentences: a TF-IDF score of a whole
+    response dilutes one abusive sentence. Provides Toxicity and the PROFANITY label only."""
 
     name: str = "local-profanity-check"
     labels: tuple[str, ...] = ("PROFANITY",)
+    max_sentences: int = 50
 
     def __post_init__(self) -> None:
         from profanity_check import predict_prob
 
         self._predict = predict_prob
 
+    def _sentences(self, text: str) -> list[str]:
+        sentences = [s for s in _SENTENCE.split(text) if s.strip()][: self.max_sentences]
+        return [truncate_utf8(s.strip(), TOXIC_SEGMENT_BYTES) for s in sentences]
+
     def toxicity(self, texts: Sequence[str]) -> list[ToxicityResult | None]:
-        segmented = [split_segments(text) for text in texts]
+        segmented = [self._sentences(text) for text in texts]
         flat = [segment for segments in segmented for segment in segments]
         probabilities = list(self._predict(flat)) if flat else []
         results: list[ToxicityResult | None] = []
