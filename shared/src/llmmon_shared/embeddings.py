@@ -47,12 +47,14 @@ class Embedder(Protocol):
 def normalise(vectors: npt.NDArray[Any]) -> Matrix:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (vectors / norms).astype(np.float32)
+    normalised: Matrix = (vectors / norms).astype(np.float32)
+    return normalised
 
 
 def cosine_rows(a: Matrix, b: Matrix) -> npt.NDArray[np.float64]:
     """Row-wise cosine of two equally shaped matrices of normalised rows."""
-    return np.einsum("ij,ij->i", a, b).astype(np.float64).clip(-1.0, 1.0)
+    cosines: npt.NDArray[np.float64] = np.einsum("ij,ij->i", a, b).astype(np.float64)
+    return cosines.clip(-1.0, 1.0)
 
 
 def embed_unique(texts: Sequence[str], embed_distinct: Any, dimensions: int) -> Matrix:

@@ -11,8 +11,9 @@ from llmmon_shared.extract import Interaction
 
 @pytest.fixture(scope="module")
 def scorer() -> ComprehendScorer:
-    return ComprehendScorer(VaderSentiment(), ProfanityToxicity(), toxic_threshold=0.5,
-                            score_prompt=True)
+    return ComprehendScorer(
+        VaderSentiment(), ProfanityToxicity(), toxic_threshold=0.5, score_prompt=True
+    )
 
 
 def item(completion: str, prompt: str = "Tell me something.") -> Interaction:
@@ -20,8 +21,12 @@ def item(completion: str, prompt: str = "Tell me something.") -> Interaction:
 
 
 def test_sentiment__directions_and_one_label_per_response(scorer: ComprehendScorer) -> None:
-    happy, sad = scorer([item("I love this! It is wonderful and works great."),
-                         item("This is terrible, awful and sad. I hate the bad outcome.")])
+    happy, sad = scorer(
+        [
+            item("I love this! It is wonderful and works great."),
+            item("This is terrible, awful and sad. I hate the bad outcome."),
+        ]
+    )
     assert happy["SentimentPositive"] > happy["SentimentNegative"]
     assert sad["SentimentNegative"] > sad["SentimentPositive"]
     assert happy["SentimentIsPositive"] == 1 and sad["SentimentIsNegative"] == 1
@@ -31,8 +36,12 @@ def test_sentiment__directions_and_one_label_per_response(scorer: ComprehendScor
 
 
 def test_toxicity__abuse_is_toxic_clean_text_is_not(scorer: ComprehendScorer) -> None:
-    toxic, clean = scorer([item("You are a worthless stupid idiot, shut the fuck up."),
-                           item("The capital of France is Paris, on the Seine.")])
+    toxic, clean = scorer(
+        [
+            item("You are a worthless stupid idiot, shut the fuck up."),
+            item("The capital of France is Paris, on the Seine."),
+        ]
+    )
     assert toxic["Toxicity"] > 0.8 and toxic["Toxic"] == 1
     assert clean["Toxicity"] < 0.2 and clean["Toxic"] == 0
     assert toxic[label_metric("PROFANITY")] == toxic["Toxicity"]

@@ -66,8 +66,10 @@ def test_family_selection__by_model_vendor(detector: RefusalDetector) -> None:
 def test_scorer__emits_the_three_metrics(detector: RefusalDetector) -> None:
     explained: list[tuple[str, bool]] = []
     scorer = RefusalScorer(detector, lambda rid, d: explained.append((rid, d.refusal)))
-    batch = [Interaction("a", "anthropic.claude-v2", "InvokeModel", "t", "q", REFUSALS[0]),
-             Interaction("b", "anthropic.claude-v2", "InvokeModel", "t", "q", ANSWERS[0])]
+    batch = [
+        Interaction("a", "anthropic.claude-v2", "InvokeModel", "t", "q", REFUSALS[0]),
+        Interaction("b", "anthropic.claude-v2", "InvokeModel", "t", "q", ANSWERS[0]),
+    ]
     refused, answered = scorer(batch)
     assert refused["Refusal"] == 1 and answered["Refusal"] == 0
     assert set(refused) == {"RefusalSimilarity", "RefusalFuzzyScore", "Refusal"}
@@ -75,16 +77,27 @@ def test_scorer__emits_the_three_metrics(detector: RefusalDetector) -> None:
 
 
 def test_team_phrases__extend_the_set() -> None:
-    extra = json.dumps({"refusal": {"generic": [
-        {"id": "acme-policy", "text": "This request is outside ACME's support policy"}]}})
+    extra = json.dumps(
+        {
+            "refusal": {
+                "generic": [
+                    {"id": "acme-policy", "text": "This request is outside ACME's support policy"}
+                ]
+            }
+        }
+    )
     phrases = load_phrases(extra_json=extra)
     detector = RefusalDetector(LocalMiniLMEmbedder(), phrases)
     (decision,) = detector.decide(
-        ["This request is outside ACME's support policy, please contact sales."], [None])
+        ["This request is outside ACME's support policy, please contact sales."], [None]
+    )
     assert decision.refusal and decision.fuzzy_reference == "acme-policy"
     with pytest.raises(ValueError, match="unique"):
-        load_phrases(extra_json=json.dumps({"refusal": {"generic": [
-            {"id": "generic-sorry-cant", "text": "dup"}]}}))
+        load_phrases(
+            extra_json=json.dumps(
+                {"refusal": {"generic": [{"id": "generic-sorry-cant", "text": "dup"}]}}
+            )
+        )
 
 
 def test_opening__first_sentences_only() -> None:

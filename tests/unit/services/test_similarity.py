@@ -16,13 +16,18 @@ def item(prompt: str, completion: str, n: int = 0) -> Interaction:
 def test_on_topic_answers_score_far_above_off_topic(minilm: LocalMiniLMEmbedder) -> None:
     scorer = SimilarityScorer(minilm)
     q = "What is the capital of France?"
-    on, off = scorer([item(q, "The capital of France is Paris."),
-                      item(q, "Bananas are rich in potassium.")])
+    on, off = scorer(
+        [item(q, "The capital of France is Paris."), item(q, "Bananas are rich in potassium.")]
+    )
     assert on[METRIC] > 0.7
     assert off[METRIC] < 0.2
     q2 = "How do I reverse a list in Python?"
-    on2, off2 = scorer([item(q2, "Use my_list.reverse() or slicing: my_list[::-1]."),
-                        item(q2, "The Treaty of Westphalia was signed in 1648.")])
+    on2, off2 = scorer(
+        [
+            item(q2, "Use my_list.reverse() or slicing: my_list[::-1]."),
+            item(q2, "The Treaty of Westphalia was signed in 1648."),
+        ]
+    )
     assert on2[METRIC] > off2[METRIC] + 0.3
 
 
@@ -41,9 +46,11 @@ def test_embedder__normalised_rows_dedupe_and_long_texts(minilm: LocalMiniLMEmbe
 
 def test_batch_order_does_not_change_scores(minilm: LocalMiniLMEmbedder) -> None:
     scorer = SimilarityScorer(minilm)
-    items = [item("Tell me about cats.", "Cats are small domesticated felines.", 1),
-             item("What is 2+2?", "2+2 equals 4.", 2),
-             item("Explain photosynthesis in detail please.", "Plants convert light to sugar.", 3)]
+    items = [
+        item("Tell me about cats.", "Cats are small domesticated felines.", 1),
+        item("What is 2+2?", "2+2 equals 4.", 2),
+        item("Explain photosynthesis in detail please.", "Plants convert light to sugar.", 3),
+    ]
     forward = [s[METRIC] for s in scorer(items)]
     backward = [s[METRIC] for s in scorer(items[::-1])][::-1]
     assert np.allclose(forward, backward, atol=1e-4)

@@ -109,8 +109,9 @@ class ComprehendBackend:
     def _call(self, operation: str, **kwargs: Any) -> Any:
         self.calls[operation] = self.calls.get(operation, 0) + 1
         method = getattr(self.client, operation)
-        extra = {"sleep": self.sleep} if self.sleep else {}
-        return call_with_backoff(lambda: method(**kwargs), **extra)
+        if self.sleep is None:
+            return call_with_backoff(lambda: method(**kwargs))
+        return call_with_backoff(lambda: method(**kwargs), sleep=self.sleep)
 
     def sentiment(self, texts: Sequence[str]) -> list[SentimentResult | None]:
         results: list[SentimentResult | None] = [None] * len(texts)
