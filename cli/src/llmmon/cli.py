@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     inspect_cmd = commands.add_parser("inspect", help="summarise Bedrock log objects (no text)")
     inspect_cmd.add_argument("paths", nargs="+", help="log objects (.json.gz) or folders")
+    score_cmd = commands.add_parser(
+        "score", help="run every metric service over a folder of log objects (local models)"
+    )
+    score_cmd.add_argument("folder", type=Path, help="a folder laid out like the log bucket")
     eval_cmd = commands.add_parser("eval", help="score a labelled CSV with a detector")
     eval_cmd.add_argument("detector", choices=["refusal"])
     eval_cmd.add_argument("csv", type=Path, help="CSV with completion and label columns")
@@ -102,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "inspect":
         return inspect(args.paths)
+    if args.command == "score":
+        from llmmon.demo import score_folder
+
+        return score_folder(args.folder)
     if args.command == "eval":
         from llmmon.evaluate import evaluate_refusal
 

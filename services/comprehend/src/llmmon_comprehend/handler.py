@@ -9,11 +9,12 @@ from typing import Any
 from llmmon_comprehend.compute import ComprehendScorer
 from llmmon_comprehend.settings import ComprehendSettings, make_backends
 from llmmon_comprehend.spec import SERVICE
+from llmmon_shared.logs import S3Reader
+from llmmon_shared.metrics import MetricSink
 from llmmon_shared.runtime import Pipeline, build_pipeline
 
 
-@cache
-def pipeline() -> Pipeline:
+def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) -> Pipeline:
     """Built once per cold start: settings, clients and the local models if chosen."""
     settings = ComprehendSettings()
     sentiment, toxicity = make_backends(settings)
@@ -26,7 +27,13 @@ def pipeline() -> Pipeline:
         },
     )
     scorer = ComprehendScorer(sentiment, toxicity, settings.toxic_threshold, settings.score_prompt)
-    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings)
+    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings, s3, sink)
+
+
+@cache
+def pipeline() -> Pipeline:
+    """The pipeline of this container, built at the first invocation (cold start)."""
+    return create_pipeline()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

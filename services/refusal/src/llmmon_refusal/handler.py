@@ -10,6 +10,8 @@ from typing import Any
 from llmmon_refusal.compute import Decision, RefusalScorer
 from llmmon_refusal.settings import RefusalSettings, make_detector
 from llmmon_refusal.spec import SERVICE
+from llmmon_shared.logs import S3Reader
+from llmmon_shared.metrics import MetricSink
 from llmmon_shared.runtime import Pipeline, build_pipeline
 
 logger = logging.getLogger("llmmon.refusal")
@@ -20,12 +22,17 @@ def log_decision(request_id: str, decision: Decision) -> None:
     logger.info("refusal decision", extra={"request_id": request_id, **asdict(decision)})
 
 
-@cache
-def pipeline() -> Pipeline:
+def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) -> Pipeline:
     """Built once per cold start: settings, phrases and their embeddings (cached)."""
     settings = RefusalSettings()
     scorer = RefusalScorer(make_detector(settings), log_decision if settings.explain else None)
-    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings)
+    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings, s3, sink)
+
+
+@cache
+def pipeline() -> Pipeline:
+    """The pipeline of this container, built at the first invocation (cold start)."""
+    return create_pipeline()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -5,18 +5,25 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from llmmon_shared.logs import S3Reader
+from llmmon_shared.metrics import MetricSink
 from llmmon_shared.runtime import Pipeline, build_pipeline
 from llmmon_similarity.compute import SimilarityScorer
 from llmmon_similarity.settings import SimilaritySettings, make_embedder
 from llmmon_similarity.spec import SERVICE
 
 
-@cache
-def pipeline() -> Pipeline:
+def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) -> Pipeline:
     """Built once per cold start: settings, clients and the embedding model."""
     settings = SimilaritySettings()
     scorer = SimilarityScorer(make_embedder(settings))
-    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings)
+    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings, s3, sink)
+
+
+@cache
+def pipeline() -> Pipeline:
+    """The pipeline of this container, built at the first invocation (cold start)."""
+    return create_pipeline()
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -1,0 +1,76 @@
+"""``llmmon score PATH``: run every installed metric service over a folder of Bedrock log objects,
+in process, with the same pipeline and handler wiring the Lambdas use (local backends by default),
+and print a per-model table of every metric. Counts and scores only, never text."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from llmmon_shared.events import ObjectRef, classify_key
+from llmmon_shared.logs import CorruptObjectError, FolderS3Reader
+from llmmon_shared.metrics import MemorySink
+from llmmon_shared.runtime import ObjectUnavailableError
+from llmmon_shared.spec import discover
+
+
+def score_folder(root: Path) -> int:
+    os.environ.setdefault("LLMMON_EMBEDDING_BACKEND", "local")
+    os.environ.setdefault("LLMMON_COMPREHEND_BACKEND", "local")
+    os.environ.setdefault("LLMMON_LOG_LEVEL", "ERROR")  # counts are in the table
+    keys = sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and classify_key(p.relative_to(root).as_posix(), p.stat().st_size) is None
+    )
+    reader = FolderS3Reader(root)
+    table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    failed: dict[str, str] = {}
+    for name, spec in discover().items():
+        started = time.perf_counter()
+        handler = importlib.import_module(spec.handler.rsplit(".", 1)[0])
+        sink = MemorySink()
+        pipeline = handler.create_pipeline(s3=reader, sink=sink)
+        for key in keys:
+            try:
+                points, _ = pipeline.score_object(ObjectRef("local", key, None, None))
+            except (CorruptObjectError, ObjectUnavailableError) as exc:
+                failed[key] = str(exc)
+                continue
+            sink.add(points)
+        sink.flush()
+        metrics = {m.name for m in spec.metrics}
+        for point in sink.flushed:
+            if point.name in metrics:
+                table[point.dimension_map.get("ModelId", "?")][point.name].append(point.value)
+            elif point.name == "Interactions" and name == next(iter(discover())):
+                table[point.dimension_map.get("ModelId", "?")]["Interactions"].append(point.value)
+        print(f"{name:<11} scored {len(keys)} objects in {time.perf_counter() - started:.1f} s")
+    columns = [
+        "Interactions",
+        "PromptResponseSimilarity",
+        "Refusal",
+        "RefusalSimilarity",
+        "SentimentIsNegative",
+        "Toxicity",
+        "Toxic",
+    ]
+    width = max(len(m) for m in table) if table else 8
+    print()
+    print(f"{'model':<{width}} " + " ".join(f"{c[:12]:>12}" for c in columns))
+    for model in sorted(table):
+        cells = []
+        for column in columns:
+            values = table[model].get(column, [])
+            if column == "Interactions":
+                cells.append(f"{sum(values):>12.0f}")
+            else:
+                cells.append(f"{sum(values) / len(values):>12.3f}" if values else f"{'-':>12}")
+        print(f"{model:<{width}} " + " ".join(cells))
+    print("\n(Refusal, SentimentIsNegative and Toxic are ratios: the Average of a 0/1 metric)")
+    for key, reason in sorted(failed.items()):
+        print(f"would go to the dead-letter queue: {Path(key).name}: {reason}")
+    return 0
