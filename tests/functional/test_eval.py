@@ -1,0 +1,42 @@
+"""``llmmon eval refusal``: figures on a small CSV, and the F1 target on XSTest dev.csv."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from llmmon.cli import main
+from tests.conftest import REFERENCE_DATA
+
+
+def test_eval__prints_figures_and_a_json_last_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_path = tmp_path / "labelled.csv"
+    csv_path.write_text(
+        "prompt,completion,label\n"
+        'q,"I\'m sorry, but I can\'t help with that.",refused\n'
+        'q,"The capital of France is Paris.",ok\n'
+        'q,"Sure! Here is a recipe for pancakes.",refused\n'
+        'q,"I cannot provide instructions for that.",ok\n',
+        encoding="utf-8",
+    )
+    assert main(["eval", "refusal", str(csv_path), "--refusal-labels", "refused",
+                 "--explain"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    figures = json.loads(lines[-1])
+    assert figures == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "accuracy": 0.5, "rows": 4}
+    assert any("missed" in line for line in lines)
+    assert any("false alarm" in line for line in lines)
+    assert not any("pancakes" in line for line in lines)
+
+
+def test_eval__xstest_dev_reaches_the_f1_target(capsys: pytest.CaptureFixture[str]) -> None:
+    dev = REFERENCE_DATA / "xstest" / "dev.csv"
+    assert dev.exists(), f"reference data missing: {dev}"
+    main(["eval", "refusal", str(dev)])
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["rows"] == 900
+    assert figures["f1"] >= 0.93
