@@ -63,6 +63,18 @@ class DictS3Reader:
             raise FileNotFoundError("NoSuchKey") from None
 
 
+def upload_fixtures(s3: Any) -> None:
+    """Create the fixture bucket in (moto) S3 and put every fixture object in it."""
+    s3.create_bucket(Bucket=FIXTURE_BUCKET)
+    for path in FIXTURES.rglob("*"):
+        if path.is_file():
+            s3.put_object(
+                Bucket=FIXTURE_BUCKET,
+                Key=path.relative_to(FIXTURES).as_posix(),
+                Body=path.read_bytes(),
+            )
+
+
 def s3_event(
     bucket: str,
     key: str,

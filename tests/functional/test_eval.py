@@ -17,14 +17,13 @@ def test_eval__prints_figures_and_a_json_last_line(
     csv_path = tmp_path / "labelled.csv"
     csv_path.write_text(
         "prompt,completion,label\n"
-        'q,"I\'m sorry, but I can\'t help with that.",refused\n'
+        "q,\"I'm sorry, but I can't help with that.\",refused\n"
         'q,"The capital of France is Paris.",ok\n'
         'q,"Sure! Here is a recipe for pancakes.",refused\n'
         'q,"I cannot provide instructions for that.",ok\n',
         encoding="utf-8",
     )
-    assert main(["eval", "refusal", str(csv_path), "--refusal-labels", "refused",
-                 "--explain"]) == 0
+    assert main(["eval", "refusal", str(csv_path), "--refusal-labels", "refused", "--explain"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     figures = json.loads(lines[-1])
     assert figures == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "accuracy": 0.5, "rows": 4}

@@ -15,12 +15,12 @@ from moto import mock_aws
 from llmmon_shared.spec import discover
 from tests.conftest import (
     FIXTURE_BUCKET,
-    FIXTURES,
     all_texts,
     fixture_key,
     fixture_keys,
     s3_event,
     sqs_event,
+    upload_fixtures,
 )
 
 SERVICES = {
@@ -47,15 +47,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     }.items():
         monkeypatch.setenv(name, value)
     with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=FIXTURE_BUCKET)
-        for path in FIXTURES.rglob("*"):
-            if path.is_file():
-                s3.put_object(
-                    Bucket=FIXTURE_BUCKET,
-                    Key=path.relative_to(FIXTURES).as_posix(),
-                    Body=path.read_bytes(),
-                )
+        upload_fixtures(boto3.client("s3"))
         yield
 
 

@@ -22,13 +22,13 @@ from llmmon_shared.runtime import Boto3S3Reader, Pipeline, Scores
 from llmmon_shared.settings import ServiceSettings
 from tests.conftest import (
     FIXTURE_BUCKET,
-    FIXTURES,
     all_texts,
     fixture_key,
     fixture_keys,
     s3_event,
     sns_envelope,
     sqs_event,
+    upload_fixtures,
 )
 
 
@@ -43,14 +43,7 @@ def length_compute(batch: Sequence[Interaction]) -> list[Scores]:
 def s3() -> Iterator[Any]:
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=FIXTURE_BUCKET)
-        for path in FIXTURES.rglob("*"):
-            if path.is_file():
-                client.put_object(
-                    Bucket=FIXTURE_BUCKET,
-                    Key=path.relative_to(FIXTURES).as_posix(),
-                    Body=path.read_bytes(),
-                )
+        upload_fixtures(client)
         yield client
 
 

@@ -14,7 +14,7 @@ from botocore.config import Config
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from llmmon_comprehend.backends import ComprehendBackend
+from llmmon_comprehend.backends import TOXICITY_LABELS, ComprehendBackend
 from llmmon_shared.embeddings import TITAN_V2, TitanEmbedder
 
 
@@ -166,15 +166,7 @@ def test_toxic_content__one_document_per_call_segmented_max_over_segments(
 
     segments = split_segments(document)
     assert len(segments) == 3 and all(len(s.encode()) <= 1000 for s in segments)
-    labels = [
-        "GRAPHIC",
-        "HARASSMENT_OR_ABUSE",
-        "HATE_SPEECH",
-        "INSULT",
-        "PROFANITY",
-        "SEXUAL",
-        "VIOLENCE_OR_THREAT",
-    ]
+    labels = TOXICITY_LABELS
 
     def segment(toxicity: float, insult: float) -> dict[str, Any]:
         return {
