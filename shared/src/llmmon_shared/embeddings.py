@@ -29,10 +29,22 @@ __all__ = [
     "TitanEmbedder",
     "cosine_rows",
     "embed_unique",
+    "make_embedder",
 ]
 
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
 Matrix = npt.NDArray[np.float32]
+
+
+def make_embedder(backend: str, titan_dimensions: int = 512, workers: int = 8) -> Embedder:
+    """The embedder a service's settings name: ``bedrock`` (Titan V2) or ``local`` (MiniLM)."""
+    if backend == "bedrock":
+        from llmmon_shared.aws import client
+
+        return TitanEmbedder(
+            client("bedrock-runtime"), dimensions=titan_dimensions, max_workers=workers
+        )
+    return LocalMiniLMEmbedder()
 
 
 class Embedder(Protocol):

@@ -28,17 +28,10 @@ class RefusalSettings(ServiceSettings):
 
 
 def make_detector(settings: RefusalSettings) -> RefusalDetector:
-    from llmmon_shared.embeddings import Embedder, LocalMiniLMEmbedder, TitanEmbedder
+    from llmmon_shared.embeddings import make_embedder
 
-    embedder: Embedder
-    if settings.embedding_backend == "bedrock":
-        from llmmon_shared.aws import client
-
-        embedder = TitanEmbedder(client("bedrock-runtime"), dimensions=settings.titan_dimensions)
-    else:
-        embedder = LocalMiniLMEmbedder()
     return RefusalDetector(
-        embedder,
+        make_embedder(settings.embedding_backend, settings.titan_dimensions),
         load_phrases(settings.refusal_extra_phrases, settings.refusal_phrases_file),
         fuzzy_threshold=settings.refusal_fuzzy_threshold,
         similarity_threshold=settings.refusal_similarity_threshold,

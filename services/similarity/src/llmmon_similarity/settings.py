@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from llmmon_shared.embeddings import Embedder
+from llmmon_shared.embeddings import make_embedder as shared_make_embedder
 from llmmon_shared.settings import ServiceSettings
 
 
@@ -19,14 +20,6 @@ class SimilaritySettings(ServiceSettings):
 
 
 def make_embedder(settings: SimilaritySettings) -> Embedder:
-    from llmmon_shared.embeddings import LocalMiniLMEmbedder, TitanEmbedder
-
-    if settings.embedding_backend == "bedrock":
-        from llmmon_shared.aws import client
-
-        return TitanEmbedder(
-            client("bedrock-runtime"),
-            dimensions=settings.titan_dimensions,
-            max_workers=settings.embedding_workers,
-        )
-    return LocalMiniLMEmbedder()
+    return shared_make_embedder(
+        settings.embedding_backend, settings.titan_dimensions, settings.embedding_workers
+    )
