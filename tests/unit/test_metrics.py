@@ -89,6 +89,18 @@ def test_emf__many_values_are_arrays_of_at_most_100() -> None:
     assert sorted(v for doc in docs for v in doc["Toxicity"]) == sorted(p.value for p in points)
 
 
+def test_metadata_dimensions__also_roll_up_to_the_model_series() -> None:
+    dims = (("ModelId", "m"), ("app", "tutor"))
+    (doc,) = emf_lines([MetricPoint("Refusal", 1, Unit.NONE, dims, T0)])
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ModelId", "app"], ["ModelId"]]
+    client = RecordingClient()
+    sink = PutMetricDataSink("llmmon", client)
+    sink.add([MetricPoint("Refusal", 1, Unit.NONE, dims, T0)])
+    sink.flush()
+    datums = client.calls[0]["MetricData"]
+    assert sorted(len(d["Dimensions"]) for d in datums) == [1, 2]
+
+
 def test_emf__at_most_100_metrics_per_directive() -> None:
     points = [MetricPoint(f"M{i}", 1.0, Unit.COUNT, DIMS, T0) for i in range(130)]
     docs = emf_lines(points)

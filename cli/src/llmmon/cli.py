@@ -87,6 +87,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "score", help="run every metric service over a folder of log objects (local models)"
     )
     score_cmd.add_argument("folder", type=Path, help="a folder laid out like the log bucket")
+    build_cmd = commands.add_parser("build", help="build one Lambda zip per metric service")
+    build_cmd.add_argument("services", nargs="*", help="service names (default: all)")
+    build_cmd.add_argument("--out", type=Path, default=Path("build"))
+    build_cmd.add_argument(
+        "--backend",
+        choices=["managed", "local"],
+        default="managed",
+        help="managed: Bedrock/Comprehend; local: bundle the local models",
+    )
     eval_cmd = commands.add_parser("eval", help="score a labelled CSV with a detector")
     eval_cmd.add_argument("detector", choices=["refusal"])
     eval_cmd.add_argument("csv", type=Path, help="CSV with completion and label columns")
@@ -106,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "inspect":
         return inspect(args.paths)
+    if args.command == "build":
+        from llmmon.build import build
+
+        build(args.services, args.out, args.backend == "local")
+        return 0
     if args.command == "score":
         from llmmon.demo import score_folder
 

@@ -21,7 +21,7 @@ import re
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import IO, Any, Protocol
@@ -38,6 +38,7 @@ __all__ = [
     "MetricSink",
     "PutMetricDataSink",
     "Unit",
+    "rollup",
 ]
 
 EMF_MAX_METRICS = 100
@@ -140,6 +141,16 @@ class MetricSink(Protocol):
     def flush(self) -> None: ...
 
 
+ROLLUP_KEYS = frozenset({"Service", "ModelId", "Reason"})
+
+
+def rollup(dimensions: Dimensions) -> Dimensions | None:
+    """The per-model series a point also belongs to when it carries metadata dimensions (alarms
+    and dashboards read ``ModelId`` alone), or None when it has no extra dimensions."""
+    kept = tuple((k, v) for k, v in dimensions if k in ROLLUP_KEYS)
+    return kept if kept != dimensions else None
+
+
 def _minute(timestamp: datetime | None, now: datetime) -> datetime:
     moment = timestamp or now
     if moment.tzinfo is None:
@@ -163,6 +174,14 @@ def _group(points: Iterable[MetricPoint], now: datetime) -> Grouped:
             point.value
         )
     return groups
+
+
+def _dimension_sets(dimensions: Dimensions) -> list[list[str]]:
+    sets = [[name for name, _ in dimensions]]
+    rolled = rollup(dimensions)
+    if rolled is not None:
+        sets.append([name for name, _ in rolled])
+    return sets
 
 
 @dataclass
@@ -217,7 +236,7 @@ class EmfSink:
                         "CloudWatchMetrics": [
                             {
                                 "Namespace": self.namespace,
-                                "Dimensions": [[name for name, _ in dimensions]],
+                                "Dimensions": _dimension_sets(dimensions),
                                 "Metrics": [
                                     {"Name": name, "Unit": str(unit)} for (name, unit), _ in batch
                                 ],
@@ -264,7 +283,12 @@ class PutMetricDataSink:
     def datums(self, now: datetime | None = None) -> list[dict[str, Any]]:
         now = now or datetime.now(UTC)
         datums: list[dict[str, Any]] = []
-        for (dimensions, minute), metrics in _group(self.pending, now).items():
+        expanded = list(self.pending)
+        for point in self.pending:
+            rolled = rollup(point.dimensions)
+            if rolled is not None:
+                expanded.append(replace(point, dimensions=rolled))
+        for (dimensions, minute), metrics in _group(expanded, now).items():
             for (name, unit), values in metrics.items():
                 counts: dict[float, int] = defaultdict(int)
                 for value in values:

@@ -72,7 +72,25 @@ class ServiceSpec:
     batching_window_s: int = 5
     max_concurrency: int = 5
     max_receive_count: int = 5
+    architecture: str = "x86_64"
+    """Lambda architecture; the build command installs wheels for the matching platform."""
     environment: Mapping[str, str] = field(default_factory=dict)
+    """Environment of the deployed function (the managed backends, typically)."""
+    data_files: tuple[str, ...] = ()
+    """Package data the artefact must carry (for example reference phrases)."""
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """At least six times the function timeout (AWS's guidance for SQS event sources)."""
+        return 6 * self.timeout_s
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def package(self) -> str:
+        return self.handler.split(".", 1)[0]
 
     @property
     def units(self) -> dict[str, Unit]:

@@ -1,0 +1,1 @@
+"""llmmon Pulumi program."""

@@ -1,0 +1,492 @@
+"""Pulumi components: the log bucket, the log fan-out topic, one MetricService per declaration,
+the alarms, and the dashboard."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from llmmon_infra import policies
+from llmmon_infra.config import StackConfig
+from llmmon_shared.alarms import AlarmNames, AlarmSet, MetricAlarmDef
+from llmmon_shared.spec import ServiceSpec
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    region: str
+    partition: str = "aws"
+
+
+def _json(value: Any) -> pulumi.Output[str]:
+    return pulumi.Output.json_dumps(value)
+
+
+class LogBucket(pulumi.ComponentResource):
+    """The bucket Bedrock writes invocation logs to: encrypted, private, TLS only, expiring.
+    With ``existing_bucket`` set, nothing is created: the bucket is adopted by name."""
+
+    name: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        account: Account,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmmon:storage:LogBucket", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if config.existing_bucket:
+            self.name = pulumi.Output.from_input(config.existing_bucket)
+            self.register_outputs({"name": self.name})
+            return
+        bucket = aws.s3.Bucket(
+            f"{name}-bucket",
+            bucket_prefix=f"{config.prefix}-logs-",
+            force_destroy=False,
+            opts=child,
+        )
+        self.name = bucket.bucket
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership",
+            bucket=bucket.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=child,
+        )
+        aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access",
+            bucket=bucket.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=child,
+        )
+        kms = config.bucket_kms_key_arn
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "apply_server_side_encryption_by_default": (
+                        {"sse_algorithm": "aws:kms", "kms_master_key_id": kms}
+                        if kms
+                        else {"sse_algorithm": "AES256"}
+                    ),
+                    "bucket_key_enabled": bool(kms),
+                }
+            ],
+            opts=child,
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-policy",
+            bucket=bucket.id,
+            policy=bucket.bucket.apply(
+                lambda b: json.dumps(
+                    policies.bucket_policy(
+                        b, config.log_prefix, account.id, account.region, account.partition
+                    )
+                )
+            ),
+            opts=child,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle",
+            bucket=bucket.id,
+            rules=[
+                {
+                    "id": "expire-invocation-logs",
+                    "status": "Enabled",
+                    "filter": {
+                        "prefix": f"{config.log_prefix.strip('/')}/"
+                        if config.log_prefix.strip("/")
+                        else ""
+                    },
+                    "expiration": {"days": config.log_expiration_days},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 1},
+                }
+            ],
+            opts=child,
+        )
+        self.register_outputs({"name": self.name})
+
+
+class LogFanout(pulumi.ComponentResource):
+    """ObjectCreated events for log objects -> one encrypted SNS topic; the topic only accepts
+    our bucket's events. Also owns the KMS key of the topics."""
+
+    topic: aws.sns.Topic
+    key: aws.kms.Key
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        bucket: pulumi.Output[str],
+        account: Account,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmmon:events:LogFanout", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.key = aws.kms.Key(
+            f"{name}-key",
+            description="llmmon SNS topics",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=json.dumps(policies.topic_key_policy(account.id, account.partition)),
+            opts=child,
+        )
+        self.topic = aws.sns.Topic(
+            f"{name}-topic",
+            name=f"{config.prefix}-invocation-logs",
+            kms_master_key_id=self.key.arn,
+            opts=child,
+        )
+        policy = aws.sns.TopicPolicy(
+            f"{name}-topic-policy",
+            arn=self.topic.arn,
+            policy=pulumi.Output.all(self.topic.arn, bucket).apply(
+                lambda args: json.dumps(
+                    policies.topic_policy(args[0], args[1], account.id, account.partition)
+                )
+            ),
+            opts=child,
+        )
+        if config.manage_bucket_notification:
+            prefix = config.log_prefix.strip("/")
+            aws.s3.BucketNotification(
+                f"{name}-notification",
+                bucket=bucket,
+                topics=[
+                    {
+                        "topic_arn": self.topic.arn,
+                        "events": ["s3:ObjectCreated:*"],
+                        "filter_prefix": f"{prefix}/AWSLogs/" if prefix else "AWSLogs/",
+                        "filter_suffix": ".json.gz",
+                    }
+                ],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            )
+        self.register_outputs({"topic_arn": self.topic.arn})
+
+
+class MetricService(pulumi.ComponentResource):
+    """One metric service from its declaration: queue + DLQ, subscription, role, log group,
+    function, and the SQS event source mapping with ReportBatchItemFailures."""
+
+    queue: aws.sqs.Queue
+    dlq: aws.sqs.Queue
+    function: aws.lambda_.Function
+
+    def __init__(
+        self,
+        name: str,
+        spec: ServiceSpec,
+        config: StackConfig,
+        topic: aws.sns.Topic,
+        bucket: pulumi.Output[str],
+        account: Account,
+        names: AlarmNames,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmmon:service:MetricService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = config.service(spec.name)
+        timeout = int(settings.get("timeoutS", spec.timeout_s))
+        memory = int(settings.get("memoryMb", spec.memory_mb))
+        self.dlq = aws.sqs.Queue(
+            f"{name}-dlq",
+            name=names.dlq(spec.name),
+            message_retention_seconds=14 * 24 * 3600,
+            sqs_managed_sse_enabled=True,
+            opts=child,
+        )
+        self.queue = aws.sqs.Queue(
+            f"{name}-queue",
+            name=names.queue(spec.name),
+            visibility_timeout_seconds=6 * timeout,
+            message_retention_seconds=4 * 24 * 3600,
+            sqs_managed_sse_enabled=True,
+            redrive_policy=self.dlq.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "deadLetterTargetArn": arn,
+                        "maxReceiveCount": int(
+                            settings.get("maxReceiveCount", config.max_receive_count)
+                        ),
+                    }
+                )
+            ),
+            opts=child,
+        )
+        queue_policy = aws.sqs.QueuePolicy(
+            f"{name}-queue-policy",
+            queue_url=self.queue.url,
+            policy=pulumi.Output.all(self.queue.arn, topic.arn).apply(
+                lambda args: json.dumps(policies.queue_policy(args[0], args[1]))
+            ),
+            opts=child,
+        )
+        aws.sns.TopicSubscription(
+            f"{name}-subscription",
+            topic=topic.arn,
+            protocol="sqs",
+            endpoint=self.queue.arn,
+            raw_message_delivery=True,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[queue_policy]),
+        )
+        function_name = names.function(spec.name)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=config.log_retention_days,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-role", assume_role_policy=json.dumps(policies.assume_lambda()), opts=child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=role.id,
+            policy=pulumi.Output.all(self.queue.arn, bucket, log_group.arn).apply(
+                lambda args: json.dumps(
+                    policies.service_role_policy(
+                        queue_arn=args[0],
+                        bucket=args[1],
+                        log_prefix=config.log_prefix,
+                        log_group_arn=args[2],
+                        permissions=spec.permissions,
+                        region=account.region,
+                        namespace=config.namespace,
+                        put_metric_data=config.metrics_sink == "putmetricdata",
+                        bucket_kms_key_arn=config.bucket_kms_key_arn,
+                        partition=account.partition,
+                    )
+                )
+            ),
+            opts=child,
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=function_name,
+            role=role.arn,
+            runtime=artefact_runtime(config, spec),
+            handler=spec.handler,
+            architectures=[spec.architecture],
+            memory_size=memory,
+            timeout=timeout,
+            code=pulumi.FileArchive(str(Path(config.artifact_dir) / f"{spec.name}.zip")),
+            environment={"variables": service_environment(spec, config)},
+            logging_config={"log_format": "JSON", "log_group": log_group.name},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+        aws.lambda_.EventSourceMapping(
+            f"{name}-events",
+            event_source_arn=self.queue.arn,
+            function_name=self.function.arn,
+            batch_size=int(settings.get("batchSize", spec.batch_size)),
+            maximum_batching_window_in_seconds=int(
+                settings.get("batchingWindowS", spec.batching_window_s)
+            ),
+            function_response_types=["ReportBatchItemFailures"],
+            scaling_config={
+                "maximum_concurrency": int(settings.get("maxConcurrency", spec.max_concurrency))
+            },
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "queue_url": self.queue.url,
+                "dlq_url": self.dlq.url,
+                "function_name": self.function.name,
+            }
+        )
+
+
+def artefact_runtime(config: StackConfig, spec: ServiceSpec) -> str:
+    """The runtime the artefact was built for (its manifest from ``llmmon build``)."""
+    manifest = Path(config.artifact_dir) / f"{spec.name}.json"
+    if manifest.exists():
+        return str(json.loads(manifest.read_text())["runtime"])
+    return "python3.11"
+
+
+def service_environment(spec: ServiceSpec, config: StackConfig) -> dict[str, str]:
+    """The function's environment: the stack's shared settings, the service's declaration,
+    then the stack's per-service overrides."""
+    env = {
+        "LLMMON_SERVICE": spec.name,
+        "LLMMON_NAMESPACE": config.namespace,
+        "LLMMON_SINK": config.metrics_sink,
+        "LLMMON_SAMPLE_RATE": str(config.sample_rate),
+        "LLMMON_MAX_CHARS": str(config.max_chars),
+        "LLMMON_METADATA_DIMENSIONS": ",".join(config.metadata_dimensions),
+        "LLMMON_EMBEDDING_BACKEND": config.embedding_backend,
+        "LLMMON_COMPREHEND_BACKEND": config.comprehend_backend,
+        "LLMMON_TITAN_DIMENSIONS": str(config.titan_dimensions),
+        "POWERTOOLS_SERVICE_NAME": spec.name,
+        "HOME": "/tmp",
+    }
+    env.update(spec.environment)
+    env["LLMMON_EMBEDDING_BACKEND"] = config.embedding_backend
+    env["LLMMON_COMPREHEND_BACKEND"] = config.comprehend_backend
+    env.update(
+        {str(k): str(v) for k, v in config.service(spec.name).get("environment", {}).items()}
+    )
+    return env
+
+
+def _metric_alarm(
+    definition: MetricAlarmDef, opts: pulumi.ResourceOptions, actions: Sequence[pulumi.Input[str]]
+) -> aws.cloudwatch.MetricAlarm:
+    common: dict[str, Any] = {
+        "name": definition.name,
+        "alarm_description": definition.description,
+        "comparison_operator": definition.comparison,
+        "evaluation_periods": definition.evaluation_periods,
+        "datapoints_to_alarm": definition.datapoints_to_alarm,
+        "treat_missing_data": definition.treat_missing_data,
+        "alarm_actions": list(actions),
+        "ok_actions": list(actions),
+        "opts": opts,
+    }
+    if definition.anomaly_band is not None:
+        return aws.cloudwatch.MetricAlarm(
+            definition.name,
+            threshold_metric_id="band",
+            metric_queries=[
+                {
+                    "id": "m",
+                    "return_data": True,
+                    "metric": {
+                        "namespace": definition.namespace,
+                        "metric_name": definition.metric,
+                        "dimensions": dict(definition.dimensions),
+                        "period": definition.period_s,
+                        "stat": definition.statistic,
+                    },
+                },
+                {
+                    "id": "band",
+                    "label": "expected band",
+                    "return_data": True,
+                    "expression": f"ANOMALY_DETECTION_BAND(m, {definition.anomaly_band})",
+                },
+            ],
+            **common,
+        )
+    return aws.cloudwatch.MetricAlarm(
+        definition.name,
+        namespace=definition.namespace,
+        metric_name=definition.metric,
+        dimensions=dict(definition.dimensions),
+        statistic=definition.statistic,
+        period=definition.period_s,
+        threshold=definition.threshold,
+        **common,
+    )
+
+
+class Alarms(pulumi.ComponentResource):
+    """Metric alarms (quality per model, health per service) and the composite alarms. Only
+    the top composites notify the alarm topic: children and parts reach it through them, so
+    the pipeline alarm can suppress the quality alarm's notifications."""
+
+    def __init__(
+        self,
+        name: str,
+        alarm_set: AlarmSet,
+        topic_arn: pulumi.Output[str],
+        depends_on: Sequence[pulumi.Resource],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmmon:alarms:Alarms", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
+        created: dict[str, pulumi.Resource] = {}
+        for definition in alarm_set.metric_alarms:
+            created[definition.name] = _metric_alarm(definition, child, [])
+        notifying = {c.name for c in alarm_set.notifying}
+        for composite in alarm_set.composites:
+            actions = [topic_arn] if composite.name in notifying else []
+            suppressor = None
+            if composite.suppressor:
+                suppressor = aws.cloudwatch.CompositeAlarmActionsSuppressorArgs(
+                    alarm=composite.suppressor,
+                    wait_period=composite.suppressor_wait_s,
+                    extension_period=composite.suppressor_extension_s,
+                )
+            created[composite.name] = aws.cloudwatch.CompositeAlarm(
+                composite.name,
+                alarm_name=composite.name,
+                alarm_rule=composite.rule,
+                alarm_description=composite.description,
+                alarm_actions=actions,
+                ok_actions=actions,
+                actions_suppressor=suppressor,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(created.values())),
+            )
+        self.register_outputs({"alarms": list(created)})
+
+
+def dashboard_body(
+    services: Mapping[str, ServiceSpec], config: StackConfig, region: str, alarm_arns: Sequence[str]
+) -> dict[str, Any]:
+    """One graph per metric with every model (a SEARCH over ModelId), and an alarm panel."""
+    widgets: list[dict[str, Any]] = []
+    y = 0
+    if alarm_arns:
+        widgets.append(
+            {
+                "type": "alarm",
+                "x": 0,
+                "y": y,
+                "width": 24,
+                "height": 6,
+                "properties": {"title": "Alarms", "alarms": list(alarm_arns)},
+            }
+        )
+        y += 6
+    for spec in services.values():
+        widgets.append(
+            {
+                "type": "text",
+                "x": 0,
+                "y": y,
+                "width": 24,
+                "height": 1,
+                "properties": {"markdown": f"## {spec.name}: {spec.description}"},
+            }
+        )
+        y += 1
+        for index, metric in enumerate(spec.metrics):
+            query = (
+                f"SEARCH('{{{config.namespace},ModelId}} MetricName=\"{metric.name}\"', "
+                f"'{metric.statistic}', 300)"
+            )
+            widgets.append(
+                {
+                    "type": "metric",
+                    "x": (index % 3) * 8,
+                    "y": y + (index // 3) * 6,
+                    "width": 8,
+                    "height": 6,
+                    "properties": {
+                        "title": f"{metric.name} ({metric.statistic})",
+                        "region": region,
+                        "view": "timeSeries",
+                        "stat": metric.statistic,
+                        "period": 300,
+                        "metrics": [[{"expression": query, "id": "e1"}]],
+                    },
+                }
+            )
+        y += ((len(spec.metrics) + 2) // 3) * 6
+    return {"widgets": widgets}

@@ -1,0 +1,293 @@
+"""Alarm definitions as plain data, built from the service declarations.
+
+The Pulumi program turns these into CloudWatch alarms; the local stack evaluates the very same
+definitions against moto's metric history. Nothing here talks to AWS.
+
+Three kinds:
+
+* quality alarms, per service default (``AlarmSpec``) and per watched model, on the per-model series
+  (dimension ``ModelId``);
+* pipeline-health alarms per service: the dead-letter queue is not empty, the function errors, the
+  oldest message waits too long;
+* two composite alarms: ``model-quality-degraded`` (any quality alarm) and
+  ``monitoring-pipeline-unhealthy`` (any health alarm); the second suppresses the first's actions
+  while the pipeline is broken, because quality metrics are not trustworthy then.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from llmmon_shared.spec import AlarmSpec, Comparison, ServiceSpec
+
+__all__ = [
+    "AlarmNames",
+    "AlarmSet",
+    "CompositeAlarmDef",
+    "MetricAlarmDef",
+    "build_alarms",
+]
+
+QUALITY = "quality"
+HEALTH = "health"
+PIPELINE_UNHEALTHY = "monitoring-pipeline-unhealthy"
+QUALITY_DEGRADED = "model-quality-degraded"
+
+
+@dataclass(frozen=True)
+class MetricAlarmDef:
+    name: str
+    namespace: str
+    metric: str
+    dimensions: Mapping[str, str]
+    statistic: str
+    comparison: str
+    threshold: float
+    period_s: int
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    treat_missing_data: str
+    description: str
+    kind: str
+    service: str
+    anomaly_band: float | None = None
+    """When set, an anomaly-detection alarm: the threshold is a band of this many deviations."""
+
+
+@dataclass(frozen=True)
+class CompositeAlarmDef:
+    name: str
+    rule: str
+    description: str
+    suppressor: str | None = None
+    suppressor_wait_s: int = 120
+    suppressor_extension_s: int = 300
+
+
+@dataclass(frozen=True)
+class AlarmNames:
+    """How a stack names things; the Pulumi program and the local stack share one instance."""
+
+    prefix: str
+
+    def queue(self, service: str) -> str:
+        return f"{self.prefix}-{service}"
+
+    def dlq(self, service: str) -> str:
+        return f"{self.prefix}-{service}-dlq"
+
+    def function(self, service: str) -> str:
+        return f"{self.prefix}-{service}"
+
+    def alarm(self, service: str, alarm: str, model: str | None = None) -> str:
+        base = f"{self.prefix}-{service}-{alarm}"
+        return f"{base}-{_slug(model)}" if model else base
+
+    def composite(self, name: str) -> str:
+        return f"{self.prefix}-{name}"
+
+
+def _slug(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._:-]+", "-", model.rsplit("/", 1)[-1])
+
+
+@dataclass(frozen=True)
+class AlarmSet:
+    metric_alarms: tuple[MetricAlarmDef, ...]
+    composites: tuple[CompositeAlarmDef, ...] = field(default=())
+
+    @property
+    def notifying(self) -> tuple[CompositeAlarmDef, ...]:
+        """The top composites: the only alarms with actions (children and parts notify through
+        them, so the pipeline alarm can suppress the quality one)."""
+        parts = {c.name for c in self.composites if c.name.rsplit("-part", 1)[0] != c.name}
+        children = {
+            name for c in self.composites for name in re.findall(r'ALARM\("([^"]+)"\)', c.rule)
+        }
+        return tuple(c for c in self.composites if c.name not in parts and c.name not in children)
+
+    def by_name(self) -> dict[str, MetricAlarmDef]:
+        return {alarm.name: alarm for alarm in self.metric_alarms}
+
+
+def _quality(
+    spec: ServiceSpec,
+    alarm: AlarmSpec,
+    model: str,
+    namespace: str,
+    names: AlarmNames,
+) -> MetricAlarmDef:
+    return MetricAlarmDef(
+        name=names.alarm(spec.name, alarm.name, model),
+        namespace=namespace,
+        metric=alarm.metric,
+        dimensions={"ModelId": model},
+        statistic=alarm.statistic,
+        comparison=str(alarm.comparison),
+        threshold=alarm.threshold,
+        period_s=alarm.period_s,
+        evaluation_periods=alarm.evaluation_periods,
+        datapoints_to_alarm=alarm.datapoints_to_alarm,
+        treat_missing_data=alarm.treat_missing_data,
+        description=f"{alarm.description} ({model})",
+        kind=QUALITY,
+        service=spec.name,
+    )
+
+
+def _health(spec: ServiceSpec, names: AlarmNames, oldest_message_s: int) -> list[MetricAlarmDef]:
+    common: dict[str, Any] = {
+        "kind": HEALTH,
+        "service": spec.name,
+        "period_s": 60,
+        "treat_missing_data": "notBreaching",
+    }
+    return [
+        MetricAlarmDef(
+            name=names.alarm(spec.name, "DeadLetterQueueNotEmpty"),
+            namespace="AWS/SQS",
+            metric="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": names.dlq(spec.name)},
+            statistic="Maximum",
+            comparison=str(Comparison.GREATER),
+            threshold=0,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            description=f"Log objects {spec.name} could not process are waiting in its DLQ",
+            **common,
+        ),
+        MetricAlarmDef(
+            name=names.alarm(spec.name, "FunctionErrors"),
+            namespace="AWS/Lambda",
+            metric="Errors",
+            dimensions={"FunctionName": names.function(spec.name)},
+            statistic="Sum",
+            comparison=str(Comparison.GREATER),
+            threshold=0,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            description=f"The {spec.name} function fails whole invocations",
+            **common,
+        ),
+        MetricAlarmDef(
+            name=names.alarm(spec.name, "OldestMessageAge"),
+            namespace="AWS/SQS",
+            metric="ApproximateAgeOfOldestMessage",
+            dimensions={"QueueName": names.queue(spec.name)},
+            statistic="Maximum",
+            comparison=str(Comparison.GREATER),
+            threshold=oldest_message_s,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            description=f"{spec.name} falls behind: messages wait over {oldest_message_s} s",
+            **common,
+        ),
+    ]
+
+
+ANOMALY_METRICS = {"refusal": "Refusal", "comprehend": "SentimentIsNegative"}
+
+
+def _anomaly(
+    spec: ServiceSpec, model: str, namespace: str, names: AlarmNames, band: float
+) -> MetricAlarmDef | None:
+    metric = ANOMALY_METRICS.get(spec.name)
+    if metric is None:
+        return None
+    return MetricAlarmDef(
+        name=names.alarm(spec.name, f"{metric}Drift", model),
+        namespace=namespace,
+        metric=metric,
+        dimensions={"ModelId": model},
+        statistic="Average",
+        comparison="GreaterThanUpperThreshold",
+        threshold=band,
+        period_s=900,
+        evaluation_periods=4,
+        datapoints_to_alarm=3,
+        treat_missing_data="notBreaching",
+        description=f"{metric} of {model} drifts above its usual band",
+        kind=QUALITY,
+        service=spec.name,
+        anomaly_band=band,
+    )
+
+
+MAX_CHILDREN = 100
+MAX_RULE_CHARS = 10_240
+
+
+def any_of(alarms: Iterable[str]) -> str:
+    names = [f'ALARM("{name}")' for name in alarms]
+    return " OR ".join(names) if names else "FALSE"
+
+
+def _or_tree(
+    name: str, children: Sequence[str], description: str, suppressor: str | None = None
+) -> list[CompositeAlarmDef]:
+    """A composite alarm that is ALARM when any child is, split into parts when the children
+    exceed CloudWatch's limits (100 children, 10,240 characters of rule). The last item is the
+    top of the tree."""
+    parts: list[list[str]] = [[]]
+    for child in children:
+        candidate = [*parts[-1], child]
+        if len(candidate) > MAX_CHILDREN or len(any_of(candidate)) > MAX_RULE_CHARS:
+            parts.append([child])
+        else:
+            parts[-1] = candidate
+    if len(parts) == 1:
+        return [CompositeAlarmDef(name, any_of(parts[0]), description, suppressor)]
+    subs = [
+        CompositeAlarmDef(f"{name}-part{i + 1}", any_of(part), f"{description} (part)")
+        for i, part in enumerate(parts)
+    ]
+    return [*subs, *_or_tree(name, [s.name for s in subs], description, suppressor)]
+
+
+def build_alarms(
+    services: Mapping[str, ServiceSpec],
+    models: Sequence[str],
+    namespace: str,
+    names: AlarmNames,
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    oldest_message_s: int = 900,
+    anomaly_band: float | None = None,
+) -> AlarmSet:
+    """Every alarm of a stack. ``overrides[service][alarm]`` replaces AlarmSpec fields
+    (``threshold``, ``evaluation_periods``, ``datapoints_to_alarm``, ``period_s``...), or
+    ``{"enabled": false}`` drops that alarm."""
+    overrides = overrides or {}
+    alarms: list[MetricAlarmDef] = []
+    for spec in services.values():
+        for default in spec.alarms:
+            changes = dict(overrides.get(spec.name, {}).get(default.name, {}))
+            if changes.pop("enabled", True) is False:
+                continue
+            if "comparison" in changes:
+                changes["comparison"] = Comparison(changes["comparison"])
+            alarm = replace(default, **changes)
+            alarms.extend(_quality(spec, alarm, model, namespace, names) for model in models)
+        if anomaly_band is not None:
+            for model in models:
+                drift = _anomaly(spec, model, namespace, names, anomaly_band)
+                if drift is not None:
+                    alarms.append(drift)
+        alarms.extend(_health(spec, names, oldest_message_s))
+    quality = [a.name for a in alarms if a.kind == QUALITY]
+    health = [a.name for a in alarms if a.kind == HEALTH]
+    composites = _or_tree(
+        names.composite(PIPELINE_UNHEALTHY),
+        health,
+        "llmmon cannot process Bedrock logs: DLQ, function errors or backlog",
+    )
+    if quality:
+        composites += _or_tree(
+            names.composite(QUALITY_DEGRADED),
+            quality,
+            "At least one model's quality alarm fired (refusals, toxicity, sentiment or relevance)",
+            suppressor=names.composite(PIPELINE_UNHEALTHY),
+        )
+    return AlarmSet(tuple(alarms), tuple(composites))
