@@ -96,6 +96,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="managed",
         help="managed: Bedrock/Comprehend; local: bundle the local models",
     )
+    demo_cmd = commands.add_parser("demo", help="run the whole pipeline locally, end to end")
+    demo_cmd.add_argument("--minutes", type=int, default=60, help="minutes of traffic")
+    demo_cmd.add_argument("--report", type=Path, default=Path("reports/llmmon-demo.html"))
+    local_cmd = commands.add_parser("local", help="the local stack on moto")
+    local_sub = local_cmd.add_subparsers(dest="local_command", required=True)
+    up_cmd = local_sub.add_parser("up", help="start it and keep it running until Ctrl-C")
+    up_cmd.add_argument("--port", type=int, default=0, help="loopback port (default: free)")
+    up_cmd.add_argument("--models", nargs="*", default=[],
+                        help="models with quality alarms (default: every model seen)")
+    up_cmd.add_argument("--alarm-interval", type=float, default=30.0)
+    up_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
+    up_cmd.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
+    replay_cmd = commands.add_parser(
+        "replay", help="put log objects into the local bucket, or re-publish S3 events")
+    replay_cmd.add_argument("source", help="a folder or file of log objects, or s3://bucket/prefix")
+    replay_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
+    replay_cmd.add_argument("--topic-arn", help="log topic for s3:// sources (AWS)")
+    replay_cmd.add_argument("--endpoint", help="endpoint for s3:// sources (default: AWS)")
+    replay_cmd.add_argument("--log-prefix", help="key prefix in the local bucket")
+    alarms_cmd = commands.add_parser("alarms", help="alarm tools")
+    alarms_sub = alarms_cmd.add_subparsers(dest="alarms_command", required=True)
+    backtest_cmd = alarms_sub.add_parser(
+        "backtest", help="replay the alarm definitions over stored metric history")
+    backtest_cmd.add_argument("--namespace", default="llmmon")
+    backtest_cmd.add_argument("--prefix", default="llmmon-backtest", help="alarm name prefix")
+    backtest_cmd.add_argument("--models", nargs="*", default=[])
+    backtest_cmd.add_argument("--hours", type=float, default=3.0)
+    backtest_cmd.add_argument("--start", help="ISO time (default: end - hours)")
+    backtest_cmd.add_argument("--end", help="ISO time (default: now)")
+    backtest_cmd.add_argument("--step", type=int, default=60, help="seconds between rounds")
+    backtest_cmd.add_argument("--set", action="append", default=[],
+                              metavar="SERVICE.ALARM.FIELD=VALUE",
+                              help="override a default, e.g. refusal.HighRefusalRatio.threshold=0.4")
+    backtest_cmd.add_argument("--with-health", action="store_true",
+                              help="also replay the pipeline-health alarms")
+    where = backtest_cmd.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", help="a CloudWatch endpoint (e.g. the local stack's)")
+    where.add_argument("--local", action="store_true", help="the running local stack")
+    backtest_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
     eval_cmd = commands.add_parser("eval", help="score a labelled CSV with a detector")
     eval_cmd.add_argument("detector", choices=["refusal"])
     eval_cmd.add_argument("csv", type=Path, help="CSV with completion and label columns")
@@ -115,13 +154,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "inspect":
         return inspect(args.paths)
+    if args.command == "demo":
+        from llmmon.local.demo import run_demo
+
+        return run_demo(args.minutes, args.report)
+    if args.command == "local":
+        from llmmon.local.commands import local_up
+
+        return local_up(args.port, args.models, args.alarm_interval, args.state, args.duration)
+    if args.command == "replay":
+        from llmmon.local.commands import replay
+
+        return replay(args.source, args.state, args.topic_arn, args.endpoint, args.log_prefix)
+    if args.command == "alarms":
+        from llmmon.local.commands import backtest
+
+        return backtest(args)
     if args.command == "build":
         from llmmon.build import build
 
         build(args.services, args.out, args.backend == "local")
         return 0
     if args.command == "score":
-        from llmmon.demo import score_folder
+        from llmmon.score import score_folder
 
         return score_folder(args.folder)
     if args.command == "eval":

@@ -1,0 +1,216 @@
+"""The demo corpus: Bedrock invocation log objects in the real key layout, generated from the
+templates in ``llmmon/data/corpus.json``.
+
+Several models and families (Claude Messages with streaming chunks, Converse/ConverseStream,
+Titan with streaming chunks, Llama, Mistral chat, Cohere Command R), helpful answers, refusals in
+each family's house style, toxic and off-topic answers, one large-data record whose bodies sit
+under ``data/``, one embedding call (llmmon's own, skipped), one malformed line, and a corrupt
+object. Interactions spread over the last ``minutes`` minutes; models with a ``drift`` entry
+change over time (the Llama model's refusal ratio climbs), so a quality alarm really fires.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from typing import Any
+
+from llmmon.local.endpoint import ACCOUNT, REGION
+
+Templates = dict[str, Any]
+
+
+def load_templates() -> Templates:
+    data: Templates = json.loads(
+        files("llmmon").joinpath("data/corpus.json").read_text("utf-8"))
+    return data
+
+
+def gz(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
+        handle.write(data)
+    return buffer.getvalue()
+
+
+def _chunks(text: str, size: int = 24) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+
+
+def bodies(family: str, prompt: str, answer: str, stream: bool) -> tuple[str, Any, Any]:
+    """(operation, request body, response body or chunk list) in the family's real shape."""
+    if family == "claude-messages":
+        request = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 512,
+                   "system": "You are a helpful assistant.",
+                   "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]}
+        if stream:
+            chunks: list[dict[str, Any]] = [
+                {"type": "message_start", "message": {"role": "assistant", "content": [],
+                                                      "usage": {"input_tokens": 20}}},
+                {"type": "content_block_start", "index": 0,
+                 "content_block": {"type": "text", "text": ""}}]
+            chunks += [{"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "text_delta", "text": piece}}
+                       for piece in _chunks(answer)]
+            chunks += [{"type": "content_block_stop", "index": 0},
+                       {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+                        "usage": {"output_tokens": 40}},
+                       {"type": "message_stop"}]
+            return "InvokeModelWithResponseStream", request, chunks
+        return "InvokeModel", request, {
+            "id": "msg_bdrk_demo", "type": "message", "role": "assistant",
+            "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 20, "output_tokens": 40}}
+    if family == "converse":
+        request = {"messages": [{"role": "user", "content": [{"text": prompt}]}],
+                   "system": [{"text": "You are a helpful assistant."}],
+                   "inferenceConfig": {"maxTokens": 512}}
+        return ("ConverseStream" if stream else "Converse"), request, {
+            "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
+            "stopReason": "end_turn", "usage": {"inputTokens": 20, "outputTokens": 40,
+                                                "totalTokens": 60}}
+    if family == "titan-text":
+        request = {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": 512}}
+        if stream:
+            return "InvokeModelWithResponseStream", request, [
+                {"outputText": piece, "index": 0, "completionReason": None}
+                for piece in _chunks(answer)] + [{"outputText": "", "index": 0,
+                                                  "completionReason": "FINISH"}]
+        return "InvokeModel", request, {"inputTextTokenCount": 10, "results": [
+            {"tokenCount": 30, "outputText": answer, "completionReason": "FINISH"}]}
+    if family == "llama":
+        marked = ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+                  f"{prompt}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        return "InvokeModel", {"prompt": marked, "max_gen_len": 512}, {
+            "generation": answer, "prompt_token_count": 20, "generation_token_count": 40,
+            "stop_reason": "stop"}
+    if family == "mistral-chat":
+        return "InvokeModel", {"messages": [{"role": "user", "content": prompt}],
+                               "max_tokens": 512}, {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                         "stop_reason": "stop"}]}
+    if family == "cohere-command-r":
+        return "InvokeModel", {"message": prompt, "chat_history": []}, {
+            "response_id": "r", "text": answer, "generation_id": "g",
+            "finish_reason": "COMPLETE"}
+    raise ValueError(f"no template for family {family}")
+
+
+@dataclass
+class Corpus:
+    objects: list[tuple[str, bytes]] = field(default_factory=list)
+    corrupt: list[tuple[str, bytes]] = field(default_factory=list)
+    interactions: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    models: list[str] = field(default_factory=list)
+
+
+def _rate(model: dict[str, Any], name: str, minute: float, minutes: int) -> float:
+    drift = model.get("drift")
+    if drift and drift["metric"] == name and minute >= drift["from_minute"]:
+        return float(drift["to"])
+    return float(model.get(name, 0.0))
+
+
+def object_key(prefix: str, moment: datetime, rng: random.Random) -> str:
+    base = prefix.strip("/")
+    hour = moment.strftime("%Y/%m/%d/%H")
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
+    path = (f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/{hour}/"
+            f"{stamp}_{rng.getrandbits(64):016x}.json.gz")
+    return f"{base}/{path}" if base else path
+
+
+def generate(now: datetime | None = None, minutes: int = 60, per_minute: int = 6,
+             object_minutes: int = 5, prefix: str = "bedrock", seed: int = 7) -> Corpus:
+    """Log objects, one per ``object_minutes`` of traffic, over the last ``minutes``."""
+    rng = random.Random(seed)
+    templates = load_templates()
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    start = now - timedelta(minutes=minutes)
+    models = templates["models"]
+    weights = [m["weight"] for m in models]
+    corpus = Corpus(models=[m["model_id"] for m in models])
+    lines_by_object: dict[int, list[bytes]] = {}
+    large_data_done = False
+    for index in range(minutes * per_minute):
+        minute = index / per_minute
+        moment = start + timedelta(seconds=minute * 60 + rng.uniform(0, 60 / per_minute))
+        model = rng.choices(models, weights)[0]
+        prompt, answer = rng.choice(templates["helpful"])
+        roll = rng.random()
+        refusal = _rate(model, "refusal_rate", minute, minutes)
+        toxic = _rate(model, "toxic_rate", minute, minutes)
+        off = _rate(model, "off_topic_rate", minute, minutes)
+        if roll < refusal:
+            kind, answer = "refusal", rng.choice(templates["refusals"][model["refusal"]])
+        elif roll < refusal + toxic:
+            kind, answer = "toxic", rng.choice(templates["toxic"])
+        elif roll < refusal + toxic + off:
+            kind, answer = "off-topic", rng.choice(templates["off_topic"])
+        else:
+            kind = "helpful"
+        stream = rng.random() < model.get("stream_rate", 0)
+        operation, body_in, body_out = bodies(model["family"], prompt, answer, stream)
+        request_id = f"{rng.getrandbits(128):032x}"
+        record = {
+            "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
+            "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "accountId": ACCOUNT,
+            "identity": {"arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/demo-app/session"},
+            "region": REGION, "requestId": request_id, "operation": operation,
+            "modelId": model["model_id"],
+            "requestMetadata": {"app": rng.choice(["support-bot", "search", "writer"])},
+            "input": {"inputContentType": "application/json", "inputBodyJson": body_in,
+                      "inputTokenCount": 20},
+            "output": {"outputContentType": "application/json", "outputBodyJson": body_out,
+                       "outputTokenCount": 40},
+        }
+        slot = int(minute // object_minutes)
+        if not large_data_done and kind == "helpful" and model["family"] == "claude-messages":
+            large_data_done = True
+            long_answer = (answer + " ") * 40
+            _, body_in, body_out = bodies("claude-messages", prompt, long_answer, False)
+            data_key = object_key(prefix, moment, rng).rsplit("/", 1)[0] + "/data/"
+            in_key = f"{data_key}{request_id}_input.json.gz"
+            out_key = f"{data_key}{request_id}_output.json.gz"
+            corpus.objects.append((in_key, gz(json.dumps(body_in).encode())))
+            corpus.objects.append((out_key, gz(json.dumps(body_out).encode())))
+            del record["input"]["inputBodyJson"], record["output"]["outputBodyJson"]
+            record["input"]["inputBodyS3Path"] = f"s3://{{bucket}}/{in_key}"
+            record["output"]["outputBodyS3Path"] = f"s3://{{bucket}}/{out_key}"
+            kind = "large-data"
+        corpus.by_kind[kind] = corpus.by_kind.get(kind, 0) + 1
+        corpus.interactions += 1
+        lines_by_object.setdefault(slot, []).append(json.dumps(record).encode() + b"\n")
+    embed = {"schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
+             "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "accountId": ACCOUNT,
+             "region": REGION, "requestId": "embedding-call", "operation": "InvokeModel",
+             "modelId": "amazon.titan-embed-text-v2:0",
+             "input": {"inputBodyJson": {"inputText": "hello", "dimensions": 512}},
+             "output": {"outputBodyJson": {"embedding": [0.1, 0.2], "inputTextTokenCount": 2}}}
+    slots = sorted(lines_by_object)
+    lines_by_object[slots[0]].append(json.dumps(embed).encode() + b"\n")
+    lines_by_object[slots[1]].insert(1, b'{"schemaType": "ModelInvocationLog", "requestId": \n')
+    for slot in slots:
+        moment = start + timedelta(minutes=(slot + 1) * object_minutes)
+        corpus.objects.append((object_key(prefix, min(moment, now), rng),
+                               gz(b"".join(lines_by_object[slot]))))
+    corrupt = gz(b"".join(lines_by_object[slots[-1]]))[:-64]
+    corpus.corrupt.append((object_key(prefix, now, rng), corrupt))
+    return corpus
+
+
+def with_bucket(corpus: Corpus, bucket: str) -> Corpus:
+    """Fill the bucket name into large-data paths (the corpus is written before it is known)."""
+    objects = []
+    for key, body in corpus.objects:
+        if "/data/" not in key:
+            text = gzip.decompress(body).replace(b"s3://{bucket}/", f"s3://{bucket}/".encode())
+            body = gz(text)
+        objects.append((key, body))
+    return Corpus(objects, corpus.corrupt, corpus.interactions, corpus.by_kind, corpus.models)

@@ -1,0 +1,233 @@
+"""``llmmon demo``: the whole pipeline on this machine, end to end, in a few minutes.
+
+1. Start the local stack (moto server, bucket, notification, topic, queues with DLQs, one worker
+   per service playing Lambda).
+2. Write an hour of realistic Bedrock log objects into the bucket (several models and families;
+   the Llama model's refusal ratio climbs in the last 25 minutes).
+3. Wait until every message is processed; evaluate the alarms (the refusal alarm fires and the
+   "model quality degraded" composite notifies the alarm topic).
+4. A corrupt log object arrives: every service fails it until SQS moves it to the service's
+   dead-letter queue; the DLQ alarms fire and "monitoring pipeline unhealthy" notifies.
+5. Show a per-model table of every metric (read back from the local CloudWatch), alarm states,
+   the notifications received, the DLQ contents, and write an HTML report.
+Everything started is stopped at the end, on errors and on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from urllib.parse import unquote_plus
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from llmmon.alarm_eval import ALARM, AlarmEngine
+from llmmon.local.corpus import Corpus, generate, with_bucket
+from llmmon.local.endpoint import client
+from llmmon.local.stack import (
+    LocalConfig,
+    LocalStack,
+    Topology,
+    alarm_engine,
+    alarm_set,
+    publish_queue_metrics,
+    put_alarms,
+    put_log_objects,
+    queue_depths,
+    read_inbox,
+    wait_until_drained,
+)
+from llmmon.report import Report, Series, render, series_from_statistics
+
+TABLE_METRICS = [("Interactions", "Sum", "{:.0f}"), ("PromptResponseSimilarity", "Average",
+                 "{:.3f}"), ("Refusal", "Average", "{:.1%}"), ("RefusalSimilarity", "Average",
+                 "{:.3f}"), ("SentimentIsNegative", "Average", "{:.1%}"),
+                 ("Toxicity", "Average", "{:.3f}"), ("Toxic", "Average", "{:.1%}")]
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def bar(done: int, total: int, label: str, width: int = 30) -> None:
+    filled = int(width * done / max(1, total))
+    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}   ")
+    sys.stderr.flush()
+    if done >= total:
+        sys.stderr.write("\n")
+
+
+def wait_with_progress(topology: Topology, total: int, expected_dlq: int,
+                       timeout: float) -> None:
+    started = time.monotonic()
+
+    def progress(depths: dict[str, tuple[int, int, int]]) -> None:
+        pending = sum(v + f for v, f, _ in depths.values())
+        bar(max(0, total - pending), total,
+            f"messages processed ({time.monotonic() - started:.0f} s)")
+
+    wait_until_drained(topology, expected_dlq=expected_dlq, timeout=timeout, progress=progress)
+
+
+def model_table(cloudwatch: Any, namespace: str, models: Sequence[str], start: datetime,
+                end: datetime) -> list[list[str]]:
+    rows = []
+    for model in models:
+        row = [model]
+        for metric, statistic, fmt in TABLE_METRICS:
+            dimensions = [{"Name": "ModelId", "Value": model}]
+            if metric == "Interactions":
+                dimensions.append({"Name": "Service", "Value": "refusal"})
+            points = cloudwatch.get_metric_statistics(
+                Namespace=namespace, MetricName=metric, Dimensions=dimensions,
+                StartTime=start, EndTime=end, Period=300,
+                Statistics=["Sum", "SampleCount"]).get("Datapoints", [])
+            total = sum(p["Sum"] for p in points)
+            count = sum(p["SampleCount"] for p in points)
+            value = total if statistic == "Sum" else (total / count if count else None)
+            row.append("-" if value is None else fmt.format(value))
+        rows.append(row)
+    return rows
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    for line in [header, *rows]:
+        say("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                             for i, (c, w) in enumerate(zip(line, widths, strict=False))))
+
+
+def dlq_contents(topology: Topology) -> list[list[str]]:
+    """What sits in each DLQ: the object key of the S3 event and how often it was received."""
+    sqs = client("sqs", topology.endpoint)
+    rows = []
+    for service, url in topology.dead_letter_queues.items():
+        response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                       VisibilityTimeout=0, AttributeNames=["All"])
+        for message in response.get("Messages", []):
+            try:
+                records = json.loads(message["Body"]).get("Records", [{}])
+                key = records[0].get("s3", {}).get("object", {}).get("key", "?")
+            except (ValueError, AttributeError):
+                key = "(not an S3 event)"
+            rows.append([service, unquote_plus(key).rsplit("/", 1)[-1],
+                         message["Attributes"].get("ApproximateReceiveCount", "?")])
+    return rows
+
+
+def evaluate_alarms(engine: AlarmEngine, topology: Topology, wait_s: int) -> None:
+    publish_queue_metrics(topology)
+    engine.evaluate()
+    time.sleep(wait_s + 0.5)  # the suppressor wait period of the quality composite
+    publish_queue_metrics(topology)
+    engine.evaluate()
+
+
+def run_demo(minutes: int = 60, report_path: Path = Path("reports/llmmon-demo.html"),
+             timeout: float = 240.0) -> int:
+    began = time.monotonic()
+    config = LocalConfig()
+    stack = LocalStack(config, log_path=report_path.parent / "llmmon-demo-workers.log")
+    try:
+        say("1/5 starting the local stack (moto server + one worker per service)")
+        topology = stack.start()
+        say(f"    endpoint {topology.endpoint}  bucket {topology.bucket}  "
+            f"services {', '.join(topology.queues)}")
+        now = datetime.now(UTC)
+        corpus: Corpus = with_bucket(generate(now, minutes=minutes, prefix=config.log_prefix),
+                                     topology.bucket)
+        log_objects = [(k, b) for k, b in corpus.objects if "/data/" not in k]
+        say(f"2/5 writing {len(corpus.objects)} objects: {corpus.interactions} interactions "
+            f"over {minutes} min from {len(corpus.models)} models "
+            f"({', '.join(f'{v} {k}' for k, v in sorted(corpus.by_kind.items()))}), "
+            "plus an embedding call and a malformed line")
+        for index, item in enumerate(corpus.objects, 1):
+            put_log_objects(topology, [item])
+            bar(index, len(corpus.objects), "objects written")
+        messages = len(corpus.objects) * len(topology.queues)
+        say(f"3/5 processing {len(log_objects)} log objects in {len(topology.queues)} services")
+        wait_with_progress(topology, messages, 0, timeout)
+        cloudwatch = client("cloudwatch", topology.endpoint)
+        alarms = alarm_set(topology, replace(config, models=tuple(corpus.models)),
+                           stack.services, cloudwatch)
+        put_alarms(cloudwatch, alarms, topology.alarm_topic_arn)
+        engine = alarm_engine(topology, alarms)
+        evaluate_alarms(engine, topology, config.suppressor_wait_s)
+        say("4/5 a corrupt log object arrives (truncated gzip)")
+        put_log_objects(topology, corpus.corrupt)
+        wait_with_progress(topology, len(topology.queues), 1, timeout)
+        evaluate_alarms(engine, topology, config.suppressor_wait_s)
+        notifications = read_inbox(topology)
+
+        say("5/5 results")
+        end = datetime.now(UTC) + timedelta(minutes=1)
+        start = now - timedelta(minutes=minutes + 5)
+        header = ["model", *[m for m, _, _ in TABLE_METRICS]]
+        rows = model_table(cloudwatch, config.namespace, corpus.models, start, end)
+        say("\n  Per model (from the local CloudWatch; ratios are Averages of 0/1 metrics):")
+        print_table(header, rows)
+        say("\n  Alarms:")
+        firing = [c for c in alarms.composites if engine.states.get(c.name) == ALARM]
+        for name, state in sorted(engine.states.items(), key=lambda kv: (kv[1] != ALARM, kv[0])):
+            if state == ALARM or name in {c.name for c in alarms.composites}:
+                say(f"    {state:<18} {name}")
+        say(f"    (+ {sum(1 for s in engine.states.values() if s != ALARM)} alarms not in ALARM)")
+        say("\n  Notifications received on the alarm topic:")
+        for item in notifications:
+            say(f"    {item['NewStateValue']:<6} {item['AlarmName']}: "
+                f"{item['NewStateReason'][:160]}")
+        dlq_rows = dlq_contents(topology)
+        say("\n  Dead-letter queues:")
+        for service, key, received in dlq_rows:
+            say(f"    {service:<11} {key}  (received {received} times)")
+        depths = queue_depths(topology)
+        report = Report("llmmon demo", datetime.now(UTC))
+        report.summary = [
+            ("interactions written", str(corpus.interactions)),
+            ("log objects", str(len(log_objects))),
+            ("models", ", ".join(corpus.models)),
+            ("alarms firing", ", ".join(c.name for c in firing) or "none"),
+            ("queues (visible, in flight, DLQ)", json.dumps(depths)),
+            ("wall time", f"{time.monotonic() - began:.0f} s"),
+        ]
+        for metric, description in [
+            ("Refusal", "Refusal ratio per model, 5-minute Averages of the 0/1 metric"),
+            ("PromptResponseSimilarity", "Mean prompt/response similarity per model"),
+            ("Toxicity", "Mean toxicity per model"),
+            ("SentimentIsNegative", "Share of responses with negative sentiment"),
+        ]:
+            series: list[Series] = series_from_statistics(cloudwatch, config.namespace, metric,
+                                                          corpus.models, start, end)
+            report.charts.append((metric, description, series))
+        labels = {}
+        for metric in ("Toxicity", "ToxicityProfanity", "Toxic"):
+            for model in corpus.models:
+                points = series_from_statistics(cloudwatch, config.namespace, metric, [model],
+                                                start, end)
+                values = [v for s in points for _, v in s.points]
+                if values:
+                    labels[f"{metric} {model}"] = sum(values) / len(values)
+        report.bars.append(("Toxicity by label and model (local backend: PROFANITY only)",
+                            labels))
+        report.tables.append(("Per model", header, rows))
+        report.tables.append(("Alarm states", ["state", "alarm"],
+                              [[s, n] for n, s in sorted(engine.states.items())]))
+        report.tables.append(("Notifications", ["state", "alarm", "reason"],
+                              [[n["NewStateValue"], n["AlarmName"], n["NewStateReason"]]
+                               for n in notifications]))
+        report.tables.append(("Dead-letter queues", ["service", "object", "receives"], dlq_rows))
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(render(report), encoding="utf-8")
+        say(f"\nReport: {report_path.resolve()}")
+        say(f"Worker logs: {stack.log_path}")
+        say(f"Done in {time.monotonic() - began:.0f} s; stopping the local stack.")
+        return 0
+    except KeyboardInterrupt:
+        say("\ninterrupted: stopping the local stack")
+        return 130
+    finally:
+        stack.stop()
