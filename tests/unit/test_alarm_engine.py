@@ -21,47 +21,73 @@ from llmmon_shared.alarms import AlarmSet, CompositeAlarmDef, MetricAlarmDef
 NOW = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
 
 
-def alarm(name: str = "refusal-high", treat: str = "missing", m: int = 3, n: int = 2,
-          comparison: str = "GreaterThanThreshold", threshold: float = 0.25) -> MetricAlarmDef:
+def alarm(
+    name: str = "refusal-high",
+    treat: str = "missing",
+    m: int = 3,
+    n: int = 2,
+    comparison: str = "GreaterThanThreshold",
+    threshold: float = 0.25,
+) -> MetricAlarmDef:
     return MetricAlarmDef(
-        name=name, namespace="llmmon", metric="Refusal", dimensions={"ModelId": "m"},
-        statistic="Average", comparison=comparison, threshold=threshold, period_s=300,
-        evaluation_periods=m, datapoints_to_alarm=n, treat_missing_data=treat, description="",
-        kind="quality", service="refusal")
+        name=name,
+        namespace="llmmon",
+        metric="Refusal",
+        dimensions={"ModelId": "m"},
+        statistic="Average",
+        comparison=comparison,
+        threshold=threshold,
+        period_s=300,
+        evaluation_periods=m,
+        datapoints_to_alarm=n,
+        treat_missing_data=treat,
+        description="",
+        kind="quality",
+        service="refusal",
+    )
 
 
-X, O, _ = 0.9, 0.1, None  # breaching, not breaching, missing
+X, N, _ = 0.9, 0.1, None  # breaching, not breaching, missing
 
 
-@pytest.mark.parametrize(("points", "treat", "current", "expected"), [
-    ([O, O, O], "missing", INSUFFICIENT, OK),
-    ([O, X, X], "missing", OK, ALARM),
-    ([X, O, X], "missing", OK, ALARM),
-    ([O, O, X], "missing", OK, OK),
-    ([_, _, X], "missing", OK, OK),          # one present breaching point, 2 needed
-    ([_, X, X], "missing", OK, ALARM),
-    ([_, _, _], "missing", ALARM, INSUFFICIENT),
-    ([_, _, _], "breaching", OK, ALARM),
-    ([_, _, X], "breaching", OK, ALARM),
-    ([_, _, _], "notBreaching", ALARM, OK),
-    ([_, X, _], "notBreaching", OK, OK),
-    ([_, _, _], "ignore", ALARM, ALARM),      # state kept
-    ([_, _, X], "ignore", OK, OK),            # ALARM still possible: kept
-    ([_, _, X], "ignore", ALARM, ALARM),
-    ([O, O, _], "ignore", ALARM, OK),         # ALARM impossible now
-    ([X, _, X], "ignore", OK, ALARM),
-])
-def test_m_of_n_with_each_missing_data_treatment(points: list[float | None], treat: str,
-                                                 current: str, expected: str) -> None:
+@pytest.mark.parametrize(
+    ("points", "treat", "current", "expected"),
+    [
+        ([N, N, N], "missing", INSUFFICIENT, OK),
+        ([N, X, X], "missing", OK, ALARM),
+        ([X, N, X], "missing", OK, ALARM),
+        ([N, N, X], "missing", OK, OK),
+        ([_, _, X], "missing", OK, OK),  # one present breaching point, 2 needed
+        ([_, X, X], "missing", OK, ALARM),
+        ([_, _, _], "missing", ALARM, INSUFFICIENT),
+        ([_, _, _], "breaching", OK, ALARM),
+        ([_, _, X], "breaching", OK, ALARM),
+        ([_, _, _], "notBreaching", ALARM, OK),
+        ([_, X, _], "notBreaching", OK, OK),
+        ([_, _, _], "ignore", ALARM, ALARM),  # state kept
+        ([_, _, X], "ignore", OK, OK),  # ALARM still possible: kept
+        ([_, _, X], "ignore", ALARM, ALARM),
+        ([N, N, _], "ignore", ALARM, OK),  # ALARM impossible now
+        ([X, _, X], "ignore", OK, ALARM),
+    ],
+)
+def test_m_of_n_with_each_missing_data_treatment(
+    points: list[float | None], treat: str, current: str, expected: str
+) -> None:
     state, reason = evaluate_datapoints(alarm(treat=treat), points, current)
     assert state == expected, reason
 
 
-@pytest.mark.parametrize(("comparison", "value", "breach"), [
-    ("GreaterThanThreshold", 0.25, False), ("GreaterThanOrEqualToThreshold", 0.25, True),
-    ("LessThanThreshold", 0.25, False), ("LessThanOrEqualToThreshold", 0.25, True),
-    ("LessThanThreshold", 0.1, True),
-])
+@pytest.mark.parametrize(
+    ("comparison", "value", "breach"),
+    [
+        ("GreaterThanThreshold", 0.25, False),
+        ("GreaterThanOrEqualToThreshold", 0.25, True),
+        ("LessThanThreshold", 0.25, False),
+        ("LessThanOrEqualToThreshold", 0.25, True),
+        ("LessThanThreshold", 0.1, True),
+    ],
+)
 def test_comparisons(comparison: str, value: float, breach: bool) -> None:
     state, _ = evaluate_datapoints(alarm(comparison=comparison, m=1, n=1), [value], OK)
     assert state == (ALARM if breach else OK)
@@ -69,9 +95,11 @@ def test_comparisons(comparison: str, value: float, breach: bool) -> None:
 
 def test_periods_end_with_the_one_that_contains_now() -> None:
     starts = period_starts(NOW, 300, 3)
-    assert starts == [datetime(2026, 11, 28, 11, 50, tzinfo=UTC),
-                      datetime(2026, 11, 28, 11, 55, tzinfo=UTC),
-                      datetime(2026, 11, 28, 12, 0, tzinfo=UTC)]
+    assert starts == [
+        datetime(2026, 11, 28, 11, 50, tzinfo=UTC),
+        datetime(2026, 11, 28, 11, 55, tzinfo=UTC),
+        datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
+    ]
 
 
 class FakeSource:
@@ -82,19 +110,30 @@ class FakeSource:
         starts = period_starts(now, 300, len(values))
         self.series[name] = {s: v for s, v in zip(starts, values, strict=True) if v is not None}
 
-    def datapoints(self, alarm: MetricAlarmDef, start: datetime,
-                   end: datetime) -> dict[datetime, float]:
+    def datapoints(
+        self, alarm: MetricAlarmDef, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
         return {s: v for s, v in self.series.get(alarm.name, {}).items() if start <= s < end}
 
 
 def composite_set(wait: int = 0, extension: int = 300) -> AlarmSet:
-    quality, health = alarm("quality-a"), alarm("health-dlq", treat="notBreaching", m=1, n=1,
-                                                 threshold=0)
+    quality, health = (
+        alarm("quality-a"),
+        alarm("health-dlq", treat="notBreaching", m=1, n=1, threshold=0),
+    )
     return AlarmSet(
         (quality, health),
-        (CompositeAlarmDef("pipeline", 'ALARM("health-dlq")', ""),
-         CompositeAlarmDef("quality", 'ALARM("quality-a")', "", suppressor="pipeline",
-                           suppressor_wait_s=wait, suppressor_extension_s=extension)),
+        (
+            CompositeAlarmDef("pipeline", 'ALARM("health-dlq")', ""),
+            CompositeAlarmDef(
+                "quality",
+                'ALARM("quality-a")',
+                "",
+                suppressor="pipeline",
+                suppressor_wait_s=wait,
+                suppressor_extension_s=extension,
+            ),
+        ),
     )
 
 
@@ -145,6 +184,7 @@ def test_extension_period__suppression_outlasts_the_suppressor() -> None:
     engine, sent = engine_with(source, composite_set(extension=300))
     engine.evaluate(NOW)
     assert engine.states["pipeline"] == ALARM
+    assert ("pipeline", ALARM) in [(t.alarm, t.new) for t in sent]
     source.series["health-dlq"] = {}
     later = NOW + timedelta(seconds=60)
     source.feed("quality-a", [0.5, 0.6, 0.7], now=later)
@@ -159,8 +199,12 @@ def test_update_keeps_known_states() -> None:
     engine, _ = engine_with(source, composite_set())
     engine.evaluate(NOW)
     tuned = composite_set()
-    engine.update(replace(tuned, metric_alarms=(replace(tuned.metric_alarms[0], threshold=0.9),
-                                                tuned.metric_alarms[1])))
+    engine.update(
+        replace(
+            tuned,
+            metric_alarms=(replace(tuned.metric_alarms[0], threshold=0.9), tuned.metric_alarms[1]),
+        )
+    )
     engine.evaluate(NOW)
     assert engine.states["quality-a"] == OK
     assert [t.new for t in engine.history if t.alarm == "quality-a"] == [ALARM, OK]

@@ -50,8 +50,9 @@ _COMPARE: dict[str, Callable[[float, float], bool]] = {
 
 
 class MetricSource(Protocol):
-    def datapoints(self, alarm: MetricAlarmDef, start: datetime,
-                   end: datetime) -> dict[datetime, float]:
+    def datapoints(
+        self, alarm: MetricAlarmDef, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
         """The alarm's statistic per period starting in [start, end), keyed by period start."""
         ...
 
@@ -63,8 +64,7 @@ def period_starts(now: datetime, period_s: int, count: int) -> list[datetime]:
     return [datetime.fromtimestamp(end - period_s * (count - i), UTC) for i in range(count)]
 
 
-def breaches(alarm: MetricAlarmDef, value: float,
-             band: tuple[float, float] | None = None) -> bool:
+def breaches(alarm: MetricAlarmDef, value: float, band: tuple[float, float] | None = None) -> bool:
     if alarm.anomaly_band is not None:
         if band is None:
             return False
@@ -77,8 +77,12 @@ def breaches(alarm: MetricAlarmDef, value: float,
     return _COMPARE[alarm.comparison](value, alarm.threshold)
 
 
-def evaluate_datapoints(alarm: MetricAlarmDef, values: Sequence[float | None], current: str,
-                        band: tuple[float, float] | None = None) -> tuple[str, str]:
+def evaluate_datapoints(
+    alarm: MetricAlarmDef,
+    values: Sequence[float | None],
+    current: str,
+    band: tuple[float, float] | None = None,
+) -> tuple[str, str]:
     """The state for the datapoints of one evaluation range (oldest first), and why."""
     m, n = len(values), alarm.datapoints_to_alarm
     treat = alarm.treat_missing_data
@@ -92,8 +96,10 @@ def evaluate_datapoints(alarm: MetricAlarmDef, values: Sequence[float | None], c
     present = [f for f in flags if f is not None]
     breaching = sum(present)
     shown = [("-" if v is None else f"{v:.4g}") for v in values]
-    reason = (f"{breaching} of the last {m} datapoints [{', '.join(shown)}] breach "
-              f"({alarm.comparison} {alarm.threshold}); {n} needed")
+    reason = (
+        f"{breaching} of the last {m} datapoints [{', '.join(shown)}] breach "
+        f"({alarm.comparison} {alarm.threshold}); {n} needed"
+    )
     if not present:
         if treat == "ignore":
             return current, "no data; state kept (ignore)"
@@ -193,8 +199,14 @@ class AlarmEngine:
         return Transition(now, name, old, new, reason)
 
     def _act(self, transition: Transition) -> Transition:
-        notified = Transition(transition.time, transition.alarm, transition.old, transition.new,
-                              transition.reason, notified=True)
+        notified = Transition(
+            transition.time,
+            transition.alarm,
+            transition.old,
+            transition.new,
+            transition.reason,
+            notified=True,
+        )
         if self.notify is not None:
             self.notify(notified, self)
         return notified
@@ -215,8 +227,9 @@ class AlarmEngine:
             rule = parse(composite.rule)
             firing = sorted(n for n in referenced_alarms(rule) if self.states.get(n) == ALARM)
             state = ALARM if evaluate_rule(rule, self.states) else OK
-            reason = (f"alarms in ALARM: {', '.join(firing)}" if firing
-                      else "no child alarm in ALARM")
+            reason = (
+                f"alarms in ALARM: {', '.join(firing)}" if firing else "no child alarm in ALARM"
+            )
             change = self._change(composite.name, state, reason, now)
             if change is None:
                 continue
@@ -224,10 +237,19 @@ class AlarmEngine:
                 changes.append(change)
                 continue
             suppressor = composite.suppressor
-            if suppressor and self._suppressor_active(suppressor, now,
-                                                      composite.suppressor_extension_s):
-                changes.append(Transition(now, change.alarm, change.old, change.new,
-                                          change.reason, suppressed_by=suppressor))
+            if suppressor and self._suppressor_active(
+                suppressor, now, composite.suppressor_extension_s
+            ):
+                changes.append(
+                    Transition(
+                        now,
+                        change.alarm,
+                        change.old,
+                        change.new,
+                        change.reason,
+                        suppressed_by=suppressor,
+                    )
+                )
             elif suppressor and composite.suppressor_wait_s > 0:
                 deadline = now + timedelta(seconds=composite.suppressor_wait_s)
                 self._pending = [p for p in self._pending if p.composite.name != composite.name]
@@ -248,9 +270,16 @@ class AlarmEngine:
                 continue  # superseded by a later change
             assert composite.suppressor is not None
             if self.states.get(composite.suppressor) == ALARM:
-                done.append(Transition(now, composite.name, pending.transition.old,
-                                       pending.transition.new, pending.transition.reason,
-                                       suppressed_by=composite.suppressor))
+                done.append(
+                    Transition(
+                        now,
+                        composite.name,
+                        pending.transition.old,
+                        pending.transition.new,
+                        pending.transition.reason,
+                        suppressed_by=composite.suppressor,
+                    )
+                )
             elif now >= pending.deadline:
                 done.append(self._act(pending.transition))
             else:
@@ -259,8 +288,9 @@ class AlarmEngine:
         return done
 
 
-def cloudwatch_message(transition: Transition, alarm: Any, account: str, region: str,
-                       description: str = "") -> tuple[str, str]:
+def cloudwatch_message(
+    transition: Transition, alarm: Any, account: str, region: str, description: str = ""
+) -> tuple[str, str]:
     """The (subject, message) CloudWatch publishes to an alarm's SNS topic."""
     arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{transition.alarm}"
     message = {
@@ -285,12 +315,17 @@ class CloudWatchSource:
 
     client: Any
 
-    def datapoints(self, alarm: MetricAlarmDef, start: datetime,
-                   end: datetime) -> dict[datetime, float]:
+    def datapoints(
+        self, alarm: MetricAlarmDef, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
         response = self.client.get_metric_statistics(
-            Namespace=alarm.namespace, MetricName=alarm.metric,
+            Namespace=alarm.namespace,
+            MetricName=alarm.metric,
             Dimensions=[{"Name": k, "Value": v} for k, v in alarm.dimensions.items()],
-            StartTime=start, EndTime=end, Period=alarm.period_s, Statistics=[alarm.statistic],
+            StartTime=start,
+            EndTime=end,
+            Period=alarm.period_s,
+            Statistics=[alarm.statistic],
         )
         found: dict[datetime, float] = {}
         for point in response.get("Datapoints", []):

@@ -103,13 +103,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     local_sub = local_cmd.add_subparsers(dest="local_command", required=True)
     up_cmd = local_sub.add_parser("up", help="start it and keep it running until Ctrl-C")
     up_cmd.add_argument("--port", type=int, default=0, help="loopback port (default: free)")
-    up_cmd.add_argument("--models", nargs="*", default=[],
-                        help="models with quality alarms (default: every model seen)")
+    up_cmd.add_argument(
+        "--models",
+        nargs="*",
+        default=[],
+        help="models with quality alarms (default: every model seen)",
+    )
     up_cmd.add_argument("--alarm-interval", type=float, default=30.0)
     up_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
     up_cmd.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
     replay_cmd = commands.add_parser(
-        "replay", help="put log objects into the local bucket, or re-publish S3 events")
+        "replay", help="put log objects into the local bucket, or re-publish S3 events"
+    )
     replay_cmd.add_argument("source", help="a folder or file of log objects, or s3://bucket/prefix")
     replay_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
     replay_cmd.add_argument("--topic-arn", help="log topic for s3:// sources (AWS)")
@@ -118,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     alarms_cmd = commands.add_parser("alarms", help="alarm tools")
     alarms_sub = alarms_cmd.add_subparsers(dest="alarms_command", required=True)
     backtest_cmd = alarms_sub.add_parser(
-        "backtest", help="replay the alarm definitions over stored metric history")
+        "backtest", help="replay the alarm definitions over stored metric history"
+    )
     backtest_cmd.add_argument("--namespace", default="llmmon")
     backtest_cmd.add_argument("--prefix", default="llmmon-backtest", help="alarm name prefix")
     backtest_cmd.add_argument("--models", nargs="*", default=[])
@@ -126,11 +132,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     backtest_cmd.add_argument("--start", help="ISO time (default: end - hours)")
     backtest_cmd.add_argument("--end", help="ISO time (default: now)")
     backtest_cmd.add_argument("--step", type=int, default=60, help="seconds between rounds")
-    backtest_cmd.add_argument("--set", action="append", default=[],
-                              metavar="SERVICE.ALARM.FIELD=VALUE",
-                              help="override a default, e.g. refusal.HighRefusalRatio.threshold=0.4")
-    backtest_cmd.add_argument("--with-health", action="store_true",
-                              help="also replay the pipeline-health alarms")
+    backtest_cmd.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SERVICE.ALARM.FIELD=VALUE",
+        help="override a default, e.g. refusal.HighRefusalRatio.threshold=0.4",
+    )
+    backtest_cmd.add_argument(
+        "--with-health", action="store_true", help="also replay the pipeline-health alarms"
+    )
     where = backtest_cmd.add_mutually_exclusive_group()
     where.add_argument("--endpoint", help="a CloudWatch endpoint (e.g. the local stack's)")
     where.add_argument("--local", action="store_true", help="the running local stack")

@@ -29,8 +29,13 @@ from llmmon_shared.events import classify_key
 from llmmon_shared.spec import discover
 
 
-def local_up(port: int, models: Sequence[str], alarm_interval: float,
-             state_file: Path = STATE_FILE, duration: float | None = None) -> int:
+def local_up(
+    port: int,
+    models: Sequence[str],
+    alarm_interval: float,
+    state_file: Path = STATE_FILE,
+    duration: float | None = None,
+) -> int:
     """Run the local stack until Ctrl-C (or ``duration`` seconds): workers drain the queues;
     every ``alarm_interval`` seconds queue metrics are published and alarms evaluated."""
     config = LocalConfig(models=tuple(models))
@@ -72,10 +77,20 @@ def local_up(port: int, models: Sequence[str], alarm_interval: float,
                 engine.update(alarms)
                 publish_queue_metrics(topology)
                 for change in engine.evaluate():
-                    note = " (notified)" if change.notified else (
-                        f" (suppressed by {change.suppressed_by})" if change.suppressed_by else "")
-                    print(f"{change.time:%H:%M:%S} {change.alarm}: {change.old} -> "
-                          f"{change.new}{note}", flush=True)
+                    note = (
+                        " (notified)"
+                        if change.notified
+                        else (
+                            f" (suppressed by {change.suppressed_by})"
+                            if change.suppressed_by
+                            else ""
+                        )
+                    )
+                    print(
+                        f"{change.time:%H:%M:%S} {change.alarm}: {change.old} -> "
+                        f"{change.new}{note}",
+                        flush=True,
+                    )
                 next_round = time.monotonic() + alarm_interval
             time.sleep(0.2)
         return 0
@@ -100,16 +115,31 @@ def _progress(done: int, total: int, label: str) -> None:
 def _s3_event(bucket: str, key: str, size: int, etag: str) -> dict[str, Any]:
     from urllib.parse import quote_plus
 
-    return {"Records": [{
-        "eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
-        "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "s3": {"s3SchemaVersion": "1.0", "configurationId": "llmmon-replay",
-               "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-               "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag}}}]}
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "eventTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "configurationId": "llmmon-replay",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {"key": quote_plus(key, safe="/"), "size": size, "eTag": etag},
+                },
+            }
+        ]
+    }
 
 
-def replay(source: str, state_file: Path, topic_arn: str | None, endpoint: str | None,
-           log_prefix: str | None) -> int:
+def replay(
+    source: str,
+    state_file: Path,
+    topic_arn: str | None,
+    endpoint: str | None,
+    log_prefix: str | None,
+) -> int:
     """A folder: upload its log objects into the local bucket (keys kept, the log prefix added
     when they start at AWSLogs/). ``s3://bucket/prefix``: publish an S3 event for every log
     object under the prefix to the log topic, as S3 would have (a backfill)."""
@@ -128,8 +158,11 @@ def replay(source: str, state_file: Path, topic_arn: str | None, endpoint: str |
                 if classify_key(item["Key"], item["Size"]) is None:
                     keys.append((item["Key"], item["Size"], item["ETag"].strip('"')))
         for index, (key, size, etag) in enumerate(keys, 1):
-            sns.publish(TopicArn=topic_arn, Message=json.dumps(_s3_event(bucket, key, size, etag)),
-                        Subject="Amazon S3 Notification")
+            sns.publish(
+                TopicArn=topic_arn,
+                Message=json.dumps(_s3_event(bucket, key, size, etag)),
+                Subject="Amazon S3 Notification",
+            )
             _progress(index, len(keys), "events published")
         print(f"published {len(keys)} S3 events for s3://{bucket}/{prefix} to {topic_arn}")
         return 0
@@ -142,7 +175,7 @@ def replay(source: str, state_file: Path, topic_arn: str | None, endpoint: str |
     for index, path in enumerate(data_first, 1):
         relative = path.relative_to(root).as_posix() if root.is_dir() else path.name
         if "AWSLogs/" in relative:
-            relative = relative[relative.index("AWSLogs/"):]
+            relative = relative[relative.index("AWSLogs/") :]
         key = f"{prefix}/{relative}" if prefix else relative
         s3.put_object(Bucket=topology.bucket, Key=key, Body=path.read_bytes())
         _progress(index, len(data_first), "objects uploaded")
@@ -161,13 +194,21 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, dict[str, dict[str, Any]
     return overrides
 
 
-def backtest_alarms(namespace: str, models: Sequence[str], start: datetime, end: datetime,
-                    step_s: int, cloudwatch: Any, prefix: str,
-                    overrides: dict[str, dict[str, dict[str, Any]]],
-                    quality_only: bool = True) -> tuple[AlarmSet, AlarmEngine]:
+def backtest_alarms(
+    namespace: str,
+    models: Sequence[str],
+    start: datetime,
+    end: datetime,
+    step_s: int,
+    cloudwatch: Any,
+    prefix: str,
+    overrides: dict[str, dict[str, dict[str, Any]]],
+    quality_only: bool = True,
+) -> tuple[AlarmSet, AlarmEngine]:
     services = discover()
     models = list(models) or models_in_history(
-        cloudwatch, namespace, [a.metric for s in services.values() for a in s.alarms])
+        cloudwatch, namespace, [a.metric for s in services.values() for a in s.alarms]
+    )
     alarms = build_alarms(services, models, namespace, AlarmNames(prefix), overrides=overrides)
     if quality_only:
         # Health metrics (AWS/SQS, AWS/Lambda) are not history worth replaying: keep the
@@ -176,8 +217,12 @@ def backtest_alarms(namespace: str, models: Sequence[str], start: datetime, end:
         alarms = replace(
             alarms,
             metric_alarms=tuple(a for a in alarms.metric_alarms if a.kind == "quality"),
-            composites=tuple(replace(c, suppressor=None) for c in alarms.composites
-                             if not c.name.startswith(pipeline)))
+            composites=tuple(
+                replace(c, suppressor=None)
+                for c in alarms.composites
+                if not c.name.startswith(pipeline)
+            ),
+        )
     engine = AlarmEngine(alarms, CloudWatchSource(cloudwatch))
     moment = start
     while moment <= end:
@@ -196,13 +241,26 @@ def backtest(args: Any) -> int:
     else:
         cloudwatch = boto3.client("cloudwatch")
     end = datetime.now(UTC) if args.end is None else datetime.fromisoformat(args.end)
-    start = end - timedelta(hours=args.hours) if args.start is None else \
-        datetime.fromisoformat(args.start)
-    alarms, engine = backtest_alarms(args.namespace, args.models, start, end, args.step,
-                                     cloudwatch, args.prefix, _parse_overrides(args.set),
-                                     quality_only=not args.with_health)
-    print(f"backtest {start:%Y-%m-%d %H:%M} .. {end:%H:%M} UTC, every {args.step} s, "
-          f"{len(alarms.metric_alarms)} alarms")
+    start = (
+        end - timedelta(hours=args.hours)
+        if args.start is None
+        else datetime.fromisoformat(args.start)
+    )
+    alarms, engine = backtest_alarms(
+        args.namespace,
+        args.models,
+        start,
+        end,
+        args.step,
+        cloudwatch,
+        args.prefix,
+        _parse_overrides(args.set),
+        quality_only=not args.with_health,
+    )
+    print(
+        f"backtest {start:%Y-%m-%d %H:%M} .. {end:%H:%M} UTC, every {args.step} s, "
+        f"{len(alarms.metric_alarms)} alarms"
+    )
     fired = 0
     for change in engine.history:
         if change.new == "INSUFFICIENT_DATA" and change.old == "INSUFFICIENT_DATA":
@@ -214,6 +272,13 @@ def backtest(args: Any) -> int:
             print(f"{change.time:%Y-%m-%d %H:%M}  {marker}  {change.alarm}")
             print(f"{'':>18}{change.reason[:150]}")
     print(f"{fired} alarm transitions to ALARM")
-    print(json.dumps({"alarms": len(alarms.metric_alarms), "fired": fired,
-                      "final": {k: v for k, v in engine.states.items() if v == "ALARM"}}))
+    print(
+        json.dumps(
+            {
+                "alarms": len(alarms.metric_alarms),
+                "fired": fired,
+                "final": {k: v for k, v in engine.states.items() if v == "ALARM"},
+            }
+        )
+    )
     return 0

@@ -26,8 +26,7 @@ Templates = dict[str, Any]
 
 
 def load_templates() -> Templates:
-    data: Templates = json.loads(
-        files("llmmon").joinpath("data/corpus.json").read_text("utf-8"))
+    data: Templates = json.loads(files("llmmon").joinpath("data/corpus.json").read_text("utf-8"))
     return data
 
 
@@ -39,65 +38,130 @@ def gz(data: bytes) -> bytes:
 
 
 def _chunks(text: str, size: int = 24) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 def bodies(family: str, prompt: str, answer: str, stream: bool) -> tuple[str, Any, Any]:
     """(operation, request body, response body or chunk list) in the family's real shape."""
     if family == "claude-messages":
-        request = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 512,
-                   "system": "You are a helpful assistant.",
-                   "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}]}
+        request = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 512,
+            "system": "You are a helpful assistant.",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+        }
         if stream:
             chunks: list[dict[str, Any]] = [
-                {"type": "message_start", "message": {"role": "assistant", "content": [],
-                                                      "usage": {"input_tokens": 20}}},
-                {"type": "content_block_start", "index": 0,
-                 "content_block": {"type": "text", "text": ""}}]
-            chunks += [{"type": "content_block_delta", "index": 0,
-                        "delta": {"type": "text_delta", "text": piece}}
-                       for piece in _chunks(answer)]
-            chunks += [{"type": "content_block_stop", "index": 0},
-                       {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
-                        "usage": {"output_tokens": 40}},
-                       {"type": "message_stop"}]
+                {
+                    "type": "message_start",
+                    "message": {"role": "assistant", "content": [], "usage": {"input_tokens": 20}},
+                },
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ]
+            chunks += [
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": piece},
+                }
+                for piece in _chunks(answer)
+            ]
+            chunks += [
+                {"type": "content_block_stop", "index": 0},
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 40},
+                },
+                {"type": "message_stop"},
+            ]
             return "InvokeModelWithResponseStream", request, chunks
-        return "InvokeModel", request, {
-            "id": "msg_bdrk_demo", "type": "message", "role": "assistant",
-            "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn",
-            "usage": {"input_tokens": 20, "output_tokens": 40}}
+        return (
+            "InvokeModel",
+            request,
+            {
+                "id": "msg_bdrk_demo",
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": "text", "text": answer}],
+                "stop_reason": "end_turn",
+                "usage": {"input_tokens": 20, "output_tokens": 40},
+            },
+        )
     if family == "converse":
-        request = {"messages": [{"role": "user", "content": [{"text": prompt}]}],
-                   "system": [{"text": "You are a helpful assistant."}],
-                   "inferenceConfig": {"maxTokens": 512}}
-        return ("ConverseStream" if stream else "Converse"), request, {
-            "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
-            "stopReason": "end_turn", "usage": {"inputTokens": 20, "outputTokens": 40,
-                                                "totalTokens": 60}}
+        request = {
+            "messages": [{"role": "user", "content": [{"text": prompt}]}],
+            "system": [{"text": "You are a helpful assistant."}],
+            "inferenceConfig": {"maxTokens": 512},
+        }
+        return (
+            ("ConverseStream" if stream else "Converse"),
+            request,
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": answer}]}},
+                "stopReason": "end_turn",
+                "usage": {"inputTokens": 20, "outputTokens": 40, "totalTokens": 60},
+            },
+        )
     if family == "titan-text":
         request = {"inputText": prompt, "textGenerationConfig": {"maxTokenCount": 512}}
         if stream:
-            return "InvokeModelWithResponseStream", request, [
-                {"outputText": piece, "index": 0, "completionReason": None}
-                for piece in _chunks(answer)] + [{"outputText": "", "index": 0,
-                                                  "completionReason": "FINISH"}]
-        return "InvokeModel", request, {"inputTextTokenCount": 10, "results": [
-            {"tokenCount": 30, "outputText": answer, "completionReason": "FINISH"}]}
+            return (
+                "InvokeModelWithResponseStream",
+                request,
+                [
+                    {"outputText": piece, "index": 0, "completionReason": None}
+                    for piece in _chunks(answer)
+                ]
+                + [{"outputText": "", "index": 0, "completionReason": "FINISH"}],
+            )
+        return (
+            "InvokeModel",
+            request,
+            {
+                "inputTextTokenCount": 10,
+                "results": [{"tokenCount": 30, "outputText": answer, "completionReason": "FINISH"}],
+            },
+        )
     if family == "llama":
-        marked = ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
-                  f"{prompt}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
-        return "InvokeModel", {"prompt": marked, "max_gen_len": 512}, {
-            "generation": answer, "prompt_token_count": 20, "generation_token_count": 40,
-            "stop_reason": "stop"}
+        marked = (
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+            f"{prompt}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+        )
+        return (
+            "InvokeModel",
+            {"prompt": marked, "max_gen_len": 512},
+            {
+                "generation": answer,
+                "prompt_token_count": 20,
+                "generation_token_count": 40,
+                "stop_reason": "stop",
+            },
+        )
     if family == "mistral-chat":
-        return "InvokeModel", {"messages": [{"role": "user", "content": prompt}],
-                               "max_tokens": 512}, {
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
-                         "stop_reason": "stop"}]}
+        return (
+            "InvokeModel",
+            {"messages": [{"role": "user", "content": prompt}], "max_tokens": 512},
+            {
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "stop_reason": "stop",
+                    }
+                ]
+            },
+        )
     if family == "cohere-command-r":
-        return "InvokeModel", {"message": prompt, "chat_history": []}, {
-            "response_id": "r", "text": answer, "generation_id": "g",
-            "finish_reason": "COMPLETE"}
+        return (
+            "InvokeModel",
+            {"message": prompt, "chat_history": []},
+            {"response_id": "r", "text": answer, "generation_id": "g", "finish_reason": "COMPLETE"},
+        )
     raise ValueError(f"no template for family {family}")
 
 
@@ -121,13 +185,21 @@ def object_key(prefix: str, moment: datetime, rng: random.Random) -> str:
     base = prefix.strip("/")
     hour = moment.strftime("%Y/%m/%d/%H")
     stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
-    path = (f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/{hour}/"
-            f"{stamp}_{rng.getrandbits(64):016x}.json.gz")
+    path = (
+        f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/{hour}/"
+        f"{stamp}_{rng.getrandbits(64):016x}.json.gz"
+    )
     return f"{base}/{path}" if base else path
 
 
-def generate(now: datetime | None = None, minutes: int = 60, per_minute: int = 6,
-             object_minutes: int = 5, prefix: str = "bedrock", seed: int = 7) -> Corpus:
+def generate(
+    now: datetime | None = None,
+    minutes: int = 60,
+    per_minute: int = 6,
+    object_minutes: int = 5,
+    prefix: str = "bedrock",
+    seed: int = 7,
+) -> Corpus:
     """Log objects, one per ``object_minutes`` of traffic, over the last ``minutes``."""
     rng = random.Random(seed)
     templates = load_templates()
@@ -159,16 +231,26 @@ def generate(now: datetime | None = None, minutes: int = 60, per_minute: int = 6
         operation, body_in, body_out = bodies(model["family"], prompt, answer, stream)
         request_id = f"{rng.getrandbits(128):032x}"
         record = {
-            "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
-            "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "accountId": ACCOUNT,
+            "schemaType": "ModelInvocationLog",
+            "schemaVersion": "1.0",
+            "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "accountId": ACCOUNT,
             "identity": {"arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/demo-app/session"},
-            "region": REGION, "requestId": request_id, "operation": operation,
+            "region": REGION,
+            "requestId": request_id,
+            "operation": operation,
             "modelId": model["model_id"],
             "requestMetadata": {"app": rng.choice(["support-bot", "search", "writer"])},
-            "input": {"inputContentType": "application/json", "inputBodyJson": body_in,
-                      "inputTokenCount": 20},
-            "output": {"outputContentType": "application/json", "outputBodyJson": body_out,
-                       "outputTokenCount": 40},
+            "input": {
+                "inputContentType": "application/json",
+                "inputBodyJson": body_in,
+                "inputTokenCount": 20,
+            },
+            "output": {
+                "outputContentType": "application/json",
+                "outputBodyJson": body_out,
+                "outputTokenCount": 40,
+            },
         }
         slot = int(minute // object_minutes)
         if not large_data_done and kind == "helpful" and model["family"] == "claude-messages":
@@ -187,19 +269,26 @@ def generate(now: datetime | None = None, minutes: int = 60, per_minute: int = 6
         corpus.by_kind[kind] = corpus.by_kind.get(kind, 0) + 1
         corpus.interactions += 1
         lines_by_object.setdefault(slot, []).append(json.dumps(record).encode() + b"\n")
-    embed = {"schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
-             "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"), "accountId": ACCOUNT,
-             "region": REGION, "requestId": "embedding-call", "operation": "InvokeModel",
-             "modelId": "amazon.titan-embed-text-v2:0",
-             "input": {"inputBodyJson": {"inputText": "hello", "dimensions": 512}},
-             "output": {"outputBodyJson": {"embedding": [0.1, 0.2], "inputTextTokenCount": 2}}}
+    embed = {
+        "schemaType": "ModelInvocationLog",
+        "schemaVersion": "1.0",
+        "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "accountId": ACCOUNT,
+        "region": REGION,
+        "requestId": "embedding-call",
+        "operation": "InvokeModel",
+        "modelId": "amazon.titan-embed-text-v2:0",
+        "input": {"inputBodyJson": {"inputText": "hello", "dimensions": 512}},
+        "output": {"outputBodyJson": {"embedding": [0.1, 0.2], "inputTextTokenCount": 2}},
+    }
     slots = sorted(lines_by_object)
     lines_by_object[slots[0]].append(json.dumps(embed).encode() + b"\n")
     lines_by_object[slots[1]].insert(1, b'{"schemaType": "ModelInvocationLog", "requestId": \n')
     for slot in slots:
         moment = start + timedelta(minutes=(slot + 1) * object_minutes)
-        corpus.objects.append((object_key(prefix, min(moment, now), rng),
-                               gz(b"".join(lines_by_object[slot]))))
+        corpus.objects.append(
+            (object_key(prefix, min(moment, now), rng), gz(b"".join(lines_by_object[slot])))
+        )
     corrupt = gz(b"".join(lines_by_object[slots[-1]]))[:-64]
     corpus.corrupt.append((object_key(prefix, now, rng), corrupt))
     return corpus

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import sys
-from urllib.parse import unquote_plus
 import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from llmmon.alarm_eval import ALARM, AlarmEngine
 from llmmon.local.corpus import Corpus, generate, with_bucket
@@ -43,10 +43,15 @@ from llmmon.local.stack import (
 )
 from llmmon.report import Report, Series, render, series_from_statistics
 
-TABLE_METRICS = [("Interactions", "Sum", "{:.0f}"), ("PromptResponseSimilarity", "Average",
-                 "{:.3f}"), ("Refusal", "Average", "{:.1%}"), ("RefusalSimilarity", "Average",
-                 "{:.3f}"), ("SentimentIsNegative", "Average", "{:.1%}"),
-                 ("Toxicity", "Average", "{:.3f}"), ("Toxic", "Average", "{:.1%}")]
+TABLE_METRICS = [
+    ("Interactions", "Sum", "{:.0f}"),
+    ("PromptResponseSimilarity", "Average", "{:.3f}"),
+    ("Refusal", "Average", "{:.1%}"),
+    ("RefusalSimilarity", "Average", "{:.3f}"),
+    ("SentimentIsNegative", "Average", "{:.1%}"),
+    ("Toxicity", "Average", "{:.3f}"),
+    ("Toxic", "Average", "{:.1%}"),
+]
 
 
 def say(text: str) -> None:
@@ -61,20 +66,23 @@ def bar(done: int, total: int, label: str, width: int = 30) -> None:
         sys.stderr.write("\n")
 
 
-def wait_with_progress(topology: Topology, total: int, expected_dlq: int,
-                       timeout: float) -> None:
+def wait_with_progress(topology: Topology, total: int, expected_dlq: int, timeout: float) -> None:
     started = time.monotonic()
 
     def progress(depths: dict[str, tuple[int, int, int]]) -> None:
         pending = sum(v + f for v, f, _ in depths.values())
-        bar(max(0, total - pending), total,
-            f"messages processed ({time.monotonic() - started:.0f} s)")
+        bar(
+            max(0, total - pending),
+            total,
+            f"messages processed ({time.monotonic() - started:.0f} s)",
+        )
 
     wait_until_drained(topology, expected_dlq=expected_dlq, timeout=timeout, progress=progress)
 
 
-def model_table(cloudwatch: Any, namespace: str, models: Sequence[str], start: datetime,
-                end: datetime) -> list[list[str]]:
+def model_table(
+    cloudwatch: Any, namespace: str, models: Sequence[str], start: datetime, end: datetime
+) -> list[list[str]]:
     rows = []
     for model in models:
         row = [model]
@@ -83,9 +91,14 @@ def model_table(cloudwatch: Any, namespace: str, models: Sequence[str], start: d
             if metric == "Interactions":
                 dimensions.append({"Name": "Service", "Value": "refusal"})
             points = cloudwatch.get_metric_statistics(
-                Namespace=namespace, MetricName=metric, Dimensions=dimensions,
-                StartTime=start, EndTime=end, Period=300,
-                Statistics=["Sum", "SampleCount"]).get("Datapoints", [])
+                Namespace=namespace,
+                MetricName=metric,
+                Dimensions=dimensions,
+                StartTime=start,
+                EndTime=end,
+                Period=300,
+                Statistics=["Sum", "SampleCount"],
+            ).get("Datapoints", [])
             total = sum(p["Sum"] for p in points)
             count = sum(p["SampleCount"] for p in points)
             value = total if statistic == "Sum" else (total / count if count else None)
@@ -97,8 +110,13 @@ def model_table(cloudwatch: Any, namespace: str, models: Sequence[str], start: d
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
     for line in [header, *rows]:
-        say("  " + "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                             for i, (c, w) in enumerate(zip(line, widths, strict=False))))
+        say(
+            "  "
+            + "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=False))
+            )
+        )
 
 
 def dlq_contents(topology: Topology) -> list[list[str]]:
@@ -106,16 +124,22 @@ def dlq_contents(topology: Topology) -> list[list[str]]:
     sqs = client("sqs", topology.endpoint)
     rows = []
     for service, url in topology.dead_letter_queues.items():
-        response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
-                                       VisibilityTimeout=0, AttributeNames=["All"])
+        response = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"]
+        )
         for message in response.get("Messages", []):
             try:
                 records = json.loads(message["Body"]).get("Records", [{}])
                 key = records[0].get("s3", {}).get("object", {}).get("key", "?")
             except (ValueError, AttributeError):
                 key = "(not an S3 event)"
-            rows.append([service, unquote_plus(key).rsplit("/", 1)[-1],
-                         message["Attributes"].get("ApproximateReceiveCount", "?")])
+            rows.append(
+                [
+                    service,
+                    unquote_plus(key).rsplit("/", 1)[-1],
+                    message["Attributes"].get("ApproximateReceiveCount", "?"),
+                ]
+            )
     return rows
 
 
@@ -127,33 +151,40 @@ def evaluate_alarms(engine: AlarmEngine, topology: Topology, wait_s: int) -> Non
     engine.evaluate()
 
 
-def run_demo(minutes: int = 60, report_path: Path = Path("reports/llmmon-demo.html"),
-             timeout: float = 240.0) -> int:
+def run_demo(
+    minutes: int = 60, report_path: Path = Path("reports/llmmon-demo.html"), timeout: float = 240.0
+) -> int:
     began = time.monotonic()
     config = LocalConfig()
     stack = LocalStack(config, log_path=report_path.parent / "llmmon-demo-workers.log")
     try:
         say("1/5 starting the local stack (moto server + one worker per service)")
         topology = stack.start()
-        say(f"    endpoint {topology.endpoint}  bucket {topology.bucket}  "
-            f"services {', '.join(topology.queues)}")
+        say(
+            f"    endpoint {topology.endpoint}  bucket {topology.bucket}  "
+            f"services {', '.join(topology.queues)}"
+        )
         now = datetime.now(UTC)
-        corpus: Corpus = with_bucket(generate(now, minutes=minutes, prefix=config.log_prefix),
-                                     topology.bucket)
+        corpus: Corpus = with_bucket(
+            generate(now, minutes=minutes, prefix=config.log_prefix), topology.bucket
+        )
         log_objects = [(k, b) for k, b in corpus.objects if "/data/" not in k]
-        say(f"2/5 writing {len(corpus.objects)} objects: {corpus.interactions} interactions "
+        say(
+            f"2/5 writing {len(corpus.objects)} objects: {corpus.interactions} interactions "
             f"over {minutes} min from {len(corpus.models)} models "
             f"({', '.join(f'{v} {k}' for k, v in sorted(corpus.by_kind.items()))}), "
-            "plus an embedding call and a malformed line")
-        for index, item in enumerate(corpus.objects, 1):
-            put_log_objects(topology, [item])
+            "plus an embedding call and a malformed line"
+        )
+        for index, log_object in enumerate(corpus.objects, 1):
+            put_log_objects(topology, [log_object])
             bar(index, len(corpus.objects), "objects written")
         messages = len(corpus.objects) * len(topology.queues)
         say(f"3/5 processing {len(log_objects)} log objects in {len(topology.queues)} services")
         wait_with_progress(topology, messages, 0, timeout)
         cloudwatch = client("cloudwatch", topology.endpoint)
-        alarms = alarm_set(topology, replace(config, models=tuple(corpus.models)),
-                           stack.services, cloudwatch)
+        alarms = alarm_set(
+            topology, replace(config, models=tuple(corpus.models)), stack.services, cloudwatch
+        )
         put_alarms(cloudwatch, alarms, topology.alarm_topic_arn)
         engine = alarm_engine(topology, alarms)
         evaluate_alarms(engine, topology, config.suppressor_wait_s)
@@ -178,8 +209,10 @@ def run_demo(minutes: int = 60, report_path: Path = Path("reports/llmmon-demo.ht
         say(f"    (+ {sum(1 for s in engine.states.values() if s != ALARM)} alarms not in ALARM)")
         say("\n  Notifications received on the alarm topic:")
         for item in notifications:
-            say(f"    {item['NewStateValue']:<6} {item['AlarmName']}: "
-                f"{item['NewStateReason'][:160]}")
+            say(
+                f"    {item['NewStateValue']:<6} {item['AlarmName']}: "
+                f"{item['NewStateReason'][:160]}"
+            )
         dlq_rows = dlq_contents(topology)
         say("\n  Dead-letter queues:")
         for service, key, received in dlq_rows:
@@ -200,25 +233,31 @@ def run_demo(minutes: int = 60, report_path: Path = Path("reports/llmmon-demo.ht
             ("Toxicity", "Mean toxicity per model"),
             ("SentimentIsNegative", "Share of responses with negative sentiment"),
         ]:
-            series: list[Series] = series_from_statistics(cloudwatch, config.namespace, metric,
-                                                          corpus.models, start, end)
+            series: list[Series] = series_from_statistics(
+                cloudwatch, config.namespace, metric, corpus.models, start, end
+            )
             report.charts.append((metric, description, series))
         labels = {}
         for metric in ("Toxicity", "ToxicityProfanity", "Toxic"):
             for model in corpus.models:
-                points = series_from_statistics(cloudwatch, config.namespace, metric, [model],
-                                                start, end)
+                points = series_from_statistics(
+                    cloudwatch, config.namespace, metric, [model], start, end
+                )
                 values = [v for s in points for _, v in s.points]
                 if values:
                     labels[f"{metric} {model}"] = sum(values) / len(values)
-        report.bars.append(("Toxicity by label and model (local backend: PROFANITY only)",
-                            labels))
+        report.bars.append(("Toxicity by label and model (local backend: PROFANITY only)", labels))
         report.tables.append(("Per model", header, rows))
-        report.tables.append(("Alarm states", ["state", "alarm"],
-                              [[s, n] for n, s in sorted(engine.states.items())]))
-        report.tables.append(("Notifications", ["state", "alarm", "reason"],
-                              [[n["NewStateValue"], n["AlarmName"], n["NewStateReason"]]
-                               for n in notifications]))
+        report.tables.append(
+            ("Alarm states", ["state", "alarm"], [[s, n] for n, s in sorted(engine.states.items())])
+        )
+        report.tables.append(
+            (
+                "Notifications",
+                ["state", "alarm", "reason"],
+                [[n["NewStateValue"], n["AlarmName"], n["NewStateReason"]] for n in notifications],
+            )
+        )
         report.tables.append(("Dead-letter queues", ["service", "object", "receives"], dlq_rows))
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(render(report), encoding="utf-8")

@@ -13,8 +13,11 @@ from typing import Any
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "llmmon-local", "AWS_SECRET_ACCESS_KEY": "llmmon-local",
-               "AWS_DEFAULT_REGION": REGION}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "llmmon-local",
+    "AWS_SECRET_ACCESS_KEY": "llmmon-local",
+    "AWS_DEFAULT_REGION": REGION,
+}
 
 
 def free_port() -> int:
@@ -30,11 +33,14 @@ def client(service: str, endpoint: str) -> Any:
     from botocore.config import Config
 
     return boto3.client(
-        service, endpoint_url=endpoint, region_name=REGION,
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
         aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5,
-                      read_timeout=60),
+        config=Config(
+            retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=60
+        ),
     )
 
 
@@ -53,7 +59,9 @@ class MotoServer:
         self.port = self.port or free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
             env={**os.environ, **CREDENTIALS},
         )
         deadline = time.monotonic() + timeout

@@ -74,12 +74,14 @@ class Topology:
 
 
 def _queue_arn(sqs: Any, url: str) -> str:
-    return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
-               ["Attributes"]["QueueArn"])
+    return str(
+        sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+    )
 
 
-def provision(endpoint: str, config: LocalConfig,
-              services: Mapping[str, ServiceSpec]) -> Topology:
+def provision(endpoint: str, config: LocalConfig, services: Mapping[str, ServiceSpec]) -> Topology:
     """Bucket, notification, log topic, per-service queue + DLQ + redrive + subscription, and
     the alarm topic with its inbox queue. Names come from AlarmNames, as in the Pulumi program."""
     names = AlarmNames(config.prefix)
@@ -88,74 +90,131 @@ def provision(endpoint: str, config: LocalConfig,
     log_topic = sns.create_topic(Name=f"{config.prefix}-invocation-logs")["TopicArn"]
     queues, dlqs, functions = {}, {}, {}
     for name, spec in services.items():
-        dlq = sqs.create_queue(QueueName=names.dlq(name),
-                               Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)})
-        redrive = {"deadLetterTargetArn": _queue_arn(sqs, dlq["QueueUrl"]),
-                   "maxReceiveCount": str(config.max_receive_count or spec.max_receive_count)}
-        queue = sqs.create_queue(QueueName=names.queue(name), Attributes={
-            "VisibilityTimeout": str(config.visibility_timeout_s),
-            "RedrivePolicy": json.dumps(redrive)})
-        sns.subscribe(TopicArn=log_topic, Protocol="sqs",
-                      Endpoint=_queue_arn(sqs, queue["QueueUrl"]),
-                      Attributes={"RawMessageDelivery": "true"})
+        dlq = sqs.create_queue(
+            QueueName=names.dlq(name), Attributes={"MessageRetentionPeriod": str(14 * 24 * 3600)}
+        )
+        redrive = {
+            "deadLetterTargetArn": _queue_arn(sqs, dlq["QueueUrl"]),
+            "maxReceiveCount": str(config.max_receive_count or spec.max_receive_count),
+        }
+        queue = sqs.create_queue(
+            QueueName=names.queue(name),
+            Attributes={
+                "VisibilityTimeout": str(config.visibility_timeout_s),
+                "RedrivePolicy": json.dumps(redrive),
+            },
+        )
+        sns.subscribe(
+            TopicArn=log_topic,
+            Protocol="sqs",
+            Endpoint=_queue_arn(sqs, queue["QueueUrl"]),
+            Attributes={"RawMessageDelivery": "true"},
+        )
         queues[name], dlqs[name] = queue["QueueUrl"], dlq["QueueUrl"]
         functions[name] = names.function(name)
     prefix = config.log_prefix.strip("/")
-    s3.put_bucket_notification_configuration(Bucket=config.bucket, NotificationConfiguration={
-        "TopicConfigurations": [{
-            "TopicArn": log_topic, "Events": ["s3:ObjectCreated:*"],
-            "Filter": {"Key": {"FilterRules": [
-                {"Name": "prefix", "Value": f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"},
-                {"Name": "suffix", "Value": ".json.gz"}]}}}]})
+    s3.put_bucket_notification_configuration(
+        Bucket=config.bucket,
+        NotificationConfiguration={
+            "TopicConfigurations": [
+                {
+                    "TopicArn": log_topic,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {
+                                    "Name": "prefix",
+                                    "Value": f"{prefix}/AWSLogs/" if prefix else "AWSLogs/",
+                                },
+                                {"Name": "suffix", "Value": ".json.gz"},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
     alarm_topic = sns.create_topic(Name=f"{config.prefix}-alarms")["TopicArn"]
     inbox = sqs.create_queue(QueueName=f"{config.prefix}-alarm-inbox")["QueueUrl"]
     sns.subscribe(TopicArn=alarm_topic, Protocol="sqs", Endpoint=_queue_arn(sqs, inbox))
-    return Topology(endpoint, config.bucket, config.log_prefix, config.namespace, config.prefix,
-                    log_topic, alarm_topic, inbox, queues, dlqs, functions)
+    return Topology(
+        endpoint,
+        config.bucket,
+        config.log_prefix,
+        config.namespace,
+        config.prefix,
+        log_topic,
+        alarm_topic,
+        inbox,
+        queues,
+        dlqs,
+        functions,
+    )
 
 
-def worker_environment(endpoint: str, config: LocalConfig,
-                       spec: ServiceSpec) -> dict[str, str]:
+def worker_environment(endpoint: str, config: LocalConfig, spec: ServiceSpec) -> dict[str, str]:
     """What a worker's handler sees: the service's declared environment, switched to the local
     backends and the PutMetricData sink, pointed at the local endpoint."""
     env = {**os.environ, **CREDENTIALS, **spec.environment}
-    env.update({
-        "AWS_ENDPOINT_URL": endpoint,
-        "LLMMON_SINK": "putmetricdata",
-        "LLMMON_NAMESPACE": config.namespace,
-        "LLMMON_EMBEDDING_BACKEND": "local",
-        "LLMMON_COMPREHEND_BACKEND": "local",
-        "LLMMON_LOG_LEVEL": env.get("LLMMON_LOG_LEVEL", "WARNING"),
-    })
+    env.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "LLMMON_SINK": "putmetricdata",
+            "LLMMON_NAMESPACE": config.namespace,
+            "LLMMON_EMBEDDING_BACKEND": "local",
+            "LLMMON_COMPREHEND_BACKEND": "local",
+            "LLMMON_LOG_LEVEL": env.get("LLMMON_LOG_LEVEL", "WARNING"),
+        }
+    )
     if config.batching_window_s is not None:
         env["LLMMON_LOCAL_BATCHING_WINDOW_S"] = str(config.batching_window_s)
     return env
 
 
-def start_workers(topology: Topology, config: LocalConfig,
-                  services: Mapping[str, ServiceSpec],
-                  log: Any = None) -> dict[str, subprocess.Popen[bytes]]:
+def start_workers(
+    topology: Topology, config: LocalConfig, services: Mapping[str, ServiceSpec], log: Any = None
+) -> dict[str, subprocess.Popen[bytes]]:
     """One process per service; their logs go to ``log`` (a file) or to this stderr."""
     workers = {}
     for name, spec in services.items():
         workers[name] = subprocess.Popen(
-            [sys.executable, "-m", "llmmon.local.worker", name, topology.queues[name],
-             "--function-name", topology.functions[name]],
-            env=worker_environment(topology.endpoint, config, spec), start_new_session=True,
-            stdout=log, stderr=log)
+            [
+                sys.executable,
+                "-m",
+                "llmmon.local.worker",
+                name,
+                topology.queues[name],
+                "--function-name",
+                topology.functions[name],
+            ],
+            env=worker_environment(topology.endpoint, config, spec),
+            start_new_session=True,
+            stdout=log,
+            stderr=log,
+        )
     return workers
 
 
-def alarm_set(topology: Topology, config: LocalConfig, services: Mapping[str, ServiceSpec],
-              cloudwatch: Any) -> AlarmSet:
+def alarm_set(
+    topology: Topology, config: LocalConfig, services: Mapping[str, ServiceSpec], cloudwatch: Any
+) -> AlarmSet:
     from llmmon.alarm_eval import models_in_history
 
     models = list(config.models) or models_in_history(
-        cloudwatch, config.namespace, [a.metric for s in services.values() for a in s.alarms])
-    alarms = build_alarms(services, models, config.namespace, AlarmNames(config.prefix),
-                          overrides=config.alarm_overrides)
-    composites = tuple(replace(c, suppressor_wait_s=config.suppressor_wait_s)
-                       if c.suppressor else c for c in alarms.composites)
+        cloudwatch, config.namespace, [a.metric for s in services.values() for a in s.alarms]
+    )
+    alarms = build_alarms(
+        services,
+        models,
+        config.namespace,
+        AlarmNames(config.prefix),
+        overrides=config.alarm_overrides,
+    )
+    composites = tuple(
+        replace(c, suppressor_wait_s=config.suppressor_wait_s) if c.suppressor else c
+        for c in alarms.composites
+    )
     return replace(alarms, composites=composites)
 
 
@@ -165,12 +224,19 @@ def put_alarms(cloudwatch: Any, alarms: AlarmSet, topic_arn: str) -> None:
         if alarm.anomaly_band is not None:
             continue
         cloudwatch.put_metric_alarm(
-            AlarmName=alarm.name, AlarmDescription=alarm.description, Namespace=alarm.namespace,
-            MetricName=alarm.metric, Statistic=alarm.statistic, Period=alarm.period_s,
+            AlarmName=alarm.name,
+            AlarmDescription=alarm.description,
+            Namespace=alarm.namespace,
+            MetricName=alarm.metric,
+            Statistic=alarm.statistic,
+            Period=alarm.period_s,
             EvaluationPeriods=alarm.evaluation_periods,
-            DatapointsToAlarm=alarm.datapoints_to_alarm, Threshold=alarm.threshold,
-            ComparisonOperator=alarm.comparison, TreatMissingData=alarm.treat_missing_data,
-            Dimensions=[{"Name": k, "Value": v} for k, v in alarm.dimensions.items()])
+            DatapointsToAlarm=alarm.datapoints_to_alarm,
+            Threshold=alarm.threshold,
+            ComparisonOperator=alarm.comparison,
+            TreatMissingData=alarm.treat_missing_data,
+            Dimensions=[{"Name": k, "Value": v} for k, v in alarm.dimensions.items()],
+        )
 
 
 def publish_queue_metrics(topology: Topology) -> None:
@@ -180,11 +246,17 @@ def publish_queue_metrics(topology: Topology) -> None:
     data = []
     for url in [*topology.queues.values(), *topology.dead_letter_queues.values()]:
         attributes = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-        data.append({"MetricName": "ApproximateNumberOfMessagesVisible",
-                     "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}],
-                     "Value": float(attributes["ApproximateNumberOfMessages"]),
-                     "Unit": "Count", "Timestamp": now})
+            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        data.append(
+            {
+                "MetricName": "ApproximateNumberOfMessagesVisible",
+                "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}],
+                "Value": float(attributes["ApproximateNumberOfMessages"]),
+                "Unit": "Count",
+                "Timestamp": now,
+            }
+        )
     cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=data)
 
 
@@ -193,13 +265,19 @@ def queue_depths(topology: Topology) -> dict[str, tuple[int, int, int]]:
     sqs = client("sqs", topology.endpoint)
     depths = {}
     for name, url in topology.queues.items():
-        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-        dlq = sqs.get_queue_attributes(QueueUrl=topology.dead_letter_queues[name],
-                                       AttributeNames=["ApproximateNumberOfMessages"])
-        depths[name] = (int(attributes["ApproximateNumberOfMessages"]),
-                        int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-                        int(dlq["Attributes"]["ApproximateNumberOfMessages"]))
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        dlq = sqs.get_queue_attributes(
+            QueueUrl=topology.dead_letter_queues[name],
+            AttributeNames=["ApproximateNumberOfMessages"],
+        )
+        depths[name] = (
+            int(attributes["ApproximateNumberOfMessages"]),
+            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
+            int(dlq["Attributes"]["ApproximateNumberOfMessages"]),
+        )
     return depths
 
 
@@ -209,14 +287,14 @@ def alarm_engine(topology: Topology, alarms: AlarmSet) -> AlarmEngine:
     descriptions = {c.name: c.description for c in alarms.composites}
 
     def notify(transition: Transition, _: Any) -> None:
-        subject, message = cloudwatch_message(transition, None, ACCOUNT, REGION,
-                                              descriptions.get(transition.alarm, ""))
+        subject, message = cloudwatch_message(
+            transition, None, ACCOUNT, REGION, descriptions.get(transition.alarm, "")
+        )
         sns.publish(TopicArn=topology.alarm_topic_arn, Subject=subject, Message=message)
 
     def set_state(name: str, state: str, reason: str) -> None:
         with contextlib.suppress(Exception):  # anomaly alarms are not stored in moto
-            cloudwatch.set_alarm_state(AlarmName=name, StateValue=state,
-                                       StateReason=reason[:1023])
+            cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason[:1023])
 
     return AlarmEngine(alarms, CloudWatchSource(cloudwatch), notify=notify, set_state=set_state)
 
@@ -224,19 +302,20 @@ def alarm_engine(topology: Topology, alarms: AlarmSet) -> AlarmEngine:
 def read_inbox(topology: Topology) -> list[dict[str, Any]]:
     """Alarm notifications that reached the alarm topic (the stand-in for e-mail)."""
     sqs = client("sqs", topology.endpoint)
-    found = []
+    found: list[dict[str, Any]] = []
     while True:
-        response = sqs.receive_message(QueueUrl=topology.alarm_inbox_url,
-                                       MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        response = sqs.receive_message(
+            QueueUrl=topology.alarm_inbox_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+        )
         messages = response.get("Messages", [])
         if not messages:
             return found
         for message in messages:
             envelope = json.loads(message["Body"])
-            found.append({"Subject": envelope.get("Subject"),
-                          **json.loads(envelope["Message"])})
-            sqs.delete_message(QueueUrl=topology.alarm_inbox_url,
-                               ReceiptHandle=message["ReceiptHandle"])
+            found.append({"Subject": envelope.get("Subject"), **json.loads(envelope["Message"])})
+            sqs.delete_message(
+                QueueUrl=topology.alarm_inbox_url, ReceiptHandle=message["ReceiptHandle"]
+            )
 
 
 @dataclass
@@ -260,8 +339,7 @@ class LocalStack:
                 if self.log_path is not None:
                     self.log_path.parent.mkdir(parents=True, exist_ok=True)
                     self._log = self.log_path.open("ab")
-                self.workers = start_workers(self.topology, self.config, self.services,
-                                             self._log)
+                self.workers = start_workers(self.topology, self.config, self.services, self._log)
             self.topology.pids = {name: p.pid for name, p in self.workers.items()}
             if self.server.process is not None:
                 self.topology.pids["moto"] = self.server.process.pid
@@ -290,8 +368,11 @@ class LocalStack:
 
 
 @contextlib.contextmanager
-def running_stack(config: LocalConfig | None = None, port: int = 0,
-                  services: Mapping[str, ServiceSpec] | None = None) -> Iterator[LocalStack]:
+def running_stack(
+    config: LocalConfig | None = None,
+    port: int = 0,
+    services: Mapping[str, ServiceSpec] | None = None,
+) -> Iterator[LocalStack]:
     stack = LocalStack(config or LocalConfig(), services or discover())
     try:
         stack.start(port)
@@ -300,8 +381,9 @@ def running_stack(config: LocalConfig | None = None, port: int = 0,
         stack.stop()
 
 
-def wait_until_drained(topology: Topology, expected_dlq: int = 0, timeout: float = 120.0,
-                       progress: Any = None) -> dict[str, tuple[int, int, int]]:
+def wait_until_drained(
+    topology: Topology, expected_dlq: int = 0, timeout: float = 120.0, progress: Any = None
+) -> dict[str, tuple[int, int, int]]:
     """Wait until every queue is empty and ``expected_dlq`` messages sit in each DLQ."""
     deadline = time.monotonic() + timeout
     while True:

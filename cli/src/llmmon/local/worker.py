@@ -58,8 +58,9 @@ def sqs_record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str
 
 
 class Worker:
-    def __init__(self, service: str, queue_url: str, function_name: str, namespace_lambda: str
-                 = "AWS/Lambda") -> None:
+    def __init__(
+        self, service: str, queue_url: str, function_name: str, namespace_lambda: str = "AWS/Lambda"
+    ) -> None:
         from llmmon_shared.aws import client
 
         self.spec = discover()[service]
@@ -69,13 +70,15 @@ class Worker:
         self.queue_url = queue_url
         self.function_name = function_name
         self.namespace_lambda = namespace_lambda
-        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url,
-                                                   AttributeNames=["QueueArn"])["Attributes"]
+        attributes = self.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]
         self.queue_arn = attributes["QueueArn"]
         self.region = self.queue_arn.split(":")[3]
         self.batch_size = int(os.environ.get("LLMMON_LOCAL_BATCH_SIZE", self.spec.batch_size))
-        self.window_s = float(os.environ.get("LLMMON_LOCAL_BATCHING_WINDOW_S",
-                                             self.spec.batching_window_s))
+        self.window_s = float(
+            os.environ.get("LLMMON_LOCAL_BATCHING_WINDOW_S", self.spec.batching_window_s)
+        )
         self.running = True
 
     def gather(self) -> list[dict[str, Any]]:
@@ -84,13 +87,18 @@ class Worker:
         while self.running and len(messages) < self.batch_size:
             if first_at is not None and time.monotonic() - first_at >= self.window_s:
                 break
-            wait = 1 if first_at is None else max(0, min(1, self.window_s -
-                                                         (time.monotonic() - first_at)))
+            wait = (
+                1
+                if first_at is None
+                else max(0, min(1, self.window_s - (time.monotonic() - first_at)))
+            )
             response = self.sqs.receive_message(
-                QueueUrl=self.queue_url, MaxNumberOfMessages=min(10, self.batch_size -
-                                                                 len(messages)),
-                WaitTimeSeconds=int(wait), AttributeNames=["All"],
-                MessageAttributeNames=["All"])
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=min(10, self.batch_size - len(messages)),
+                WaitTimeSeconds=int(wait),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
             received = response.get("Messages", [])
             if received and first_at is None:
                 first_at = time.monotonic()
@@ -102,17 +110,21 @@ class Worker:
     def invoke(self, messages: list[dict[str, Any]]) -> set[str]:
         """Run the handler on one batch; returns the ids of failed messages."""
         event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
-        context = LambdaContext(self.function_name, self.spec.memory_mb,
-                                f"arn:aws:lambda:{self.region}:000000000000:function:"
-                                f"{self.function_name}", str(uuid.uuid4()),
-                                time.monotonic() + self.spec.timeout_s)
+        context = LambdaContext(
+            self.function_name,
+            self.spec.memory_mb,
+            f"arn:aws:lambda:{self.region}:000000000000:function:{self.function_name}",
+            str(uuid.uuid4()),
+            time.monotonic() + self.spec.timeout_s,
+        )
         errors = 0
         try:
             response = self.handler.lambda_handler(event, context)
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception as exc:
-            logging.getLogger("llmmon").error("invocation failed",
-                                              extra={"error": type(exc).__name__})
+            logging.getLogger("llmmon").error(
+                "invocation failed", extra={"error": type(exc).__name__}
+            )
             failed = {m["MessageId"] for m in messages}
             errors = 1
         self._lambda_metrics(errors)
@@ -121,19 +133,36 @@ class Worker:
     def _lambda_metrics(self, errors: int) -> None:
         now = datetime.now(UTC)
         dims = [{"Name": "FunctionName", "Value": self.function_name}]
-        self.cloudwatch.put_metric_data(Namespace=self.namespace_lambda, MetricData=[
-            {"MetricName": "Invocations", "Dimensions": dims, "Value": 1, "Unit": "Count",
-             "Timestamp": now},
-            {"MetricName": "Errors", "Dimensions": dims, "Value": errors, "Unit": "Count",
-             "Timestamp": now},
-        ])
+        self.cloudwatch.put_metric_data(
+            Namespace=self.namespace_lambda,
+            MetricData=[
+                {
+                    "MetricName": "Invocations",
+                    "Dimensions": dims,
+                    "Value": 1,
+                    "Unit": "Count",
+                    "Timestamp": now,
+                },
+                {
+                    "MetricName": "Errors",
+                    "Dimensions": dims,
+                    "Value": errors,
+                    "Unit": "Count",
+                    "Timestamp": now,
+                },
+            ],
+        )
 
     def delete(self, messages: list[dict[str, Any]], failed: set[str]) -> None:
         done = [m for m in messages if m["MessageId"] not in failed]
         for start in range(0, len(done), 10):
-            chunk = done[start:start + 10]
-            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)])
+            chunk = done[start : start + 10]
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                ],
+            )
 
     def run(self) -> None:
         while self.running:
