@@ -374,3 +374,34 @@ def test_functions_get_the_stack_settings(stack: Stack) -> None:
     assert env["LLMMON_EMBEDDING_BACKEND"] == "bedrock"
     assert env["LLMMON_NAMESPACE"] == "llmmon"
     assert env["HOME"] == "/tmp"
+
+
+def test_idempotency_table__encrypted_expiring_and_each_role_only_its_own_keys(
+    stack: Stack,
+) -> None:
+    (table,) = stack.inputs("aws:dynamodb/table:Table")
+    assert table["serverSideEncryption"] == {"enabled": True}
+    assert table["ttl"] == {"attributeName": "expiration", "enabled": True}
+    assert table["hashKey"] == "id"
+    for service, policy in role_policies(stack).items():
+        statement = next(s for s in policy["Statement"] if s["Sid"] == "OwnIdempotencyRecords")
+        assert statement["Resource"].endswith(":llmmon-test-idempotency") or statement[
+            "Resource"
+        ].startswith("arn:")
+        assert statement["Condition"]["ForAllValues:StringLike"] == {
+            "dynamodb:LeadingKeys": [f"{service}#*"]
+        }
+    env = stack.named(FUNCTION, "llmmon-test-refusal")["environment"]["variables"]
+    assert env["LLMMON_IDEMPOTENCY_TABLE"] == "llmmon-test-idempotency"
+
+
+def test_everything_that_stores_data_is_encrypted(stack: Stack) -> None:
+    assert all(q["sqsManagedSseEnabled"] for q in stack.inputs(QUEUE))
+    assert all(t.get("kmsMasterKeyId") for t in stack.inputs("aws:sns/topic:Topic"))
+    assert all(
+        t["serverSideEncryption"]["enabled"] for t in stack.inputs("aws:dynamodb/table:Table")
+    )
+    assert stack.inputs(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    assert all(k["enableKeyRotation"] for k in stack.inputs("aws:kms/key:Key"))

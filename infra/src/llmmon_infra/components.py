@@ -195,6 +195,7 @@ class MetricService(pulumi.ComponentResource):
         bucket: pulumi.Output[str],
         account: Account,
         names: AlarmNames,
+        idempotency: aws.dynamodb.Table,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         super().__init__("llmmon:service:MetricService", name, None, opts)
@@ -256,7 +257,7 @@ class MetricService(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-role-policy",
             role=role.id,
-            policy=pulumi.Output.all(self.queue.arn, bucket, log_group.arn).apply(
+            policy=pulumi.Output.all(self.queue.arn, bucket, log_group.arn, idempotency.arn).apply(
                 lambda args: json.dumps(
                     policies.service_role_policy(
                         queue_arn=args[0],
@@ -268,6 +269,8 @@ class MetricService(pulumi.ComponentResource):
                         namespace=config.namespace,
                         put_metric_data=config.metrics_sink == "putmetricdata",
                         bucket_kms_key_arn=config.bucket_kms_key_arn,
+                        idempotency_table_arn=args[3],
+                        service=spec.name,
                         partition=account.partition,
                     )
                 )
@@ -284,7 +287,14 @@ class MetricService(pulumi.ComponentResource):
             memory_size=memory,
             timeout=timeout,
             code=pulumi.FileArchive(str(Path(config.artifact_dir) / f"{spec.name}.zip")),
-            environment={"variables": service_environment(spec, config)},
+            environment={
+                "variables": idempotency.name.apply(
+                    lambda table: {
+                        **service_environment(spec, config),
+                        "LLMMON_IDEMPOTENCY_TABLE": table,
+                    }
+                )
+            },
             logging_config={"log_format": "JSON", "log_group": log_group.name},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
         )
@@ -392,6 +402,20 @@ def _metric_alarm(
         period=definition.period_s,
         threshold=definition.threshold,
         **common,
+    )
+
+
+def idempotency_table(name: str, names: AlarmNames) -> aws.dynamodb.Table:
+    """One table for the stack; each service's records are keyed ``<service>#<hash>`` and its
+    role may touch only those (``dynamodb:LeadingKeys``). Records expire by TTL."""
+    return aws.dynamodb.Table(
+        name,
+        name=names.idempotency_table(),
+        billing_mode="PAY_PER_REQUEST",
+        hash_key="id",
+        attributes=[{"name": "id", "type": "S"}],
+        ttl={"attribute_name": "expiration", "enabled": True},
+        server_side_encryption={"enabled": True},
     )
 
 

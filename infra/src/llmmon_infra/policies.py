@@ -170,6 +170,8 @@ def service_role_policy(
     put_metric_data: bool,
     embedding_model: str = "amazon.titan-embed-text-v2:0",
     bucket_kms_key_arn: str | None = None,
+    idempotency_table_arn: str | None = None,
+    service: str = "",
     partition: str = "aws",
 ) -> Document:
     """Least privilege for one service: its own queue, the log objects, its log group, and only
@@ -230,6 +232,23 @@ def service_role_policy(
                 "Effect": "Allow",
                 "Action": "bedrock:InvokeModel",
                 "Resource": f"arn:{partition}:bedrock:{region}::foundation-model/{embedding_model}",
+            }
+        )
+    if idempotency_table_arn:
+        statements.append(
+            {
+                "Sid": "OwnIdempotencyRecords",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:GetItem",
+                    "dynamodb:PutItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
+                "Resource": idempotency_table_arn,
+                "Condition": {
+                    "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{service}#*"]}
+                },
             }
         )
     if bucket_kms_key_arn:

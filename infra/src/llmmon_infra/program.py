@@ -17,6 +17,7 @@ from llmmon_infra.components import (
     LogFanout,
     MetricService,
     dashboard_body,
+    idempotency_table,
 )
 from llmmon_infra.config import StackConfig
 from llmmon_shared.alarms import AlarmNames, build_alarms
@@ -78,8 +79,9 @@ def deploy(
             f"alarm-email-{index}", topic=alarm_topic.arn, protocol="email", endpoint=email
         )
 
+    table = idempotency_table("idempotency", names)
     components = {
-        name: MetricService(name, spec, config, fanout.topic, bucket.name, account, names)
+        name: MetricService(name, spec, config, fanout.topic, bucket.name, account, names, table)
         for name, spec in services.items()
     }
     alarm_set = build_alarms(
@@ -110,6 +112,7 @@ def deploy(
         "queues": {name: c.queue.url for name, c in components.items()},
         "dead_letter_queues": {name: c.dlq.url for name, c in components.items()},
         "functions": {name: c.function.name for name, c in components.items()},
+        "idempotency_table": table.name,
     }
     for key, value in outputs.items():
         pulumi.export(key, value)

@@ -89,6 +89,9 @@ class AlarmNames:
     def composite(self, name: str) -> str:
         return f"{self.prefix}-{name}"
 
+    def idempotency_table(self) -> str:
+        return f"{self.prefix}-idempotency"
+
 
 def _slug(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._:-]+", "-", model.rsplit("/", 1)[-1])

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from llmmon_shared.events import ObjectRef, SkippedObject, unwrap_message
 from llmmon_shared.extract import Interaction, Skip, SkipReason, extract
@@ -73,6 +73,10 @@ class ObjectUnavailableError(Exception):
     """The log object could not be fetched (deleted, access denied, throttled)."""
 
 
+class UnreadableObjectError(Exception):
+    """Not one line of the object is a log record: not a Bedrock log object (poison)."""
+
+
 @dataclass
 class Boto3S3Reader:
     """:class:`S3Reader` over a boto3 S3 client (streams the body, does not load it whole)."""
@@ -117,11 +121,17 @@ class Pipeline:
     policy: DimensionPolicy | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
+    _once: Callable[..., dict[str, Any]] | None = field(init=False, default=None, repr=False)
+    _duplicates: int = field(init=False, default=0, repr=False)
+    _idempotency_config: Any = field(init=False, default=None, repr=False)
+
     def __post_init__(self) -> None:
         if self.policy is None:
             self.policy = DimensionPolicy(
                 self.settings.metadata_dimensions, self.settings.metadata_max_values
             )
+        if self.settings.idempotency_table:
+            self._once = self._idempotent(self.settings.idempotency_table)
 
     # -- one object ---------------------------------------------------------------------------
 
@@ -129,6 +139,7 @@ class Pipeline:
         """Read and score a whole object. Raises on an unreadable object; emits nothing itself."""
         report = ObjectReport(ref.key)
         points: list[MetricPoint] = []
+        records = 0
         batch: list[Interaction] = []
         try:
             raw = self.s3.open(ref.bucket, ref.key)
@@ -145,6 +156,7 @@ class Pipeline:
                         extra={"key": ref.key, "line": item.line_number, "reason": item.reason},
                     )
                     continue
+                records += 1
                 outcome = self._interaction(item)
                 if isinstance(outcome, Skip):
                     report.skipped[(outcome.model_id or UNKNOWN_MODEL, outcome.reason)] += 1
@@ -159,6 +171,11 @@ class Pipeline:
                     batch.clear()
         if batch:
             points.extend(self._score(batch))
+        if report.parse_errors and not records:
+            raise UnreadableObjectError(
+                f"no line of s3://{ref.bucket}/{ref.key} is a log record "
+                f"({report.parse_errors} bad lines)"
+            )
         points.extend(self._counters(report))
         return points, report
 
@@ -233,22 +250,91 @@ class Pipeline:
 
     # -- one message, one event ---------------------------------------------------------------
 
-    def handle_message(self, body: str) -> list[ObjectReport | SkippedObject]:
-        """Score every object a message names, then deliver their metrics. Raises on failure."""
-        outcomes: list[ObjectReport | SkippedObject] = []
-        points: list[MetricPoint] = []
+    def process_object(self, ref: ObjectRef) -> dict[str, Any]:
+        """Score one object and deliver its metrics; returns the report's summary. With an
+        idempotency table this runs at most once per object version (see ``_idempotent``)."""
+        points, report = self.score_object(ref)
+        self.sink.add(points)
+        self.sink.flush()
+        summary = report.as_log()
+        logger.info("object scored", extra={"service": self.service, **summary})
+        return summary
+
+    def _idempotent(self, table: str) -> Callable[..., dict[str, Any]]:
+        """``process_object`` behind Powertools idempotency, keyed by service and object version
+        (bucket, key, etag). A completed object returns its stored summary without running
+        again; an object in progress elsewhere raises (the message is retried later); a run that
+        raises leaves no record (the retry runs it whole)."""
+        from aws_lambda_powertools.utilities.idempotency import (
+            DynamoDBPersistenceLayer,
+            IdempotencyConfig,
+            idempotent_function,
+        )
+
+        from llmmon_shared.aws import client
+
+        def replayed(response: Any, record: Any) -> Any:  # Powertools' IdempotentHookFunction
+            self._duplicates += 1
+            return response
+
+        self._idempotency_config = IdempotencyConfig(
+            expires_after_seconds=self.settings.idempotency_ttl_s,
+            raise_on_no_idempotency_key=True,
+            response_hook=replayed,  # type: ignore[arg-type]
+        )
+        store = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
+
+        @idempotent_function(  # type: ignore[untyped-decorator]
+            data_keyword_argument="version",
+            persistence_store=store,
+            config=self._idempotency_config,
+            key_prefix=self.service,
+        )
+        def once(version: dict[str, str]) -> dict[str, Any]:
+            return self.process_object(
+                ObjectRef(version["bucket"], version["key"], None, version["etag"] or None)
+            )
+
+        return cast(Callable[..., dict[str, Any]], once)
+
+    def handle_message(self, body: str) -> list[dict[str, Any] | SkippedObject]:
+        """Score every object a message names; each object's metrics are delivered as soon as
+        that whole object is scored. Raises on failure."""
+        outcomes: list[dict[str, Any] | SkippedObject] = []
         for ref in unwrap_message(body):
             if isinstance(ref, SkippedObject):
                 logger.info("skipped event", extra={"reason": ref.reason, "key": ref.key})
                 outcomes.append(ref)
                 continue
-            object_points, report = self.score_object(ref)
-            points.extend(object_points)
-            outcomes.append(report)
-            logger.info("object scored", extra={"service": self.service, **report.as_log()})
-        if points:
-            self.sink.add(points)
-            self.sink.flush()
+            if self._once is None:
+                outcomes.append(self.process_object(ref))
+                continue
+            before = self._duplicates
+            outcomes.append(
+                self._once(
+                    version={
+                        "bucket": ref.bucket,
+                        "key": ref.key,
+                        "etag": ref.etag or ref.sequencer or "",
+                    }
+                )
+            )
+            if self._duplicates > before:
+                logger.info(
+                    "duplicate object skipped", extra={"service": self.service, "key": ref.key}
+                )
+                self.sink.add(
+                    [
+                        MetricPoint(
+                            "DuplicateObjects",
+                            1,
+                            Unit.COUNT,
+                            (("Service", self.service),),
+                            self.now(),
+                        )
+                    ]
+                )
+                self.sink.flush()
         return outcomes
 
     def handle_event(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
@@ -259,6 +345,9 @@ class Pipeline:
             process_partial_response,
         )
         from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+        if self._idempotency_config is not None and context is not None:
+            self._idempotency_config.register_lambda_context(context)
 
         def record_handler(record: SQSRecord) -> None:
             try:
@@ -323,6 +412,8 @@ def _safe_detail(exc: BaseException) -> str:
     from llmmon_shared.events import InvalidEventError
     from llmmon_shared.logs import CorruptObjectError
 
-    if isinstance(exc, InvalidEventError | CorruptObjectError | ObjectUnavailableError):
+    if isinstance(
+        exc, InvalidEventError | CorruptObjectError | ObjectUnavailableError | UnreadableObjectError
+    ):
         return str(exc)
     return type(exc).__name__

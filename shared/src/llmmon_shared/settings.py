@@ -36,6 +36,12 @@ class ServiceSettings(BaseSettings):
     batch_size: int = Field(default=32, ge=1, le=1024)
     """Interactions handed to a scorer at once."""
     log_level: str = "INFO"
+    idempotency_table: str | None = None
+    """DynamoDB table for idempotency: each object version is scored at most once."""
+    idempotency_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
+    """How long an object stays 'done' (redeliveries and replays within it are not counted)."""
+    fault_throttle_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Testing only: this share of backend calls fails with ThrottlingException (injected)."""
 
     @field_validator(
         "metadata_dimensions", "exclude_identity_arns", "exclude_model_ids", mode="before"

@@ -45,6 +45,12 @@ class LocalConfig:
     batching_window_s: float | None = 1.0
     """None: each service's declaration (seconds of waiting per batch)."""
     suppressor_wait_s: int = 5
+    idempotency: bool = True
+    """Create the DynamoDB idempotency table and point the services at it."""
+    function_timeout_s: int | None = None
+    """None: each service's declared timeout (the in-progress expiry of idempotency records)."""
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """More environment for the workers (fault injection in tests, for example)."""
     alarm_overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
 
 
@@ -61,6 +67,7 @@ class Topology:
     queues: dict[str, str]
     dead_letter_queues: dict[str, str]
     functions: dict[str, str]
+    idempotency_table: str | None = None
     pids: dict[str, int] = field(default_factory=dict)
 
     def save(self, path: Path = STATE_FILE) -> None:
@@ -138,6 +145,20 @@ def provision(endpoint: str, config: LocalConfig, services: Mapping[str, Service
     alarm_topic = sns.create_topic(Name=f"{config.prefix}-alarms")["TopicArn"]
     inbox = sqs.create_queue(QueueName=f"{config.prefix}-alarm-inbox")["QueueUrl"]
     sns.subscribe(TopicArn=alarm_topic, Protocol="sqs", Endpoint=_queue_arn(sqs, inbox))
+    table = None
+    if config.idempotency:
+        table = names.idempotency_table()
+        dynamodb = client("dynamodb", endpoint)
+        dynamodb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
+        dynamodb.update_time_to_live(
+            TableName=table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"},
+        )
     return Topology(
         endpoint,
         config.bucket,
@@ -150,10 +171,13 @@ def provision(endpoint: str, config: LocalConfig, services: Mapping[str, Service
         queues,
         dlqs,
         functions,
+        table,
     )
 
 
-def worker_environment(endpoint: str, config: LocalConfig, spec: ServiceSpec) -> dict[str, str]:
+def worker_environment(
+    endpoint: str, config: LocalConfig, spec: ServiceSpec, topology: Topology | None = None
+) -> dict[str, str]:
     """What a worker's handler sees: the service's declared environment, switched to the local
     backends and the PutMetricData sink, pointed at the local endpoint."""
     env = {**os.environ, **CREDENTIALS, **spec.environment}
@@ -169,6 +193,12 @@ def worker_environment(endpoint: str, config: LocalConfig, spec: ServiceSpec) ->
     )
     if config.batching_window_s is not None:
         env["LLMMON_LOCAL_BATCHING_WINDOW_S"] = str(config.batching_window_s)
+    if config.function_timeout_s is not None:
+        env["LLMMON_LOCAL_TIMEOUT_S"] = str(config.function_timeout_s)
+    if topology is not None and topology.idempotency_table:
+        env["LLMMON_IDEMPOTENCY_TABLE"] = topology.idempotency_table
+        env["AWS_LAMBDA_FUNCTION_NAME"] = topology.functions[spec.name]
+    env.update(config.extra_env)
     return env
 
 
@@ -188,7 +218,7 @@ def start_workers(
                 "--function-name",
                 topology.functions[name],
             ],
-            env=worker_environment(topology.endpoint, config, spec),
+            env=worker_environment(topology.endpoint, config, spec, topology),
             start_new_session=True,
             stdout=log,
             stderr=log,

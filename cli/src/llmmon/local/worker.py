@@ -110,12 +110,13 @@ class Worker:
     def invoke(self, messages: list[dict[str, Any]]) -> set[str]:
         """Run the handler on one batch; returns the ids of failed messages."""
         event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
+        timeout = float(os.environ.get("LLMMON_LOCAL_TIMEOUT_S", self.spec.timeout_s))
         context = LambdaContext(
             self.function_name,
             self.spec.memory_mb,
             f"arn:aws:lambda:{self.region}:000000000000:function:{self.function_name}",
             str(uuid.uuid4()),
-            time.monotonic() + self.spec.timeout_s,
+            time.monotonic() + timeout,
         )
         errors = 0
         try:

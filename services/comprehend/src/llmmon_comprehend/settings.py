@@ -13,6 +13,7 @@ from llmmon_comprehend.backends import (
     ToxicityBackend,
     VaderSentiment,
 )
+from llmmon_shared.resilience import harden
 from llmmon_shared.settings import ServiceSettings
 
 
@@ -29,6 +30,8 @@ def make_backends(settings: ComprehendSettings) -> tuple[SentimentBackend, Toxic
     if settings.comprehend_backend == "comprehend":
         from llmmon_shared.aws import client
 
-        backend = ComprehendBackend(client("comprehend"), language=settings.language)
+        backend = harden(
+            ComprehendBackend(client("comprehend"), language=settings.language), settings
+        )
         return backend, backend
-    return VaderSentiment(), ProfanityToxicity()
+    return harden(VaderSentiment(), settings), harden(ProfanityToxicity(), settings)

@@ -29,9 +29,10 @@ class RefusalSettings(ServiceSettings):
 
 def make_detector(settings: RefusalSettings) -> RefusalDetector:
     from llmmon_shared.embeddings import make_embedder
+    from llmmon_shared.resilience import harden
 
     return RefusalDetector(
-        make_embedder(settings.embedding_backend, settings.titan_dimensions),
+        harden(make_embedder(settings.embedding_backend, settings.titan_dimensions), settings),
         load_phrases(settings.refusal_extra_phrases, settings.refusal_phrases_file),
         fuzzy_threshold=settings.refusal_fuzzy_threshold,
         similarity_threshold=settings.refusal_similarity_threshold,

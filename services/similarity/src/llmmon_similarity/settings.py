@@ -8,6 +8,7 @@ from pydantic import Field
 
 from llmmon_shared.embeddings import Embedder
 from llmmon_shared.embeddings import make_embedder as shared_make_embedder
+from llmmon_shared.resilience import harden
 from llmmon_shared.settings import ServiceSettings
 
 
@@ -20,6 +21,9 @@ class SimilaritySettings(ServiceSettings):
 
 
 def make_embedder(settings: SimilaritySettings) -> Embedder:
-    return shared_make_embedder(
-        settings.embedding_backend, settings.titan_dimensions, settings.embedding_workers
+    return harden(
+        shared_make_embedder(
+            settings.embedding_backend, settings.titan_dimensions, settings.embedding_workers
+        ),
+        settings,
     )

@@ -1,0 +1,145 @@
+"""Idempotency: an object version is counted once, however often it is delivered."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from llmmon.local.worker import LambdaContext
+from llmmon_shared.extract import Interaction
+from llmmon_shared.metrics import MemorySink, Unit
+from llmmon_shared.runtime import Boto3S3Reader, Pipeline, Scores
+from llmmon_shared.settings import ServiceSettings
+from tests.conftest import FIXTURE_BUCKET, fixture_key, s3_event, sqs_event, upload_fixtures
+
+
+def context() -> LambdaContext:
+    return LambdaContext(
+        "llmmon-test-refusal",
+        1024,
+        "arn:aws:lambda:us-east-1:1:function:f",
+        "request",
+        time.monotonic() + 60,
+    )
+
+
+def count(batch: Sequence[Interaction]) -> list[Scores]:
+    return [{"Scored": 1.0} for _ in batch]
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_LAMBDA_FUNCTION_NAME": "llmmon-test-refusal",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        upload_fixtures(s3)
+        boto3.client("dynamodb").create_table(
+            TableName="idem",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
+        yield s3
+
+
+def pipeline(s3: Any, sink: MemorySink, compute: Any = count) -> Pipeline:
+    return Pipeline(
+        "refusal",
+        compute,
+        {"Scored": Unit.NONE},
+        Boto3S3Reader(s3),
+        sink,
+        ServiceSettings(idempotency_table="idem"),
+    )
+
+
+def body(tag: str, etag: str = "v1") -> str:
+    return json.dumps(s3_event(FIXTURE_BUCKET, fixture_key(tag), etag=etag))
+
+
+def test_redelivered_object__is_counted_once(aws: Any) -> None:
+    sink = MemorySink()
+    handler = pipeline(aws, sink)
+    for _ in range(3):  # the same message delivered three times, and in one batch twice
+        assert handler.handle_event(sqs_event([body("titan"), body("titan")]), context()) == {
+            "batchItemFailures": []
+        }
+    assert len(sink.values("Scored")) == 2  # the two Titan text interactions, once
+    assert sum(sink.values("DuplicateObjects")) == 5
+    items = boto3.client("dynamodb").scan(TableName="idem")["Items"]
+    assert len(items) == 1 and items[0]["id"]["S"].startswith("refusal#")
+    assert items[0]["status"]["S"] == "COMPLETED"
+
+
+def test_new_version_of_an_object__is_a_new_object(aws: Any) -> None:
+    sink = MemorySink()
+    handler = pipeline(aws, sink)
+    handler.handle_event(sqs_event([body("titan", "v1"), body("titan", "v2")]), context())
+    assert len(sink.values("Scored")) == 4
+
+
+def test_object_failing_midway__emits_nothing_and_is_retried_whole(aws: Any) -> None:
+    sink = MemorySink()
+    calls = {"n": 0}
+
+    def flaky(batch: Sequence[Interaction]) -> list[Scores]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("backend down")
+        return count(batch)
+
+    handler = Pipeline(
+        "refusal",
+        flaky,
+        {"Scored": Unit.NONE},
+        Boto3S3Reader(aws),
+        sink,
+        ServiceSettings(idempotency_table="idem", batch_size=1),
+    )
+    result = handler.handle_event(
+        sqs_event([body("mistral")]), context()
+    )  # 2 interactions, 2 batches
+    assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    assert sink.values("Scored") == []  # the first batch's scores were not emitted
+    assert boto3.client("dynamodb").scan(TableName="idem")["Items"] == []
+    assert handler.handle_event(sqs_event([body("mistral")]), context()) == {
+        "batchItemFailures": []
+    }
+    assert len(sink.values("Scored")) == 2
+
+
+def test_services_keep_separate_records(aws: Any) -> None:
+    first, second = MemorySink(), MemorySink()
+    pipeline(aws, first).handle_event(sqs_event([body("nova")]), context())
+    other = Pipeline(
+        "similarity",
+        count,
+        {"Scored": Unit.NONE},
+        Boto3S3Reader(aws),
+        second,
+        ServiceSettings(idempotency_table="idem"),
+    )
+    other.handle_event(sqs_event([body("nova")]), context())
+    assert len(first.values("Scored")) == len(second.values("Scored")) == 1
+
+
+def test_unreadable_object__is_poison(aws: Any) -> None:
+    aws.put_object(
+        Bucket=FIXTURE_BUCKET, Key="AWSLogs/x/2026/11/28/07/csv.json.gz", Body=b"a,b,c\n1,2,3\n"
+    )
+    event = sqs_event([json.dumps(s3_event(FIXTURE_BUCKET, "AWSLogs/x/2026/11/28/07/csv.json.gz"))])
+    assert pipeline(aws, MemorySink()).handle_event(event, context()) == {
+        "batchItemFailures": [{"itemIdentifier": "msg-0"}]
+    }
