@@ -98,6 +98,8 @@ class LocalMiniLMEmbedder:
     tokenizer_path: Path | None = None
     max_tokens: int = 256
     batch_size: int = 32
+    token_budget: int = 512
+    """Padded tokens per forward pass: bounds the activations (peak memory) of one batch."""
     threads: int | None = None
     model_id: str = "all-MiniLM-L6-v2-onnx-int8"
     dimensions: int = 384
@@ -113,9 +115,10 @@ class LocalMiniLMEmbedder:
             self.model_path = self.model_path or model
             self.tokenizer_path = self.tokenizer_path or tokenizer
         self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
-        # The shipped tokenizer.json pads and truncates at 128: pad to the longest text instead.
+        # The shipped tokenizer.json pads and truncates at 128: truncate at max_tokens, and pad
+        # per batch ourselves (see _run).
         self._tokenizer.enable_truncation(self.max_tokens)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer.no_padding()
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
@@ -125,10 +128,14 @@ class LocalMiniLMEmbedder:
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
 
-    def _run(self, texts: list[str]) -> Matrix:
-        encodings = self._tokenizer.encode_batch(texts)
-        ids = np.array([e.ids for e in encodings], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    def _run(self, encodings: list[Any]) -> Matrix:
+        """One forward pass over encodings padded to the longest of them."""
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(encodings), width), dtype=np.int64)
+        mask = np.zeros((len(encodings), width), dtype=np.int64)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
@@ -138,12 +145,22 @@ class LocalMiniLMEmbedder:
         return normalise(pooled)
 
     def _embed_distinct(self, texts: list[str]) -> Matrix:
-        # Sort by length so each batch pads to similar lengths, then restore the order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        """Tokenize once, sort by length, and run batches of at most ``batch_size`` texts and
+        ``token_budget`` padded tokens: memory follows the budget, not the number of texts."""
+        encodings = self._tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            out[chunk] = self._run([texts[i] for i in chunk])
+        batch: list[int] = []
+        for index in order:
+            width = len(encodings[index].ids)  # the longest so far: the order is ascending
+            if batch and (
+                len(batch) >= self.batch_size or (len(batch) + 1) * width > self.token_budget
+            ):
+                out[batch] = self._run([encodings[i] for i in batch])
+                batch = []
+            batch.append(index)
+        if batch:
+            out[batch] = self._run([encodings[i] for i in batch])
         return out
 
     def embed(self, texts: Sequence[str]) -> Matrix:

@@ -283,7 +283,9 @@ def generate(
     }
     slots = sorted(lines_by_object)
     lines_by_object[slots[0]].append(json.dumps(embed).encode() + b"\n")
-    lines_by_object[slots[1]].insert(1, b'{"schemaType": "ModelInvocationLog", "requestId": \n')
+    lines_by_object[slots[min(1, len(slots) - 1)]].insert(
+        1, b'{"schemaType": "ModelInvocationLog", "requestId": \n'
+    )
     for slot in slots:
         moment = start + timedelta(minutes=(slot + 1) * object_minutes)
         corpus.objects.append(

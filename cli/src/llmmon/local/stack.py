@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -386,6 +387,30 @@ class LocalStack:
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def restart_worker(self, name: str, kill: bool = True) -> None:
+        """Kill a worker (SIGKILL, as a crashed Lambda would die) and start a new one."""
+        assert self.topology is not None
+        process = self.workers[name]
+        if kill and process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        spec = self.services[name]
+        self.workers[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llmmon.local.worker",
+                name,
+                self.topology.queues[name],
+                "--function-name",
+                self.topology.functions[name],
+            ],
+            env=worker_environment(self.topology.endpoint, self.config, spec, self.topology),
+            start_new_session=True,
+            stdout=self._log,
+            stderr=self._log,
+        )
 
     def workers_alive(self) -> bool:
         return all(p.poll() is None for p in self.workers.values())
