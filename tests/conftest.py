@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -11,6 +12,17 @@ from typing import IO, Any
 from urllib.parse import quote_plus
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Fuzzing budgets: "ci" (default) for every run; "full" (HYPOTHESIS_PROFILE=full) for the
+# documented 10,000+ case run. Deadlines are off: the machine is shared and noisy.
+settings.register_profile(
+    "ci", max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "full", max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 from llmmon_shared.events import classify_key
 

@@ -33,7 +33,12 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
         assert f"    {service:<11} " in out.split("Dead-letter queues:")[1]
     page = report.read_text()
     assert page.count("<svg") >= 5 and "Refusal" in page
-    assert (tmp_path / "llmmon-demo-workers.log").exists()
+    worker_log = (tmp_path / "llmmon-demo-workers.log").read_text()
+    from tests.functional.test_privacy import pieces, user_texts
+
+    for text in user_texts():  # nothing the demo wrote holds user text
+        for piece in pieces(text):
+            assert piece not in page and piece not in worker_log and piece not in out
 
 
 def test_local_up_replay_and_backtest(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from llmmon_shared.extract import (
@@ -471,7 +471,6 @@ records = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
 @given(records)
 def test_arbitrary_records__give_an_interaction_a_skip_or_a_line_error(
     data: dict[str, Any],
