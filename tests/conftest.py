@@ -14,6 +14,8 @@ from urllib.parse import quote_plus
 import pytest
 from hypothesis import HealthCheck, settings
 
+from llmmon_shared.events import classify_key
+
 # Fuzzing budgets: "ci" (default) for every run; "full" (HYPOTHESIS_PROFILE=full) for the
 # documented 10,000+ case run. Deadlines are off: the machine is shared and noisy.
 settings.register_profile(
@@ -23,8 +25,6 @@ settings.register_profile(
     "full", max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-from llmmon_shared.events import classify_key
 
 FIXTURES = Path(__file__).parent / "fixtures" / "logs"
 FIXTURE_BUCKET = "llmmon-fixtures"

@@ -74,7 +74,7 @@ def test_no_prompt_or_response_text_in_anything_llmmon_writes(
     caplog.set_level(logging.DEBUG)
     written: list[str] = []
     failures = 0
-    for name, spec in discover().items():
+    for spec in discover().values():
         handler = importlib.import_module(spec.module)
         emf = io.StringIO()
         sink = EmfSink("llmmon", emf)
