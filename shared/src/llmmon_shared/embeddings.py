@@ -98,9 +98,10 @@ class LocalMiniLMEmbedder:
     tokenizer_path: Path | None = None
     max_tokens: int = 256
     batch_size: int = 32
-    token_budget: int = 512
+    token_budget: int = 1024
     """Padded tokens per forward pass: bounds the activations (peak memory) of one batch."""
     threads: int | None = None
+    optimize_graph: bool = False
     model_id: str = "all-MiniLM-L6-v2-onnx-int8"
     dimensions: int = 384
     _session: Any = field(init=False, repr=False, default=None)
@@ -123,6 +124,13 @@ class LocalMiniLMEmbedder:
         options.intra_op_num_threads = self.threads or os.cpu_count() or 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle intra-op threads would spin on the other core while Python does the rest of the
+        # scoring (fuzzy matching, parsing): measured 25% slower refusal scoring with spinning.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The int8 export is already optimised: graph optimisation at load costs ~0.12 s of
+        # cold start for ~5% of inference speed. Off unless asked for.
+        if not self.optimize_graph:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         self._session = ort.InferenceSession(
             str(self.model_path), options, providers=["CPUExecutionProvider"]
         )

