@@ -1,0 +1,29 @@
+"""A smoke run of the benchmark suite (small sizes, no end-to-end part): it runs and reports
+every figure. Speed targets are checked by the full run, not here (this machine is noisy)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench import main
+
+pytestmark = pytest.mark.integration
+
+
+def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    assert main(["--quick", "--skip-e2e", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    for service in ("similarity", "comprehend", "refusal"):
+        assert report["throughput"][service]["pipeline_per_s"] > 0
+        assert 0 < report["cold_start_memory"][service]["cold_start_s"] < 30
+        assert report["cold_start_memory"][service]["peak_rss_mb"] > 0
+    cost = report["cost"]
+    assert cost["ours_managed"]["total"] > 0 and cost["naive"]["total"] > 0
+    assert cost["ours_managed_by_sample_rate"]["0.1"] < cost["ours_managed"]["total"]
+    calls = cost["calls_per_interaction"]
+    assert calls["comprehend"]["BatchDetectSentiment"] <= 1 / 25 + 0.05  # 25 documents a call
+    assert calls["comprehend"]["DetectToxicContent"] == 1  # one document per call
