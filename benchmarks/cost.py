@@ -52,8 +52,9 @@ class FakeAws:
         import boto3
         from botocore.awsrequest import AWSResponse
 
-        client = boto3.client(service, region_name="us-east-1", aws_access_key_id="x",
-                              aws_secret_access_key="x")
+        client = boto3.client(
+            service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+        )
 
         def answer(model: Any, params: dict[str, Any], **_: Any) -> Any:
             from botocore.response import StreamingBody
@@ -65,37 +66,67 @@ class FakeAws:
             if operation == "BatchDetectSentiment":
                 texts = request["TextList"]
                 self.usage.comprehend_units += sum(self.units(len(t)) for t in texts)
-                parsed: dict[str, Any] = {"ResultList": [
-                    {"Index": i, "Sentiment": "NEUTRAL", "SentimentScore": {
-                        "Positive": 0.1, "Negative": 0.1, "Neutral": 0.7, "Mixed": 0.1}}
-                    for i in range(len(texts))], "ErrorList": []}
+                parsed: dict[str, Any] = {
+                    "ResultList": [
+                        {
+                            "Index": i,
+                            "Sentiment": "NEUTRAL",
+                            "SentimentScore": {
+                                "Positive": 0.1,
+                                "Negative": 0.1,
+                                "Neutral": 0.7,
+                                "Mixed": 0.1,
+                            },
+                        }
+                        for i in range(len(texts))
+                    ],
+                    "ErrorList": [],
+                }
             elif operation == "DetectSentiment":
                 self.usage.comprehend_units += self.units(len(request["Text"]))
-                parsed = {"Sentiment": "NEUTRAL", "SentimentScore": {
-                    "Positive": 0.1, "Negative": 0.1, "Neutral": 0.7, "Mixed": 0.1}}
+                parsed = {
+                    "Sentiment": "NEUTRAL",
+                    "SentimentScore": {
+                        "Positive": 0.1,
+                        "Negative": 0.1,
+                        "Neutral": 0.7,
+                        "Mixed": 0.1,
+                    },
+                }
             elif operation == "DetectToxicContent":
                 segments = request["TextSegments"]
                 self.usage.comprehend_units += self.units(sum(len(s["Text"]) for s in segments))
-                parsed = {"ResultList": [{"Toxicity": 0.01, "Labels": [
-                    {"Name": "INSULT", "Score": 0.01}]} for _ in segments]}
+                parsed = {
+                    "ResultList": [
+                        {"Toxicity": 0.01, "Labels": [{"Name": "INSULT", "Score": 0.01}]}
+                        for _ in segments
+                    ]
+                }
             elif operation == "InvokeModel":
-                text = json.loads(request)["inputText"] if isinstance(request, str) else \
-                    request["inputText"]
+                text = (
+                    json.loads(request)["inputText"]
+                    if isinstance(request, str)
+                    else request["inputText"]
+                )
                 tokens = math.ceil(len(text) / self.prices["titan_chars_per_token"])
                 self.usage.titan_tokens += tokens
                 dims = (json.loads(request) if isinstance(request, str) else request)["dimensions"]
                 vector = self.rng.normal(size=dims)
                 vector /= np.linalg.norm(vector)
-                data = json.dumps({"embedding": vector.tolist(),
-                                   "inputTextTokenCount": tokens}).encode()
-                parsed = {"body": StreamingBody(io.BytesIO(data), len(data)),
-                          "contentType": "application/json"}
+                data = json.dumps(
+                    {"embedding": vector.tolist(), "inputTextTokenCount": tokens}
+                ).encode()
+                parsed = {
+                    "body": StreamingBody(io.BytesIO(data), len(data)),
+                    "contentType": "application/json",
+                }
             else:
                 raise AssertionError(f"unexpected call {operation}")
             return AWSResponse("https://fake", 200, {}, None), parsed
 
-        client.meta.events.register(f"before-call.{client.meta.service_model.service_id.hyphenize()}",
-                                    answer)
+        client.meta.events.register(
+            f"before-call.{client.meta.service_model.service_id.hyphenize()}", answer
+        )
         return client
 
 
@@ -113,15 +144,28 @@ class _Bytes(logging.Handler):
         self.bytes = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.bytes += len(json.dumps({"message": record.getMessage(), **{
-            k: str(v) for k, v in record.__dict__.items()
-            if k in ("key", "service", "interactions", "skipped", "parse_errors")}})) + 80
+        self.bytes += (
+            len(
+                json.dumps(
+                    {
+                        "message": record.getMessage(),
+                        **{
+                            k: str(v)
+                            for k, v in record.__dict__.items()
+                            if k in ("key", "service", "interactions", "skipped", "parse_errors")
+                        },
+                    }
+                )
+            )
+            + 80
+        )
 
 
 def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
     """Each service's real pipeline with the managed backends against FakeAws."""
     from llmmon_comprehend.backends import ComprehendBackend
     from llmmon_comprehend.compute import ComprehendScorer
+    from llmmon_comprehend.spec import SERVICE as COMPREHEND
     from llmmon_refusal.compute import RefusalDetector, RefusalScorer
     from llmmon_refusal.phrases import load_phrases
     from llmmon_refusal.spec import SERVICE as REFUSAL
@@ -130,15 +174,20 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
     from llmmon_shared.settings import ServiceSettings
     from llmmon_similarity.compute import SimilarityScorer
     from llmmon_similarity.spec import SERVICE as SIMILARITY
-    from llmmon_comprehend.spec import SERVICE as COMPREHEND
 
     results = {}
     for spec, make in [
         (SIMILARITY, lambda aws: SimilarityScorer(TitanEmbedder(aws.client("bedrock-runtime")))),
-        (COMPREHEND, lambda aws: ComprehendScorer(*(2 * [ComprehendBackend(
-            aws.client("comprehend"))]))),
-        (REFUSAL, lambda aws: RefusalScorer(RefusalDetector(
-            TitanEmbedder(aws.client("bedrock-runtime")), load_phrases()))),
+        (
+            COMPREHEND,
+            lambda aws: ComprehendScorer(*(2 * [ComprehendBackend(aws.client("comprehend"))])),
+        ),
+        (
+            REFUSAL,
+            lambda aws: RefusalScorer(
+                RefusalDetector(TitanEmbedder(aws.client("bedrock-runtime")), load_phrases())
+            ),
+        ),
     ]:
         aws = FakeAws(prices)
         cold_usage = Counter()
@@ -149,17 +198,28 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
         emf = io.StringIO()
         logs = _Bytes()
         logging.getLogger("llmmon").addHandler(logs)
-        pipeline = Pipeline(spec.name, scorer, spec.units, Reader(work.objects),
-                            EmfSink("llmmon", emf), ServiceSettings())
+        pipeline = Pipeline(
+            spec.name,
+            scorer,
+            spec.units,
+            Reader(work.objects),
+            EmfSink("llmmon", emf),
+            ServiceSettings(),
+        )
         started = time.perf_counter()
         for key in work.objects:
             pipeline.process_object(ObjectRef("bench", key, None, None))
         compute_s = time.perf_counter() - started
         logging.getLogger("llmmon").removeHandler(logs)
-        results[spec.name] = {"usage": aws.usage, "compute_s": compute_s,
-                              "emf_bytes": len(emf.getvalue()), "log_bytes": logs.bytes,
-                              "cold_calls": sum(cold_usage.values()),
-                              "cold_tokens": cold_tokens, "memory_mb": spec.memory_mb}
+        results[spec.name] = {
+            "usage": aws.usage,
+            "compute_s": compute_s,
+            "emf_bytes": len(emf.getvalue()),
+            "log_bytes": logs.bytes,
+            "cold_calls": sum(cold_usage.values()),
+            "cold_tokens": cold_tokens,
+            "memory_mb": spec.memory_mb,
+        }
     return results
 
 
@@ -169,8 +229,13 @@ def run_local(work: Workload) -> dict[str, float]:
 
     from llmmon_shared.metrics import MemorySink
 
-    os.environ.update({"LLMMON_EMBEDDING_BACKEND": "local", "LLMMON_COMPREHEND_BACKEND": "local",
-                       "AWS_DEFAULT_REGION": "us-east-1"})
+    os.environ.update(
+        {
+            "LLMMON_EMBEDDING_BACKEND": "local",
+            "LLMMON_COMPREHEND_BACKEND": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
     seconds = {}
     for name in ("similarity", "comprehend", "refusal"):
         handler = importlib.import_module(f"llmmon_{name}.handler")
@@ -213,11 +278,11 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         usage: Usage = run["usage"]
         ours["comprehend"] += usage.comprehend_units * scale * prices["comprehend_unit"]
         ours["titan"] += usage.titan_tokens * scale * prices["titan_embed_v2_per_1k_tokens"] / 1e3
-        api_ms = (usage.calls["InvokeModel"] * latency["bedrock_invoke_model_embedding"] / 8
-                  + usage.calls["BatchDetectSentiment"]
-                  * latency["comprehend_batch_detect_sentiment"]
-                  + usage.calls["DetectToxicContent"] * latency["comprehend_detect_toxic_content"]
-                  / 4)
+        api_ms = (
+            usage.calls["InvokeModel"] * latency["bedrock_invoke_model_embedding"] / 8
+            + usage.calls["BatchDetectSentiment"] * latency["comprehend_batch_detect_sentiment"]
+            + usage.calls["DetectToxicContent"] * latency["comprehend_detect_toxic_content"] / 4
+        )
         seconds = (run["compute_s"] + api_ms / 1000) * scale + objects * overhead_ms / 1000
         ours["lambda_duration"] += seconds * run["memory_mb"] / 1024 * gb_s
         ours["logs_emf"] += (run["emf_bytes"] + run["log_bytes"]) * scale * log_gb
@@ -229,33 +294,67 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     chars_prompt = sum(len(p) for p in work.prompts) / n
     chars_response = sum(len(r) for r in work.responses) / n
     tokens = prices["titan_chars_per_token"]
-    phrases = sum(len(p["text"]) for group in json.loads((Path(__file__).parents[1] /
-                  "services/refusal/src/llmmon_refusal/data/phrases.json").read_text())[
-                      "refusal"].values() for p in group)
-    metrics_per_record = sum(len({k for k in scores}) for scores in [
-        {"PromptResponseSimilarity"},
-        {"SentimentPositive", "SentimentNegative", "SentimentNeutral", "SentimentMixed",
-         "SentimentIsPositive", "SentimentIsNegative", "SentimentIsNeutral", "SentimentIsMixed",
-         "Toxicity", "Toxic", "ToxicityGraphic", "ToxicityHarassmentOrAbuse",
-         "ToxicityHateSpeech", "ToxicityInsult", "ToxicityProfanity", "ToxicitySexual",
-         "ToxicityViolenceOrThreat"},
-        {"RefusalSimilarity", "RefusalFuzzyScore", "Refusal"}])
+    phrases = sum(
+        len(p["text"])
+        for group in json.loads(
+            (
+                Path(__file__).parents[1] / "services/refusal/src/llmmon_refusal/data/phrases.json"
+            ).read_text()
+        )["refusal"].values()
+        for p in group
+    )
+    metrics_per_record = sum(
+        len({k for k in scores})
+        for scores in [
+            {"PromptResponseSimilarity"},
+            {
+                "SentimentPositive",
+                "SentimentNegative",
+                "SentimentNeutral",
+                "SentimentMixed",
+                "SentimentIsPositive",
+                "SentimentIsNegative",
+                "SentimentIsNeutral",
+                "SentimentIsMixed",
+                "Toxicity",
+                "Toxic",
+                "ToxicityGraphic",
+                "ToxicityHarassmentOrAbuse",
+                "ToxicityHateSpeech",
+                "ToxicityInsult",
+                "ToxicityProfanity",
+                "ToxicitySexual",
+                "ToxicityViolenceOrThreat",
+            },
+            {"RefusalSimilarity", "RefusalFuzzyScore", "Refusal"},
+        ]
+    )
     sentiment_units = max(3, math.ceil(min(chars_response, 5000) / 100))
     toxic_units = max(3, math.ceil(min(chars_response, 10_000) / 100))
     naive_titan_tokens = (chars_prompt + 2 * chars_response + phrases) / tokens
-    naive_titan_calls = 3 + sum(len(g) for g in json.loads((Path(__file__).parents[1] /
-                                "services/refusal/src/llmmon_refusal/data/phrases.json")
-                                .read_text())["refusal"].values())
-    naive_ms = (naive_titan_calls * latency["bedrock_invoke_model_embedding"]
-                + latency["comprehend_detect_sentiment"]
-                + latency["comprehend_detect_toxic_content"]
-                + metrics_per_record * latency["cloudwatch_put_metric_data"]
-                + latency["s3_get_object"] + 50)
+    naive_titan_calls = 3 + sum(
+        len(g)
+        for g in json.loads(
+            (
+                Path(__file__).parents[1] / "services/refusal/src/llmmon_refusal/data/phrases.json"
+            ).read_text()
+        )["refusal"].values()
+    )
+    naive_ms = (
+        naive_titan_calls * latency["bedrock_invoke_model_embedding"]
+        + latency["comprehend_detect_sentiment"]
+        + latency["comprehend_detect_toxic_content"]
+        + metrics_per_record * latency["cloudwatch_put_metric_data"]
+        + latency["s3_get_object"]
+        + 50
+    )
     naive = {
         "comprehend": 1e6 * (sentiment_units + toxic_units) * prices["comprehend_unit"],
         "titan": 1e6 * naive_titan_tokens * prices["titan_embed_v2_per_1k_tokens"] / 1e3,
-        "put_metric_data": 1e6 * metrics_per_record
-        * prices["cloudwatch_put_metric_data_per_1k_requests"] / 1e3,
+        "put_metric_data": 1e6
+        * metrics_per_record
+        * prices["cloudwatch_put_metric_data_per_1k_requests"]
+        / 1e3,
         "lambda_requests": 1e6 * prices["lambda_per_1m_requests"] / 1e6,
         "lambda_duration": 1e6 * naive_ms / 1000 * 1024 / 1024 * gb_s,
         "s3_get": 1e6 * prices["s3_get_per_1k"] / 1e3,
@@ -263,49 +362,65 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     naive_total = sum(naive.values())
     # The literal reading: one Comprehend call per emitted Comprehend metric (4 sentiment
     # scores, Toxicity and 7 labels) per record.
-    naive_literal_total = naive_total + 1e6 * (3 * sentiment_units + 7 * toxic_units) * \
-        prices["comprehend_unit"]
+    naive_literal_total = (
+        naive_total + 1e6 * (3 * sentiment_units + 7 * toxic_units) * prices["comprehend_unit"]
+    )
 
     local = shared_costs(3)
     local["lambda_duration"] = sum(
         (local_seconds[name] * scale + objects * overhead_ms / 1000)
-        * managed[name]["memory_mb"] / 1024 * gb_s for name in managed)
+        * managed[name]["memory_mb"]
+        / 1024
+        * gb_s
+        for name in managed
+    )
     local["logs_emf"] = ours["logs_emf"]
     local_total = sum(local.values())
 
     per_interaction = {"comprehend", "titan", "lambda_duration", "logs_emf"}
     sampling = {}
     for rate in (1.0, 0.25, 0.1, 0.01):
-        sampling[str(rate)] = round(sum(v * (rate if k in per_interaction else 1.0)
-                                        for k, v in ours.items()), 2)
+        sampling[str(rate)] = round(
+            sum(v * (rate if k in per_interaction else 1.0) for k, v in ours.items()), 2
+        )
     result = {
-        "ours_managed": {k: round(v, 2) for k, v in ours.items()} | {
-            "total": round(ours_total, 2)},
+        "ours_managed": {k: round(v, 2) for k, v in ours.items()} | {"total": round(ours_total, 2)},
         "naive": {k: round(v, 2) for k, v in naive.items()} | {"total": round(naive_total, 2)},
         "naive_literal_total": round(naive_literal_total, 2),
-        "ours_local": {k: round(v, 2) for k, v in local.items()} | {
-            "total": round(local_total, 2)},
+        "ours_local": {k: round(v, 2) for k, v in local.items()} | {"total": round(local_total, 2)},
         "ratio_ours_to_naive": round(ours_total / naive_total, 3),
         "ratio_ours_to_naive_literal": round(ours_total / naive_literal_total, 3),
         "ours_managed_by_sample_rate": sampling,
-        "calls_per_interaction": {name: {op: round(c / n, 3) for op, c in
-                                         run["usage"].calls.items()}
-                                  for name, run in managed.items()},
+        "calls_per_interaction": {
+            name: {op: round(c / n, 3) for op, c in run["usage"].calls.items()}
+            for name, run in managed.items()
+        },
         "metrics_per_record": metrics_per_record,
         "cold_start_reference_calls": managed["refusal"]["cold_calls"],
     }
-    print(f"  ours (managed backends) ${ours_total:,.2f} per 1M interactions "
-          f"(Comprehend ${ours['comprehend']:,.2f}, Titan ${ours['titan']:,.2f}, Lambda "
-          f"${ours['lambda_duration'] + ours['lambda_requests']:,.2f}, logs/EMF "
-          f"${ours['logs_emf']:,.2f}, queues/S3/DynamoDB "
-          f"${ours['sqs'] + ours['sns'] + ours['s3_get'] + ours['dynamodb']:,.2f})", flush=True)
-    print(f"  naive design ${naive_total:,.2f} (PutMetricData ${naive['put_metric_data']:,.2f}, "
-          f"Lambda ${naive['lambda_duration'] + naive['lambda_requests']:,.2f}, Comprehend "
-          f"${naive['comprehend']:,.2f}, Titan ${naive['titan']:,.2f}); one Comprehend call per "
-          f"emitted metric: ${naive_literal_total:,.2f}", flush=True)
-    print(f"  ratio ours/naive {result['ratio_ours_to_naive']} (per metric type), "
-          f"{result['ratio_ours_to_naive_literal']} (per emitted metric); local backends "
-          f"${local_total:,.2f}", flush=True)
-    print("  ours by sample rate: " + ", ".join(f"{r}: ${v:,.2f}" for r, v in sampling.items()),
-          flush=True)
+    print(
+        f"  ours (managed backends) ${ours_total:,.2f} per 1M interactions "
+        f"(Comprehend ${ours['comprehend']:,.2f}, Titan ${ours['titan']:,.2f}, Lambda "
+        f"${ours['lambda_duration'] + ours['lambda_requests']:,.2f}, logs/EMF "
+        f"${ours['logs_emf']:,.2f}, queues/S3/DynamoDB "
+        f"${ours['sqs'] + ours['sns'] + ours['s3_get'] + ours['dynamodb']:,.2f})",
+        flush=True,
+    )
+    print(
+        f"  naive design ${naive_total:,.2f} (PutMetricData ${naive['put_metric_data']:,.2f}, "
+        f"Lambda ${naive['lambda_duration'] + naive['lambda_requests']:,.2f}, Comprehend "
+        f"${naive['comprehend']:,.2f}, Titan ${naive['titan']:,.2f}); one Comprehend call per "
+        f"emitted metric: ${naive_literal_total:,.2f}",
+        flush=True,
+    )
+    print(
+        f"  ratio ours/naive {result['ratio_ours_to_naive']} (per metric type), "
+        f"{result['ratio_ours_to_naive_literal']} (per emitted metric); local backends "
+        f"${local_total:,.2f}",
+        flush=True,
+    )
+    print(
+        "  ours by sample rate: " + ", ".join(f"{r}: ${v:,.2f}" for r, v in sampling.items()),
+        flush=True,
+    )
     return result

@@ -35,8 +35,12 @@ def _text(rng: random.Random, sentences: list[str], target: int) -> str:
     return " ".join(parts)[: target + 200]
 
 
-def build(n: int, seed: int = 7, per_object: int = 100, model: str =
-          "anthropic.claude-3-haiku-20240307-v1:0") -> Workload:
+def build(
+    n: int,
+    seed: int = 7,
+    per_object: int = 100,
+    model: str = "anthropic.claude-3-haiku-20240307-v1:0",
+) -> Workload:
     rng = random.Random(seed)
     templates = load_templates()
     questions = [q for q, _ in templates["helpful"]]
@@ -52,26 +56,41 @@ def build(n: int, seed: int = 7, per_object: int = 100, model: str =
     objects: dict[str, bytes] = {}
     for start in range(0, n, per_object):
         lines = []
-        for index, (prompt, response) in enumerate(pairs[start:start + per_object], start):
+        for index, (prompt, response) in enumerate(pairs[start : start + per_object], start):
             record = {
-                "schemaType": "ModelInvocationLog", "schemaVersion": "1.0",
-                "timestamp": "2026-11-28T07:00:00Z", "accountId": ACCOUNT, "region": REGION,
-                "requestId": f"bench-{seed}-{index:08d}", "operation": "InvokeModel",
+                "schemaType": "ModelInvocationLog",
+                "schemaVersion": "1.0",
+                "timestamp": "2026-11-28T07:00:00Z",
+                "accountId": ACCOUNT,
+                "region": REGION,
+                "requestId": f"bench-{seed}-{index:08d}",
+                "operation": "InvokeModel",
                 "modelId": model,
-                "input": {"inputBodyJson": {"anthropic_version": "bedrock-2023-05-31",
-                                            "max_tokens": 1024, "messages": [
-                                                {"role": "user", "content": prompt}]},
-                          "inputTokenCount": len(prompt) // 4},
-                "output": {"outputBodyJson": {"type": "message", "role": "assistant",
-                                              "content": [{"type": "text", "text": response}],
-                                              "stop_reason": "end_turn"},
-                           "outputTokenCount": len(response) // 4},
+                "input": {
+                    "inputBodyJson": {
+                        "anthropic_version": "bedrock-2023-05-31",
+                        "max_tokens": 1024,
+                        "messages": [{"role": "user", "content": prompt}],
+                    },
+                    "inputTokenCount": len(prompt) // 4,
+                },
+                "output": {
+                    "outputBodyJson": {
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [{"type": "text", "text": response}],
+                        "stop_reason": "end_turn",
+                    },
+                    "outputTokenCount": len(response) // 4,
+                },
             }
             lines.append(json.dumps(record).encode())
         buffer = io.BytesIO()
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
             handle.write(b"\n".join(lines) + b"\n")
-        key = (f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/2026/11/28/07/"
-               f"20261128T0700{start // per_object:02d}000Z_{seed:08x}.json.gz")
+        key = (
+            f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/2026/11/28/07/"
+            f"20261128T0700{start // per_object:02d}000Z_{seed:08x}.json.gz"
+        )
         objects[key] = buffer.getvalue()
     return Workload(pairs, objects)

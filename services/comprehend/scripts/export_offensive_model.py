@@ -17,8 +17,13 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-TARGET = (Path(__file__).resolve().parents[1] / "src" / "llmmon_comprehend" / "data"
-          / "offensive-language.npz")
+TARGET = (
+    Path(__file__).resolve().parents[1]
+    / "src"
+    / "llmmon_comprehend"
+    / "data"
+    / "offensive-language.npz"
+)
 
 
 def main() -> None:

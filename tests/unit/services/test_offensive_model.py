@@ -15,8 +15,16 @@ from tests.conftest import REFERENCE_DATA
 
 def test_matches_scikit_learn_on_real_text() -> None:
     profanity_check = pytest.importorskip("profanity_check")
-    texts = ["You are a worthless idiot.", "The capital of France is Paris.", "", "kill -9 1234",
-             "FUCK this!!", "naïve café déjà vu", "a b c", "Shut up, moron. Shut UP."]
+    texts = [
+        "You are a worthless idiot.",
+        "The capital of France is Paris.",
+        "",
+        "kill -9 1234",
+        "FUCK this!!",
+        "naïve café déjà vu",
+        "a b c",
+        "Shut up, moron. Shut UP.",
+    ]
     with Path(REFERENCE_DATA / "xstest" / "dev.csv").open(encoding="utf-8") as handle:
         texts += [row["completion"][:1000] for row in csv.DictReader(handle)][:400]
     ours = np.array(OffensiveLanguageModel().predict_proba(texts))
