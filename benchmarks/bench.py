@@ -64,6 +64,53 @@ class Reader:
         return io.BytesIO(self.objects[key])
 
 
+def model_runner(name: str, compute: Any, work: Workload, batch: int) -> Callable[[], None]:
+    """The models underneath a service's scorer, on the texts the scorer gives them."""
+    n = len(work.pairs)
+    if name == "similarity":
+        embedder = compute.embedder
+
+        def run_similarity() -> None:
+            for i in range(0, n, batch):
+                embedder.embed(work.prompts[i : i + batch] + work.responses[i : i + batch])
+
+        return run_similarity
+    if name == "refusal":
+        from rapidfuzz import fuzz, process, utils
+
+        from llmmon_refusal.compute import opening
+
+        detector = compute.detector
+        openings = [
+            opening(r, detector.opening_sentences, detector.opening_chars) for r in work.responses
+        ]
+        phrases = [
+            utils.default_process(p.text)
+            for p in detector.phrases.refusal + detector.phrases.compliant
+        ]
+
+        def run_refusal() -> None:
+            # The embedder and rapidfuzz (refusal and contrast phrases) on the same sentences.
+            for i in range(0, n, batch):
+                sentences = [s for o in openings[i : i + batch] for s in o]
+                detector.embedder.embed(sentences)
+                process.cdist(
+                    [utils.default_process(s) for s in sentences],
+                    phrases,
+                    scorer=fuzz.partial_ratio,
+                    workers=1,
+                )
+
+        return run_refusal
+
+    def run_comprehend() -> None:
+        for i in range(0, n, batch):
+            compute.sentiment.sentiment(work.responses[i : i + batch])
+            compute.toxicity.toxicity(work.responses[i : i + batch])
+
+    return run_comprehend
+
+
 def throughput(work: Workload, repeat: int) -> dict[str, Any]:
     """Per service: interactions/s of the whole pipeline (read, parse, extract, score, points)
     next to the model alone on the same texts in the same batches (the limit)."""
@@ -82,45 +129,7 @@ def throughput(work: Workload, repeat: int) -> dict[str, Any]:
             for ref in r:
                 p.score_object(ref)
 
-        if name == "similarity":
-            embedder = compute.embedder
-
-            def run_model() -> None:
-                for i in range(0, n, batch):
-                    embedder.embed(work.prompts[i : i + batch] + work.responses[i : i + batch])
-        elif name == "refusal":
-            from rapidfuzz import fuzz, process, utils
-
-            from llmmon_refusal.compute import opening
-
-            detector = compute.detector
-            openings = [
-                opening(r, detector.opening_sentences, detector.opening_chars)
-                for r in work.responses
-            ]
-            phrases = [
-                utils.default_process(p.text)
-                for p in detector.phrases.refusal + detector.phrases.compliant
-            ]
-
-            def run_model() -> None:
-                # The models underneath: the embedder and rapidfuzz (refusal and contrast
-                # phrases) on the same sentences.
-                for i in range(0, n, batch):
-                    sentences = [s for o in openings[i : i + batch] for s in o]
-                    detector.embedder.embed(sentences)
-                    process.cdist(
-                        [utils.default_process(s) for s in sentences],
-                        phrases,
-                        scorer=fuzz.partial_ratio,
-                        workers=1,
-                    )
-        else:
-
-            def run_model() -> None:
-                for i in range(0, n, batch):
-                    compute.sentiment.sentiment(work.responses[i : i + batch])
-                    compute.toxicity.toxicity(work.responses[i : i + batch])
+        run_model = model_runner(name, compute, work, batch)
 
         def run_scorer(c: Any = compute) -> None:
             from llmmon_shared.extract import Interaction

@@ -274,7 +274,7 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     ours: dict[str, float] = shared_costs(3)
     ours.update({"comprehend": 0.0, "titan": 0.0, "lambda_duration": 0.0, "logs_emf": 0.0})
     overhead_ms = latency["s3_get_object"] + 2 * latency["dynamodb_write"]
-    for name, run in managed.items():
+    for run in managed.values():
         usage: Usage = run["usage"]
         ours["comprehend"] += usage.comprehend_units * scale * prices["comprehend_unit"]
         ours["titan"] += usage.titan_tokens * scale * prices["titan_embed_v2_per_1k_tokens"] / 1e3
