@@ -55,6 +55,7 @@ __all__ = [
     "Pipeline",
     "Scores",
     "build_pipeline",
+    "lambda_entry",
     "make_sink",
 ]
 
@@ -405,6 +406,21 @@ def build_pipeline(
         sink=sink or make_sink(settings),
         settings=settings,
     )
+
+
+def lambda_entry(
+    create: Callable[[], Pipeline],
+) -> tuple[Callable[[], Pipeline], Callable[[dict[str, Any], Any], dict[str, Any]]]:
+    """A service handler module's two entry points: ``pipeline()``, built once per container at
+    the first invocation (cold start) and cached, and ``lambda_handler(event, context)``."""
+    from functools import cache
+
+    pipeline = cache(create)
+
+    def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return pipeline().handle_event(event, context)
+
+    return pipeline, lambda_handler
 
 
 def _safe_detail(exc: BaseException) -> str:

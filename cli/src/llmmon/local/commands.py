@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from llmmon.alarm_eval import AlarmEngine, CloudWatchSource, models_in_history
+from llmmon.local.demo import bar
 from llmmon.local.endpoint import client
 from llmmon.local.stack import (
     STATE_FILE,
@@ -103,15 +104,6 @@ def local_up(
         print("local stack stopped", flush=True)
 
 
-def _progress(done: int, total: int, label: str) -> None:
-    width = 30
-    filled = int(width * done / max(1, total))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
-
-
 def _s3_event(bucket: str, key: str, size: int, etag: str) -> dict[str, Any]:
     from urllib.parse import quote_plus
 
@@ -163,7 +155,7 @@ def replay(
                 Message=json.dumps(_s3_event(bucket, key, size, etag)),
                 Subject="Amazon S3 Notification",
             )
-            _progress(index, len(keys), "events published")
+            bar(index, len(keys), "events published")
         print(f"published {len(keys)} S3 events for s3://{bucket}/{prefix} to {topic_arn}")
         return 0
     topology = Topology.load(state_file)
@@ -178,7 +170,7 @@ def replay(
             relative = relative[relative.index("AWSLogs/") :]
         key = f"{prefix}/{relative}" if prefix else relative
         s3.put_object(Bucket=topology.bucket, Key=key, Body=path.read_bytes())
-        _progress(index, len(data_first), "objects uploaded")
+        bar(index, len(data_first), "objects uploaded")
     print(f"uploaded {len(data_first)} objects to s3://{topology.bucket}/{prefix}")
     return 0
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
-
 from llmmon_shared.logs import S3Reader
 from llmmon_shared.metrics import MetricSink
-from llmmon_shared.runtime import Pipeline, build_pipeline
+from llmmon_shared.runtime import Pipeline, build_pipeline, lambda_entry
 from llmmon_similarity.compute import SimilarityScorer
 from llmmon_similarity.settings import SimilaritySettings, make_embedder
 from llmmon_similarity.spec import SERVICE
@@ -20,11 +17,4 @@ def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) 
     return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings, s3, sink)
 
 
-@cache
-def pipeline() -> Pipeline:
-    """The pipeline of this container, built at the first invocation (cold start)."""
-    return create_pipeline()
-
-
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return pipeline().handle_event(event, context)
+pipeline, lambda_handler = lambda_entry(create_pipeline)
