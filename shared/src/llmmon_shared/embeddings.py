@@ -98,7 +98,7 @@ class LocalMiniLMEmbedder:
     tokenizer_path: Path | None = None
     max_tokens: int = 256
     batch_size: int = 32
-    token_budget: int = 1024
+    token_budget: int = 2048
     """Padded tokens per forward pass: bounds the activations (peak memory) of one batch."""
     threads: int | None = None
     optimize_graph: bool = False
