@@ -294,52 +294,20 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     chars_prompt = sum(len(p) for p in work.prompts) / n
     chars_response = sum(len(r) for r in work.responses) / n
     tokens = prices["titan_chars_per_token"]
-    phrases = sum(
-        len(p["text"])
-        for group in json.loads(
-            (
-                Path(__file__).parents[1] / "services/refusal/src/llmmon_refusal/data/phrases.json"
-            ).read_text()
-        )["refusal"].values()
-        for p in group
-    )
+    from llmmon_refusal.phrases import load_phrases
+    from llmmon_shared.spec import discover
+
+    references = load_phrases().refusal
+    phrases = sum(len(p.text) for p in references)
+    # Every metric a record gets by default (the optional prompt and error metrics aside).
+    optional = {"PromptToxicity", "PromptToxic", "ScoringErrors"}
     metrics_per_record = sum(
-        len({k for k in scores})
-        for scores in [
-            {"PromptResponseSimilarity"},
-            {
-                "SentimentPositive",
-                "SentimentNegative",
-                "SentimentNeutral",
-                "SentimentMixed",
-                "SentimentIsPositive",
-                "SentimentIsNegative",
-                "SentimentIsNeutral",
-                "SentimentIsMixed",
-                "Toxicity",
-                "Toxic",
-                "ToxicityGraphic",
-                "ToxicityHarassmentOrAbuse",
-                "ToxicityHateSpeech",
-                "ToxicityInsult",
-                "ToxicityProfanity",
-                "ToxicitySexual",
-                "ToxicityViolenceOrThreat",
-            },
-            {"RefusalSimilarity", "RefusalFuzzyScore", "Refusal"},
-        ]
+        1 for spec in discover().values() for m in spec.metrics if m.name not in optional
     )
     sentiment_units = max(3, math.ceil(min(chars_response, 5000) / 100))
     toxic_units = max(3, math.ceil(min(chars_response, 10_000) / 100))
     naive_titan_tokens = (chars_prompt + 2 * chars_response + phrases) / tokens
-    naive_titan_calls = 3 + sum(
-        len(g)
-        for g in json.loads(
-            (
-                Path(__file__).parents[1] / "services/refusal/src/llmmon_refusal/data/phrases.json"
-            ).read_text()
-        )["refusal"].values()
-    )
+    naive_titan_calls = 3 + len(references)
     naive_ms = (
         naive_titan_calls * latency["bedrock_invoke_model_embedding"]
         + latency["comprehend_detect_sentiment"]

@@ -214,7 +214,9 @@ def _join_chunks(
 
 
 def _claude_messages_request(body: dict[str, Any]) -> Request | None:
-    if "messages" not in body or ("anthropic_version" not in body and "max_tokens" not in body):
+    if "messages" not in body:
+        return None
+    if "anthropic_version" not in body and "max_tokens" not in body:
         return None
     turns = _turns(body.get("messages"))
     if turns is None:
