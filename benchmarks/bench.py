@@ -64,15 +64,24 @@ class Reader:
         return io.BytesIO(self.objects[key])
 
 
-def model_runner(name: str, compute: Any, work: Workload, batch: int) -> Callable[[], None]:
-    """The models underneath a service's scorer, on the texts the scorer gives them."""
+def batches(work: Workload, size: int) -> list[slice]:
+    """The batches the pipeline forms: each log object's interactions in runs of ``size``."""
     n = len(work.pairs)
+    return [
+        slice(i, min(i + size, start + work.per_object, n))
+        for start in range(0, n, work.per_object)
+        for i in range(start, min(start + work.per_object, n), size)
+    ]
+
+
+def model_runner(name: str, compute: Any, work: Workload, runs: list[slice]) -> Callable[[], None]:
+    """The models underneath a service's scorer, on the texts the scorer gives them."""
     if name == "similarity":
         embedder = compute.embedder
 
         def run_similarity() -> None:
-            for i in range(0, n, batch):
-                embedder.embed(work.prompts[i : i + batch] + work.responses[i : i + batch])
+            for run in runs:
+                embedder.embed(work.prompts[run] + work.responses[run])
 
         return run_similarity
     if name == "refusal":
@@ -91,8 +100,8 @@ def model_runner(name: str, compute: Any, work: Workload, batch: int) -> Callabl
 
         def run_refusal() -> None:
             # The embedder and rapidfuzz (refusal and contrast phrases) on the same sentences.
-            for i in range(0, n, batch):
-                sentences = [s for o in openings[i : i + batch] for s in o]
+            for run in runs:
+                sentences = [s for o in openings[run] for s in o]
                 detector.embedder.embed(sentences)
                 process.cdist(
                     [utils.default_process(s) for s in sentences],
@@ -104,42 +113,42 @@ def model_runner(name: str, compute: Any, work: Workload, batch: int) -> Callabl
         return run_refusal
 
     def run_comprehend() -> None:
-        for i in range(0, n, batch):
-            compute.sentiment.sentiment(work.responses[i : i + batch])
-            compute.toxicity.toxicity(work.responses[i : i + batch])
+        for run in runs:
+            compute.sentiment.sentiment(work.responses[run])
+            compute.toxicity.toxicity(work.responses[run])
 
     return run_comprehend
 
 
 def throughput(work: Workload, repeat: int) -> dict[str, Any]:
     """Per service: interactions/s of the whole pipeline (read, parse, extract, score, points)
-    next to the model alone on the same texts in the same batches (the limit)."""
+    next to the models alone on the same texts in the same batches (the limit)."""
     os.environ.update(ENV)
     results: dict[str, Any] = {}
     n = len(work.pairs)
-    batch = 32
     for name in SERVICES:
         handler = importlib.import_module(f"llmmon_{name}.handler")
         sink = MemorySink()
         pipeline = handler.create_pipeline(s3=Reader(work.objects), sink=sink)
         compute = pipeline.compute
+        runs = batches(work, pipeline.settings.batch_size)
         refs = [ObjectRef("bench", key, None, None) for key in work.objects]
 
         def run_pipeline(p: Any = pipeline, r: list[ObjectRef] = refs) -> None:
             for ref in r:
                 p.score_object(ref)
 
-        run_model = model_runner(name, compute, work, batch)
+        run_model = model_runner(name, compute, work, runs)
 
         def run_scorer(c: Any = compute) -> None:
             from llmmon_shared.extract import Interaction
 
             items = [
-                Interaction(str(i), "m", "InvokeModel", "b", p, r)
+                Interaction(str(i), work.model, "InvokeModel", "b", p, r)
                 for i, (p, r) in enumerate(work.pairs)
             ]
-            for i in range(0, n, batch):
-                c(items[i : i + batch])
+            for run in runs:
+                c(items[run])
 
         model_s = best_time(run_model, repeat)
         scorer_s = best_time(run_scorer, repeat)

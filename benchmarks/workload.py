@@ -1,23 +1,45 @@
 """The benchmark workload: realistic interactions (~500-character prompts, ~1,500-character
-responses, a tenth of them refusals) as Bedrock log objects (Claude Messages, 100 per object)."""
+responses, a tenth of them refusals) as Bedrock log objects (Claude Messages, 100 per object).
+
+The texts are real model completions: XSTest's dev.csv (GPT-4 and Llama 2, human refusal labels)
+from the reference folder beside the repo. A response opens with one completion (a refusal for a
+tenth of the interactions) and goes on with sentences of other compliant completions up to
+~1,500 characters; a prompt is an XSTest prompt after ~400 characters of context taken from other
+completions. When a completion is used again it opens at its next sentence, so openings, which
+the refusal service reads, stay distinct as in real traffic rather than repeating a few
+templates (which would flatter the embedder's de-duplication).
+"""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
+import os
 import random
+import re
 from dataclasses import dataclass
-
-from llmmon.local.corpus import load_templates
+from functools import cache
+from pathlib import Path
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
+XSTEST = Path(
+    os.environ.get(
+        "LLMMON_BENCH_CORPUS",
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "xstest" / "dev.csv",
+    )
+)
+REFUSAL_LABELS = {"2_full_refusal", "3_partial_refusal"}
+_SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 @dataclass
 class Workload:
     pairs: list[tuple[str, str]]
     objects: dict[str, bytes]
+    per_object: int
+    model: str
 
     @property
     def prompts(self) -> list[str]:
@@ -28,11 +50,53 @@ class Workload:
         return [r for _, r in self.pairs]
 
 
-def _text(rng: random.Random, sentences: list[str], target: int) -> str:
-    parts: list[str] = []
+@dataclass(frozen=True)
+class Row:
+    prompt: str
+    sentences: tuple[str, ...]
+    refusal: bool
+
+
+@cache
+def load_rows(path: Path = XSTEST) -> tuple[Row, ...]:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"benchmark corpus missing: {path} (XSTest dev.csv from the reference folder beside "
+            "the repo; or set LLMMON_BENCH_CORPUS to a CSV with prompt, completion, label)"
+        )
+    with path.open(encoding="utf-8", newline="") as handle:
+        return tuple(
+            Row(
+                row["prompt"].strip(),
+                tuple(s for s in _SENTENCE.split(row["completion"].strip()) if s),
+                row["label"] in REFUSAL_LABELS,
+            )
+            for row in csv.DictReader(handle)
+            if row["completion"].strip()
+        )
+
+
+class _Deck:
+    """Rows dealt in shuffled rounds; the k-th round opens each completion at its k-th
+    sentence (while it has one)."""
+
+    def __init__(self, rows: list[Row], rng: random.Random) -> None:
+        self.rows, self.rng, self.order, self.round = rows, rng, list[Row](), -1
+
+    def deal(self) -> tuple[Row, int]:
+        if not self.order:
+            self.order = list(self.rows)
+            self.rng.shuffle(self.order)
+            self.round += 1
+        row = self.order.pop()
+        return row, min(self.round, len(row.sentences) - 1)
+
+
+def _fill(rng: random.Random, rows: list[Row], parts: list[str], target: int) -> str:
     while sum(len(p) + 1 for p in parts) < target:
-        parts.append(rng.choice(sentences))
-    return " ".join(parts)[: target + 200]
+        parts.extend(rng.choice(rows).sentences[:3])
+    text = " ".join(parts)
+    return text if len(text) <= target + 200 else text[: target + 200].rsplit(" ", 1)[0]
 
 
 def build(
@@ -40,19 +104,19 @@ def build(
     seed: int = 7,
     per_object: int = 100,
     model: str = "anthropic.claude-3-haiku-20240307-v1:0",
+    refusal_share: float = 0.1,
 ) -> Workload:
     rng = random.Random(seed)
-    templates = load_templates()
-    questions = [q for q, _ in templates["helpful"]]
-    answers = [a for _, a in templates["helpful"]] + templates["off_topic"]
-    refusals = [r for group in templates["refusals"].values() for r in group]
+    rows = list(load_rows())
+    compliant = [r for r in rows if not r.refusal]
+    answers, refusals = _Deck(compliant, rng), _Deck([r for r in rows if r.refusal], rng)
     pairs = []
     for _ in range(n):
-        prompt = _text(rng, questions + answers, 500)
-        response = _text(rng, answers, 1500)
-        if rng.random() < 0.1:
-            response = rng.choice(refusals) + " " + _text(rng, answers, 300)
-        pairs.append((prompt, response))
+        row, start = (refusals if rng.random() < refusal_share else answers).deal()
+        target = 300 if row.refusal else 1500
+        response = _fill(rng, compliant, list(row.sentences[start:]), target)
+        context = _fill(rng, compliant, [], 380)
+        pairs.append((f"{context}\n\n{row.prompt}", response))
     objects: dict[str, bytes] = {}
     for start in range(0, n, per_object):
         lines = []
@@ -93,4 +157,4 @@ def build(
             f"20261128T0700{start // per_object:02d}000Z_{seed:08x}.json.gz"
         )
         objects[key] = buffer.getvalue()
-    return Workload(pairs, objects)
+    return Workload(pairs, objects, per_object, model)

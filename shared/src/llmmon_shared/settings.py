@@ -33,7 +33,7 @@ class ServiceSettings(BaseSettings):
     exclude_identity_arns: CsvList = Field(default_factory=list)
     """Callers whose invocations are not scored (for example llmmon's own roles)."""
     exclude_model_ids: CsvList = Field(default_factory=list)
-    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_size: int = Field(default=128, ge=1, le=1024)
     """Interactions handed to a scorer at once."""
     log_level: str = "INFO"
     idempotency_table: str | None = None

@@ -54,3 +54,12 @@ def test_batch_order_does_not_change_scores(minilm: LocalMiniLMEmbedder) -> None
     forward = [s[METRIC] for s in scorer(items)]
     backward = [s[METRIC] for s in scorer(items[::-1])][::-1]
     assert np.allclose(forward, backward, atol=1e-4)
+
+
+def test_embedder__leaves_the_cores_to_onnxruntime(minilm: LocalMiniLMEmbedder) -> None:
+    # numpy's BLAS threads busy-wait after each product and slowed scoring by a fifth.
+    from threadpoolctl import threadpool_info
+
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas, "numpy's BLAS was not found"
+    assert all(pool["num_threads"] == 1 for pool in blas)
