@@ -140,7 +140,7 @@ def throughput(work: Workload, repeat: int) -> dict[str, Any]:
 
         run_model = model_runner(name, compute, work, runs)
 
-        def run_scorer(c: Any = compute) -> None:
+        def run_scorer(c: Any = compute, runs: list[slice] = runs) -> None:
             from llmmon_shared.extract import Interaction
 
             items = [
