@@ -288,15 +288,18 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         ours["logs_emf"] += (run["emf_bytes"] + run["log_bytes"]) * scale * log_gb
     ours_total = sum(ours.values())
 
-    # The naive design at equal coverage: one Lambda invocation per record, one Comprehend call
-    # per metric (type) per record, one PutMetricData per metric per record, no batching, no
-    # caching of reference embeddings, no deduplication.
-    chars_prompt = sum(len(p) for p in work.prompts) / n
-    chars_response = sum(len(r) for r in work.responses) / n
-    tokens = prices["titan_chars_per_token"]
+    # The naive design the issue describes, at equal coverage: one Lambda invocation per record,
+    # one Comprehend call per Comprehend metric per record (each score its own DetectSentiment
+    # or DetectToxicContent call; the 0/1 metrics are thresholds of those scores and cost no
+    # call), one PutMetricData per metric per record, no batching, no cache of the reference
+    # embeddings, no deduplication. Also priced: the same design sharing one call per API per
+    # record, the floor at equal coverage (Comprehend's units are per document and character).
+    from llmmon_comprehend.backends import SENTIMENT_LABELS, TOXICITY_LABELS
     from llmmon_refusal.phrases import load_phrases
     from llmmon_shared.spec import discover
 
+    chars_prompt = sum(len(p) for p in work.prompts) / n
+    chars_response = sum(len(r) for r in work.responses) / n
     references = load_phrases().refusal
     phrases = sum(len(p.text) for p in references)
     # Every metric a record gets by default (the optional prompt and error metrics aside).
@@ -304,35 +307,44 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     metrics_per_record = sum(
         1 for spec in discover().values() for m in spec.metrics if m.name not in optional
     )
-    sentiment_units = max(3, math.ceil(min(chars_response, 5000) / 100))
-    toxic_units = max(3, math.ceil(min(chars_response, 10_000) / 100))
-    naive_titan_tokens = (chars_prompt + 2 * chars_response + phrases) / tokens
+    # Units per call, per document as Comprehend bills them (100 characters, at least 3).
+    sentiment_units = sum(max(3, math.ceil(min(len(r), 5000) / 100)) for r in work.responses) / n
+    toxic_units = sum(max(3, math.ceil(min(len(r), 10_000) / 100)) for r in work.responses) / n
+    naive_titan_tokens = (chars_prompt + 2 * chars_response + phrases) / prices[
+        "titan_chars_per_token"
+    ]
     naive_titan_calls = 3 + len(references)
-    naive_ms = (
-        naive_titan_calls * latency["bedrock_invoke_model_embedding"]
-        + latency["comprehend_detect_sentiment"]
-        + latency["comprehend_detect_toxic_content"]
-        + metrics_per_record * latency["cloudwatch_put_metric_data"]
-        + latency["s3_get_object"]
-        + 50
-    )
-    naive = {
-        "comprehend": 1e6 * (sentiment_units + toxic_units) * prices["comprehend_unit"],
-        "titan": 1e6 * naive_titan_tokens * prices["titan_embed_v2_per_1k_tokens"] / 1e3,
-        "put_metric_data": 1e6
-        * metrics_per_record
-        * prices["cloudwatch_put_metric_data_per_1k_requests"]
-        / 1e3,
-        "lambda_requests": 1e6 * prices["lambda_per_1m_requests"] / 1e6,
-        "lambda_duration": 1e6 * naive_ms / 1000 * 1024 / 1024 * gb_s,
-        "s3_get": 1e6 * prices["s3_get_per_1k"] / 1e3,
+
+    def naive_design(sentiment_calls: int, toxicity_calls: int) -> dict[str, float]:
+        per_record_ms = (
+            naive_titan_calls * latency["bedrock_invoke_model_embedding"]
+            + sentiment_calls * latency["comprehend_detect_sentiment"]
+            + toxicity_calls * latency["comprehend_detect_toxic_content"]
+            + metrics_per_record * latency["cloudwatch_put_metric_data"]
+            + latency["s3_get_object"]
+            + 50
+        )
+        units = sentiment_calls * sentiment_units + toxicity_calls * toxic_units
+        return {
+            "comprehend": 1e6 * units * prices["comprehend_unit"],
+            "titan": 1e6 * naive_titan_tokens * prices["titan_embed_v2_per_1k_tokens"] / 1e3,
+            "put_metric_data": 1e6
+            * metrics_per_record
+            * prices["cloudwatch_put_metric_data_per_1k_requests"]
+            / 1e3,
+            "lambda_requests": 1e6 * prices["lambda_per_1m_requests"] / 1e6,
+            "lambda_duration": 1e6 * per_record_ms / 1000 * 1024 / 1024 * gb_s,
+            "s3_get": 1e6 * prices["s3_get_per_1k"] / 1e3,
+        }
+
+    naive_calls = {
+        "DetectSentiment": len(SENTIMENT_LABELS),
+        "DetectToxicContent": 1 + len(TOXICITY_LABELS),
     }
+    naive = naive_design(naive_calls["DetectSentiment"], naive_calls["DetectToxicContent"])
     naive_total = sum(naive.values())
-    # The literal reading: one Comprehend call per emitted Comprehend metric (4 sentiment
-    # scores, Toxicity and 7 labels) per record.
-    naive_literal_total = (
-        naive_total + 1e6 * (3 * sentiment_units + 7 * toxic_units) * prices["comprehend_unit"]
-    )
+    shared = naive_design(1, 1)
+    shared_total = sum(shared.values())
 
     local = shared_costs(3)
     local["lambda_duration"] = sum(
@@ -354,10 +366,12 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     result = {
         "ours_managed": {k: round(v, 2) for k, v in ours.items()} | {"total": round(ours_total, 2)},
         "naive": {k: round(v, 2) for k, v in naive.items()} | {"total": round(naive_total, 2)},
-        "naive_literal_total": round(naive_literal_total, 2),
+        "naive_comprehend_calls_per_record": naive_calls,
+        "naive_shared_calls": {k: round(v, 2) for k, v in shared.items()}
+        | {"total": round(shared_total, 2)},
         "ours_local": {k: round(v, 2) for k, v in local.items()} | {"total": round(local_total, 2)},
         "ratio_ours_to_naive": round(ours_total / naive_total, 3),
-        "ratio_ours_to_naive_literal": round(ours_total / naive_literal_total, 3),
+        "ratio_ours_to_naive_shared_calls": round(ours_total / shared_total, 3),
         "ours_managed_by_sample_rate": sampling,
         "calls_per_interaction": {
             name: {op: round(c / n, 3) for op, c in run["usage"].calls.items()}
@@ -377,13 +391,13 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     print(
         f"  naive design ${naive_total:,.2f} (PutMetricData ${naive['put_metric_data']:,.2f}, "
         f"Lambda ${naive['lambda_duration'] + naive['lambda_requests']:,.2f}, Comprehend "
-        f"${naive['comprehend']:,.2f}, Titan ${naive['titan']:,.2f}); one Comprehend call per "
-        f"emitted metric: ${naive_literal_total:,.2f}",
+        f"${naive['comprehend']:,.2f}, Titan ${naive['titan']:,.2f}); sharing one call per "
+        f"API per record: ${shared_total:,.2f}",
         flush=True,
     )
     print(
-        f"  ratio ours/naive {result['ratio_ours_to_naive']} (per metric type), "
-        f"{result['ratio_ours_to_naive_literal']} (per emitted metric); local backends "
+        f"  ratio ours/naive {result['ratio_ours_to_naive']}, ours/naive sharing calls "
+        f"{result['ratio_ours_to_naive_shared_calls']}; local backends "
         f"${local_total:,.2f}",
         flush=True,
     )
