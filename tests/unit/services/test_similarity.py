@@ -63,3 +63,16 @@ def test_embedder__leaves_the_cores_to_onnxruntime(minilm: LocalMiniLMEmbedder) 
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas, "numpy's BLAS was not found"
     assert all(pool["num_threads"] == 1 for pool in blas)
+
+
+def test_embedder__batches_run_in_parallel_give_the_same_rows() -> None:
+    one, two = LocalMiniLMEmbedder(workers=1), LocalMiniLMEmbedder(workers=2, token_budget=64)
+    texts = [f"Sentence number {i} " + "about cats and dogs " * (i % 7) for i in range(40)]
+    encodings = two._tokenizer.encode_batch(texts)
+    batches = two._batches(encodings)
+    assert sorted(i for batch in batches for i in batch) == list(range(40))
+    for batch in batches:  # each within the token budget (unless one text alone exceeds it)
+        width = max(len(encodings[i].ids) for i in batch)
+        assert len(batch) == 1 or len(batch) * width <= 64
+    assert len(two._batches(encodings[:3])) == 2  # a few texts still use both workers
+    assert np.allclose(one.embed(texts), two.embed(texts), atol=1e-5)
