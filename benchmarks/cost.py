@@ -28,6 +28,18 @@ from benchmarks.workload import Workload
 from llmmon_shared.events import ObjectRef
 from llmmon_shared.metrics import EmfSink
 
+# The answer to every sentiment request (the figures are not what the cost model counts).
+SENTIMENT = {
+    "Sentiment": "NEUTRAL",
+    "SentimentScore": {"Positive": 0.1, "Negative": 0.1, "Neutral": 0.7, "Mixed": 0.1},
+}
+
+
+def comprehend_units(chars: int, prices: dict[str, Any]) -> int:
+    """Units Comprehend bills for one document: 100 characters each, at least 3."""
+    unit = prices["comprehend_unit_chars"]
+    return max(prices["comprehend_min_units_per_request"], math.ceil(chars / unit))
+
 
 @dataclass
 class Usage:
@@ -45,8 +57,7 @@ class FakeAws:
         self.rng = np.random.default_rng(0)
 
     def units(self, chars: int) -> int:
-        unit = self.prices["comprehend_unit_chars"]
-        return max(self.prices["comprehend_min_units_per_request"], math.ceil(chars / unit))
+        return comprehend_units(chars, self.prices)
 
     def client(self, service: str) -> Any:
         import boto3
@@ -67,32 +78,12 @@ class FakeAws:
                 texts = request["TextList"]
                 self.usage.comprehend_units += sum(self.units(len(t)) for t in texts)
                 parsed: dict[str, Any] = {
-                    "ResultList": [
-                        {
-                            "Index": i,
-                            "Sentiment": "NEUTRAL",
-                            "SentimentScore": {
-                                "Positive": 0.1,
-                                "Negative": 0.1,
-                                "Neutral": 0.7,
-                                "Mixed": 0.1,
-                            },
-                        }
-                        for i in range(len(texts))
-                    ],
+                    "ResultList": [{"Index": i, **SENTIMENT} for i in range(len(texts))],
                     "ErrorList": [],
                 }
             elif operation == "DetectSentiment":
                 self.usage.comprehend_units += self.units(len(request["Text"]))
-                parsed = {
-                    "Sentiment": "NEUTRAL",
-                    "SentimentScore": {
-                        "Positive": 0.1,
-                        "Negative": 0.1,
-                        "Neutral": 0.7,
-                        "Mixed": 0.1,
-                    },
-                }
+                parsed = dict(SENTIMENT)
             elif operation == "DetectToxicContent":
                 segments = request["TextSegments"]
                 self.usage.comprehend_units += self.units(sum(len(s["Text"]) for s in segments))
@@ -308,8 +299,8 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         1 for spec in discover().values() for m in spec.metrics if m.name not in optional
     )
     # Units per call, per document as Comprehend bills them (100 characters, at least 3).
-    sentiment_units = sum(max(3, math.ceil(min(len(r), 5000) / 100)) for r in work.responses) / n
-    toxic_units = sum(max(3, math.ceil(min(len(r), 10_000) / 100)) for r in work.responses) / n
+    sentiment_units = sum(comprehend_units(min(len(r), 5000), prices) for r in work.responses) / n
+    toxic_units = sum(comprehend_units(min(len(r), 10_000), prices) for r in work.responses) / n
     naive_titan_tokens = (chars_prompt + 2 * chars_response + phrases) / prices[
         "titan_chars_per_token"
     ]
