@@ -2,7 +2,7 @@
 responses, a tenth of them refusals) as Bedrock log objects (Claude Messages, 100 per object).
 
 The texts are real model completions: XSTest's dev.csv (GPT-4 and Llama 2, human refusal labels)
-from the reference folder beside the repo. A response opens with one completion (a refusal for a
+(kept in `tests/data/xstest/`). A response opens with one completion (a refusal for a
 tenth of the interactions) and goes on with sentences of other compliant completions up to
 ~1,500 characters; a prompt is an XSTest prompt after ~400 characters of context taken from other
 completions. When a completion is used again it opens at its next sentence, so openings, which
@@ -27,7 +27,7 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 XSTEST = Path(
     os.environ.get(
         "LLMMON_BENCH_CORPUS",
-        Path(__file__).resolve().parents[2] / "shared" / "data" / "xstest" / "dev.csv",
+        Path(__file__).resolve().parents[1] / "tests" / "data" / "xstest" / "dev.csv",
     )
 )
 REFUSAL_LABELS = {"2_full_refusal", "3_partial_refusal"}
@@ -61,8 +61,8 @@ class Row:
 def load_rows(path: Path = XSTEST) -> tuple[Row, ...]:
     if not path.exists():
         raise FileNotFoundError(
-            f"benchmark corpus missing: {path} (XSTest dev.csv from the reference folder beside "
-            "the repo; or set LLMMON_BENCH_CORPUS to a CSV with prompt, completion, label)"
+            f"benchmark corpus missing: {path} (XSTest dev.csv, kept in tests/data/xstest/; or "
+            "set LLMMON_BENCH_CORPUS to a CSV with prompt, completion, label)"
         )
     with path.open(encoding="utf-8", newline="") as handle:
         return tuple(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llmmon.cli import main
-from tests.conftest import REFERENCE_DATA
+from tests.conftest import TEST_DATA
 
 
 def test_eval__prints_figures_and_a_json_last_line(
@@ -33,7 +33,7 @@ def test_eval__prints_figures_and_a_json_last_line(
 
 
 def test_eval__xstest_dev_reaches_the_f1_target(capsys: pytest.CaptureFixture[str]) -> None:
-    dev = REFERENCE_DATA / "xstest" / "dev.csv"
+    dev = TEST_DATA / "xstest" / "dev.csv"
     assert dev.exists(), f"reference data missing: {dev}"
     main(["eval", "refusal", str(dev)])
     figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

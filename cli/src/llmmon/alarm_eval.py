@@ -336,6 +336,43 @@ class CloudWatchSource:
         return found
 
 
+@dataclass
+class HistorySource:
+    """Datapoints for a backtest window, read once per alarm metric for the whole window (plus the
+    look-back the first evaluations and the anomaly band need) and served from memory: a
+    backtest of R rounds over A alarms makes A requests instead of R x A."""
+
+    client: Any
+    start: datetime
+    end: datetime
+    _cache: dict[tuple[Any, ...], dict[datetime, float]] = field(default_factory=dict)
+
+    @staticmethod
+    def _key(alarm: MetricAlarmDef) -> tuple[Any, ...]:
+        dims = tuple(sorted(alarm.dimensions.items()))
+        return (alarm.namespace, alarm.metric, dims, alarm.statistic, alarm.period_s)
+
+    def prefetch(self, alarm: MetricAlarmDef) -> dict[datetime, float]:
+        key = self._key(alarm)
+        if key not in self._cache:
+            back = alarm.period_s * (alarm.evaluation_periods + ANOMALY_HISTORY + 1)
+            first = self.start - timedelta(seconds=back)
+            last = self.end + timedelta(seconds=alarm.period_s)
+            found: dict[datetime, float] = {}
+            span = timedelta(seconds=alarm.period_s * 1440)  # GetMetricStatistics' limit
+            reader = CloudWatchSource(self.client)
+            while first < last:
+                found.update(reader.datapoints(alarm, first, min(last, first + span)))
+                first += span
+            self._cache[key] = found
+        return self._cache[key]
+
+    def datapoints(
+        self, alarm: MetricAlarmDef, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
+        return {t: v for t, v in self.prefetch(alarm).items() if start <= t < end}
+
+
 def models_in_history(client: Any, namespace: str, metrics: Iterable[str]) -> list[str]:
     """Model ids that have any of these metrics in the namespace (from ListMetrics)."""
     models: set[str] = set()

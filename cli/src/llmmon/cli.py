@@ -1,8 +1,9 @@
-"""``llmmon``: the command line.
+"""llmmon: quality and safety metrics for Amazon Bedrock traffic, from invocation logs.
 
-``llmmon inspect PATH...`` reads Bedrock invocation log objects (files or folders) exactly as the
-services do and prints, per model, how many interactions each family yielded and why records were
-skipped. It prints counts only, never prompt or response text.
+Commands work on log objects on this machine (inspect, score, eval), on the local stack (demo,
+local, replay, alarms backtest) or on AWS (build, replay s3://, alarms backtest --region). Every
+command prints counts and scores only, never prompt or response text. Exit status: 0 done,
+1 failed, 2 used wrongly; --debug shows the traceback of a failure.
 """
 
 from __future__ import annotations
@@ -12,8 +13,19 @@ import contextlib
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NoReturn
 
+from llmmon.errors import (
+    CliError,
+    UsageError,
+    describe,
+    existing_folder,
+    existing_path,
+    positive,
+    readable_file,
+)
 from llmmon_shared.events import classify_key
 from llmmon_shared.extract import Interaction, extract
 from llmmon_shared.logs import (
@@ -26,10 +38,9 @@ from llmmon_shared.logs import (
 )
 
 
-def _log_files(paths: Sequence[str]) -> Iterator[tuple[Path, Path]]:
+def _log_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path]]:
     """``(file, root)`` pairs: log objects only (large-data bodies under data/ are not logs)."""
-    for name in paths:
-        path = Path(name)
+    for path in paths:
         if path.is_dir():
             for file in sorted(path.rglob("*")):
                 if file.is_file() and classify_key(file.as_posix(), None) is None:
@@ -38,7 +49,7 @@ def _log_files(paths: Sequence[str]) -> Iterator[tuple[Path, Path]]:
             yield path, path.parent
 
 
-def inspect(paths: Sequence[str]) -> int:
+def inspect(paths: Sequence[Path]) -> int:
     by_model: Counter[tuple[str, str]] = Counter()
     skipped: Counter[tuple[str, str]] = Counter()
     parse_errors = 0
@@ -63,6 +74,10 @@ def inspect(paths: Sequence[str]) -> int:
                         skipped[(outcome.model_id or "Unknown", outcome.reason.value)] += 1
         except CorruptObjectError as exc:
             corrupt.append(f"{path.name}: {exc}")
+    if not files:
+        raise CliError(
+            f"no log objects in {', '.join(map(str, paths))} (Bedrock writes *.json.gz files)"
+        )
     width = max([len(m) for m, _ in by_model | skipped] + [8])
     print(f"{files} log objects")
     print(f"\n{'model':<{width}}  {'family':<18} interactions")
@@ -75,135 +90,367 @@ def inspect(paths: Sequence[str]) -> int:
     print(f"\nbad lines skipped: {parse_errors}")
     for line in corrupt:
         print(f"corrupt object (would go to the dead-letter queue): {line}")
+    if corrupt and len(corrupt) == files:
+        raise CliError(f"none of the {files} files is a readable log object (gzip JSON lines)")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="llmmon", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    inspect_cmd = commands.add_parser("inspect", help="summarise Bedrock log objects (no text)")
-    inspect_cmd.add_argument("paths", nargs="+", help="log objects (.json.gz) or folders")
-    score_cmd = commands.add_parser(
-        "score", help="run every metric service over a folder of log objects (local models)"
+class Parser(argparse.ArgumentParser):
+    """argparse, with a mistake reported on one line (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def iso_time(text: str) -> datetime:
+    """An argparse type: an ISO 8601 time, UTC unless it says otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-11-30T14:00 or 2026-11-30T14:00Z)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535, 0: any free)")
+    return value
+
+
+def override(text: str) -> tuple[str, str, str, str]:
+    path, equals, value = text.partition("=")
+    parts = path.split(".")
+    if not equals or len(parts) != 3 or not all(parts) or not value:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not SERVICE.ALARM.FIELD=VALUE "
+            "(e.g. refusal.HighRefusalRatio.threshold=0.3)"
+        )
+    return parts[0], parts[1], parts[2], value
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmmon")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> Parser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the Python traceback of a failure",
     )
-    score_cmd.add_argument("folder", type=Path, help="a folder laid out like the log bucket")
-    build_cmd = commands.add_parser("build", help="build one Lambda zip per metric service")
-    build_cmd.add_argument("services", nargs="*", help="service names (default: all)")
-    build_cmd.add_argument("--out", type=Path, default=Path("build"))
-    build_cmd.add_argument(
+    lines = (__doc__ or "").strip().splitlines()
+    parser = Parser(
+        prog="llmmon",
+        description=lines[0],
+        epilog=" ".join(line.strip() for line in lines[2:]),
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"llmmon {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: Any, name: str, text: str) -> Parser:
+        made: Parser = parent.add_parser(name, help=text, description=text, parents=[common])
+        return made
+
+    cmd = command(commands, "inspect", "summarise Bedrock log objects per model (counts, no text)")
+    cmd.add_argument(
+        "paths",
+        nargs="+",
+        type=existing_path,
+        metavar="PATH",
+        help="log objects (.json.gz) or folders of them",
+    )
+    cmd = command(commands, "score", "run every metric service in process over log objects")
+    cmd.add_argument("folder", type=existing_folder, help="a folder laid out like the log bucket")
+    cmd = command(commands, "build", "build one Lambda zip and manifest per metric service")
+    cmd.add_argument("services", nargs="*", metavar="SERVICE", help="service names (default: all)")
+    cmd.add_argument("--out", type=Path, default=Path("build"), help="output folder (build/)")
+    cmd.add_argument(
         "--backend",
         choices=["managed", "local"],
         default="managed",
-        help="managed: Bedrock/Comprehend; local: bundle the local models",
+        help="managed: Bedrock and Comprehend (default); local: bundle local models",
     )
-    demo_cmd = commands.add_parser("demo", help="run the whole pipeline locally, end to end")
-    demo_cmd.add_argument("--minutes", type=int, default=60, help="minutes of traffic")
-    demo_cmd.add_argument("--report", type=Path, default=Path("reports/llmmon-demo.html"))
-    local_cmd = commands.add_parser("local", help="the local stack on moto")
-    local_sub = local_cmd.add_subparsers(dest="local_command", required=True)
-    up_cmd = local_sub.add_parser("up", help="start it and keep it running until Ctrl-C")
-    up_cmd.add_argument("--port", type=int, default=0, help="loopback port (default: free)")
-    up_cmd.add_argument(
+    cmd = command(commands, "demo", "run the whole pipeline on the local stack, end to end")
+    cmd.add_argument(
+        "--minutes",
+        type=positive(int),
+        default=60,
+        help="minutes of generated traffic (default 60)",
+    )
+    cmd.add_argument(
+        "--report",
+        type=Path,
+        default=Path("reports/llmmon-demo.html"),
+        help="where to write the HTML report (reports/llmmon-demo.html)",
+    )
+
+    local = command(commands, "local", "the local stack: AWS's topology on moto, on this machine")
+    verbs = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
+    up = command(verbs, "up", "start a local stack and keep it running until Ctrl-C")
+    up.add_argument("--name", default="default", help="the stack's name (default: default)")
+    up.add_argument("--port", type=port, default=0, help="loopback port (default: a free one)")
+    up.add_argument(
         "--models",
         nargs="*",
         default=[],
+        metavar="MODEL_ID",
         help="models with quality alarms (default: every model seen)",
     )
-    up_cmd.add_argument("--alarm-interval", type=float, default=30.0)
-    up_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
-    up_cmd.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
-    replay_cmd = commands.add_parser(
-        "replay", help="put log objects into the local bucket, or re-publish S3 events"
+    up.add_argument(
+        "--alarm-interval",
+        type=positive(float),
+        default=30.0,
+        metavar="SECONDS",
+        help="seconds between alarm evaluations (default 30)",
     )
-    replay_cmd.add_argument("source", help="a folder or file of log objects, or s3://bucket/prefix")
-    replay_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
-    replay_cmd.add_argument("--topic-arn", help="log topic for s3:// sources (AWS)")
-    replay_cmd.add_argument("--endpoint", help="endpoint for s3:// sources (default: AWS)")
-    replay_cmd.add_argument("--log-prefix", help="key prefix in the local bucket")
-    alarms_cmd = commands.add_parser("alarms", help="alarm tools")
-    alarms_sub = alarms_cmd.add_subparsers(dest="alarms_command", required=True)
-    backtest_cmd = alarms_sub.add_parser(
-        "backtest", help="replay the alarm definitions over stored metric history"
+    up.add_argument("--duration", type=positive(float), default=None, help=argparse.SUPPRESS)
+    for verb, text in (
+        ("status", "list running local stacks, their workers and queue depths"),
+        ("down", "stop a running local stack and everything it started"),
+        ("env", "print the exports that point the aws CLI and boto3 at a local stack"),
+    ):
+        cmd = command(verbs, verb, text)
+        cmd.add_argument("--stack", metavar="NAME", help="which stack (default: the only one)")
+        if verb == "down":
+            cmd.add_argument("--all", action="store_true", help="stop every running stack")
+
+    cmd = command(
+        commands,
+        "replay",
+        "put log objects into a local stack, or re-publish S3 events on AWS (backfill)",
     )
-    backtest_cmd.add_argument("--namespace", default="llmmon")
-    backtest_cmd.add_argument("--prefix", default="llmmon-backtest", help="alarm name prefix")
-    backtest_cmd.add_argument("--models", nargs="*", default=[])
-    backtest_cmd.add_argument("--hours", type=float, default=3.0)
-    backtest_cmd.add_argument("--start", help="ISO time (default: end - hours)")
-    backtest_cmd.add_argument("--end", help="ISO time (default: now)")
-    backtest_cmd.add_argument("--step", type=int, default=60, help="seconds between rounds")
-    backtest_cmd.add_argument(
+    cmd.add_argument(
+        "source", metavar="SOURCE", help="a log object, a folder of them, or s3://BUCKET/PREFIX"
+    )
+    cmd.add_argument("--stack", metavar="NAME", help="local stack (default: the only one)")
+    cmd.add_argument("--topic-arn", help="for s3:// sources: the log topic to publish to")
+    cmd.add_argument("--endpoint", metavar="URL", help="for s3:// sources: an endpoint URL")
+    cmd.add_argument("--region", help="for s3:// sources on AWS: the region")
+
+    alarms = command(commands, "alarms", "alarm tools")
+    verbs = alarms.add_subparsers(dest="alarms_command", required=True, metavar="ACTION")
+    cmd = command(verbs, "backtest", "replay the alarm definitions over stored metric history")
+    cmd.add_argument("--namespace", default="llmmon", help="CloudWatch namespace (llmmon)")
+    cmd.add_argument("--prefix", default="llmmon-backtest", help="alarm name prefix")
+    cmd.add_argument(
+        "--models",
+        nargs="*",
+        default=[],
+        metavar="MODEL_ID",
+        help="models to evaluate (default: every model in the history)",
+    )
+    cmd.add_argument(
+        "--hours",
+        type=positive(float),
+        default=3.0,
+        help="window length when --start is not given (default 3)",
+    )
+    cmd.add_argument("--start", type=iso_time, help="window start, ISO 8601 (default: end - hours)")
+    cmd.add_argument("--end", type=iso_time, help="window end, ISO 8601 (default: now)")
+    cmd.add_argument(
+        "--step",
+        type=positive(int),
+        default=60,
+        metavar="SECONDS",
+        help="seconds between evaluation rounds (default 60)",
+    )
+    cmd.add_argument(
         "--set",
         action="append",
         default=[],
+        type=override,
         metavar="SERVICE.ALARM.FIELD=VALUE",
         help="override a default, e.g. refusal.HighRefusalRatio.threshold=0.4",
     )
-    backtest_cmd.add_argument(
+    cmd.add_argument(
         "--with-health", action="store_true", help="also replay the pipeline-health alarms"
     )
-    where = backtest_cmd.add_mutually_exclusive_group()
-    where.add_argument("--endpoint", help="a CloudWatch endpoint (e.g. the local stack's)")
+    where = cmd.add_mutually_exclusive_group()
+    where.add_argument("--endpoint", metavar="URL", help="a CloudWatch endpoint URL")
+    where.add_argument(
+        "--stack",
+        metavar="NAME",
+        help="a running local stack (default: the local stack, if one runs)",
+    )
     where.add_argument("--local", action="store_true", help="the running local stack")
-    backtest_cmd.add_argument("--state", type=Path, default=Path(".llmmon-local.json"))
-    eval_cmd = commands.add_parser("eval", help="score a labelled CSV with a detector")
-    eval_cmd.add_argument("detector", choices=["refusal"])
-    eval_cmd.add_argument("csv", type=Path, help="CSV with completion and label columns")
-    eval_cmd.add_argument(
+    where.add_argument("--region", help="CloudWatch in this AWS region")
+
+    cmd = command(commands, "eval", "measure a detector on a labelled CSV")
+    cmd.add_argument("detector", choices=["refusal"], help="which detector")
+    cmd.add_argument(
+        "csv",
+        type=readable_file,
+        metavar="CSV",
+        help="UTF-8 CSV with a completion and a label column",
+    )
+    cmd.add_argument(
         "--refusal-labels",
         default="2_full_refusal,3_partial_refusal",
-        help="label values that mean refusal (comma-separated)",
+        help="label values that mean refusal, comma-separated (XSTest's by default)",
     )
-    eval_cmd.add_argument("--completion-column", default="completion")
-    eval_cmd.add_argument("--label-column", default="label")
-    eval_cmd.add_argument("--model-id", help="score as this model (selects its phrase family)")
-    eval_cmd.add_argument(
+    cmd.add_argument("--completion-column", default="completion", help="(default: completion)")
+    cmd.add_argument("--label-column", default="label", help="(default: label)")
+    cmd.add_argument("--model-id", help="score as this model (selects its phrase family)")
+    cmd.add_argument(
         "--explain",
         action="store_true",
         help="list misclassified rows with the references that matched",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 2
+    try:
+        return dispatch(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        status = exc.status if isinstance(exc, CliError) else 1
+        print(f"llmmon: error: {describe(exc)}", file=sys.stderr)
+        return status
+
+
+def dispatch(args: argparse.Namespace) -> int:
     if args.command == "inspect":
         return inspect(args.paths)
     if args.command == "demo":
         from llmmon.local.demo import run_demo
+        from llmmon.local.stack import stop_on_signals
 
-        return run_demo(args.minutes, args.report)
+        with stop_on_signals():  # a closed terminal or a kill stops the stack as Ctrl-C does
+            return run_demo(args.minutes, args.report)
     if args.command == "local":
-        from llmmon.local.commands import local_up
+        from llmmon.local import commands
 
-        return local_up(args.port, args.models, args.alarm_interval, args.state, args.duration)
+        if args.local_command == "up":
+            return commands.local_up(
+                args.name, args.port, args.models, args.alarm_interval, args.duration
+            )
+        if args.local_command == "status":
+            return commands.local_status(args.stack)
+        if args.local_command == "down":
+            return commands.local_down(args.stack, args.all)
+        return commands.local_env(args.stack)
     if args.command == "replay":
-        from llmmon.local.commands import replay
-
-        return replay(args.source, args.state, args.topic_arn, args.endpoint, args.log_prefix)
+        return _replay(args)
     if args.command == "alarms":
-        from llmmon.local.commands import backtest
-
-        return backtest(args)
+        return _backtest(args)
     if args.command == "build":
         from llmmon.build import build
+        from llmmon_shared.spec import discover
 
+        unknown = sorted(set(args.services) - set(discover()))
+        if unknown:
+            raise UsageError(
+                f"unknown service {', '.join(unknown)} (services: {', '.join(discover())})"
+            )
         build(args.services, args.out, args.backend == "local")
         return 0
     if args.command == "score":
         from llmmon.score import score_folder
 
         return score_folder(args.folder)
-    if args.command == "eval":
-        from llmmon.evaluate import evaluate_refusal
+    from llmmon.evaluate import evaluate_refusal
 
-        evaluate_refusal(
-            args.csv,
-            [label.strip() for label in args.refusal_labels.split(",") if label.strip()],
-            args.completion_column,
-            args.label_column,
-            args.model_id,
-            args.explain,
-        )
-        return 0
-    parser.error(f"unknown command {args.command}")
-    return 2
+    evaluate_refusal(
+        args.csv,
+        [label.strip() for label in args.refusal_labels.split(",") if label.strip()],
+        args.completion_column,
+        args.label_column,
+        args.model_id,
+        args.explain,
+    )
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from llmmon.local import commands, state
+
+    if args.source.startswith("s3://"):
+        endpoint, topic = args.endpoint, args.topic_arn
+        if topic is None:
+            if args.region:
+                raise UsageError("replaying s3:// on AWS needs --topic-arn (the log topic)")
+            topology = state.find(args.stack)
+            topic, endpoint = topology.log_topic_arn, endpoint or topology.endpoint
+        return commands.backfill(args.source, topic, endpoint, args.region)
+    for name in ("topic_arn", "endpoint", "region"):
+        if getattr(args, name):
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} is for s3:// sources; a local SOURCE goes to a local stack")
+    if not Path(args.source).exists():
+        raise UsageError(f"{args.source}: no such file or folder")
+    return commands.replay(args.source, args.stack)
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from llmmon.local import commands, state
+    from llmmon.local.endpoint import client
+    from llmmon_shared.alarms import check_overrides
+    from llmmon_shared.spec import discover
+
+    overrides: dict[str, dict[str, dict[str, Any]]] = {}
+    for service, alarm, field_, value in args.set:
+        overrides.setdefault(service, {}).setdefault(alarm, {})[field_] = value
+    try:
+        overrides = check_overrides(discover(), overrides)
+    except ValueError as exc:
+        raise UsageError(f"--set: {exc}") from None
+    end = args.end or datetime.now(UTC)
+    start = args.start or end - timedelta(hours=args.hours)
+    if start >= end:
+        raise UsageError(f"--start {start:%Y-%m-%dT%H:%M}Z is not before --end {end:%H:%M}Z")
+    if args.endpoint:
+        cloudwatch, where = client("cloudwatch", args.endpoint), args.endpoint
+    elif args.region:
+        import boto3
+
+        cloudwatch, where = boto3.client("cloudwatch", region_name=args.region), args.region
+    else:
+        stacks = state.running()
+        if args.stack or args.local or stacks:
+            topology = state.find(args.stack)
+            cloudwatch = client("cloudwatch", topology.endpoint)
+            where = f"local stack {topology.name!r} ({topology.endpoint})"
+        else:
+            import boto3
+
+            cloudwatch = boto3.client("cloudwatch")  # the region from the AWS configuration
+            where = f"CloudWatch in {cloudwatch.meta.region_name}"
+    return commands.backtest(
+        cloudwatch,
+        where,
+        args.namespace,
+        args.models,
+        start,
+        end,
+        args.step,
+        args.prefix,
+        overrides,
+        args.with_health,
+    )
 
 
 if __name__ == "__main__":

@@ -57,19 +57,38 @@ def evaluate_refusal(
     model_id: str | None = None,
     explain: bool = False,
 ) -> dict[str, float | int]:
+    from llmmon.errors import CliError
     from llmmon_refusal.settings import RefusalSettings, make_detector
 
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except UnicodeDecodeError as exc:
+        raise CliError(
+            f"{path}: not UTF-8 text (byte {exc.start}); save the CSV as UTF-8"
+        ) from None
+    except csv.Error as exc:
+        raise CliError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
-        raise SystemExit(f"{path}: no rows")
+        raise CliError(f"{path}: no data rows under the header")
     for column in (completion_column, label_column):
         if column not in rows[0]:
-            raise SystemExit(f"{path}: no column {column!r} (have {', '.join(rows[0])})")
+            raise CliError(
+                f"{path}: no column {column!r} (columns: {', '.join(map(str, rows[0]))}); "
+                f"name it with --{'completion' if column == completion_column else 'label'}-column"
+            )
+    if not refusal_labels:
+        raise CliError("--refusal-labels is empty: name the label values that mean refusal")
+    found = sorted({str(r[label_column]) for r in rows})
+    if not set(refusal_labels) & set(found):
+        raise CliError(
+            f"{path}: no row has a refusal label ({', '.join(refusal_labels)}) in column "
+            f"{label_column!r}; its values are {', '.join(found[:10])}: set --refusal-labels"
+        )
     settings = RefusalSettings()
     detector = make_detector(settings)
     family = detector.phrases.family_of(model_id) if model_id else None
-    decisions = detector.decide([r[completion_column] for r in rows], [family] * len(rows))
+    decisions = detector.decide([r[completion_column] or "" for r in rows], [family] * len(rows))
     truth = [r[label_column] in refusal_labels for r in rows]
     predicted = [d.refusal for d in decisions]
     confusion = Confusion.of(truth, predicted)

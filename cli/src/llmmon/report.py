@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
@@ -19,54 +19,103 @@ class Series:
     points: list[tuple[datetime, float]]
 
 
+@dataclass(frozen=True)
+class Threshold:
+    """A horizontal line on a chart: an alarm's threshold."""
+
+    label: str
+    value: float
+
+
+@dataclass
+class Chart:
+    title: str
+    description: str
+    series: list[Series]
+    thresholds: list[Threshold] = field(default_factory=list)
+
+
 @dataclass
 class Report:
     title: str
     generated: datetime
     summary: list[tuple[str, str]] = field(default_factory=list)
-    charts: list[tuple[str, str, list[Series]]] = field(default_factory=list)
-    bars: list[tuple[str, Mapping[str, float]]] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+    bars: list[tuple[str, str, Mapping[str, float]]] = field(default_factory=list)
     tables: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = field(default_factory=list)
 
 
-def line_chart(
-    series: Sequence[Series], width: int = 640, height: int = 240, y_label: str = ""
-) -> str:
-    points = [p for s in series for p in s.points]
+TICK_STEPS_MIN = (5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
+
+
+def time_ticks(first: datetime, last: datetime, most: int = 8) -> list[datetime]:
+    """Round times between ``first`` and ``last`` (UTC), at the smallest step of 5, 10, 15, 30
+    minutes or whole hours that gives at most ``most`` ticks; every step divides an hour or a day,
+    so full hours are always among the ticks."""
+    span_min = max(1.0, (last - first).total_seconds() / 60)
+    step = next((s for s in TICK_STEPS_MIN if span_min / s <= most), TICK_STEPS_MIN[-1]) * 60
+    tick = (int(first.timestamp()) // step + 1) * step
+    ticks = []
+    while tick <= last.timestamp():
+        ticks.append(datetime.fromtimestamp(tick, UTC))
+        tick += step
+    return ticks
+
+
+def line_chart(chart: Chart, width: int = 760, height: int = 260) -> str:
+    """An SVG line chart with UTC time ticks, dashed threshold lines and a legend table below
+    it (full model names: nothing cut)."""
+    points = [p for s in chart.series for p in s.points]
     if not points:
         return "<p><em>no data</em></p>"
-    x0 = min(t for t, _ in points).timestamp()
-    x1 = max(t for t, _ in points).timestamp() or x0 + 1
-    ys = [v for _, v in points]
+    first, last = min(t for t, _ in points), max(t for t, _ in points)
+    x0, x1 = first.timestamp(), max(last.timestamp(), first.timestamp() + 60)
+    ys = [v for _, v in points] + [t.value for t in chart.thresholds]
     y0, y1 = min(0.0, min(ys)), max(ys)
-    y1 = y1 if y1 > y0 else y0 + 1
-    left, right, top, bottom = 48, 160, 12, 28
+    y1 = y1 * 1.05 if y1 > y0 else y0 + 1
+    left, right, top, bottom = 52, 16, 12, 32
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def sx(t: datetime) -> float:
-        return left + (t.timestamp() - x0) / max(1.0, x1 - x0) * plot_w
+        return left + (t.timestamp() - x0) / (x1 - x0) * plot_w
 
     def sy(v: float) -> float:
         return top + plot_h - (v - y0) / (y1 - y0) * plot_h
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{html.escape(y_label)}">',
+        f'role="img" aria-label="{html.escape(chart.title)}">',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fafafa" '
         'stroke="#ccc"/>',
     ]
-    for fraction in (0, 0.5, 1):
+    for fraction in (0, 0.25, 0.5, 0.75, 1):
         value = y0 + (y1 - y0) * fraction
         parts.append(
             f'<text x="{left - 6}" y="{sy(value) + 4:.1f}" font-size="10" '
             f'text-anchor="end">{value:.2f}</text>'
         )
-    for moment in (datetime.fromtimestamp(x0), datetime.fromtimestamp(x1)):
+    for tick in time_ticks(first, last):
+        x = sx(tick)
+        weight = ' font-weight="bold"' if tick.minute == 0 else ""
         parts.append(
-            f'<text x="{sx(moment.astimezone()):.1f}" y="{height - 10}" font-size="10" '
-            f'text-anchor="middle">{moment.strftime("%H:%M")}</text>'
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + plot_h}" stroke="#e4e4e4"/>'
+            f'<text x="{x:.1f}" y="{height - 14}" font-size="10" text-anchor="middle"{weight}>'
+            f"{tick:%H:%M}</text>"
         )
-    for index, item in enumerate(series):
+    parts.append(
+        f'<text x="{left + plot_w}" y="{height - 2}" font-size="10" text-anchor="end">'
+        f"UTC, {first:%Y-%m-%d}</text>"
+    )
+    for threshold in chart.thresholds:
+        y = sy(threshold.value)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#b00" '
+            f'stroke-dasharray="6 4" stroke-width="1.5"><title>{html.escape(threshold.label)}'
+            f"</title></line>"
+            f'<text x="{left + plot_w - 4}" y="{y - 4:.1f}" font-size="10" fill="#b00" '
+            f'text-anchor="end">{html.escape(threshold.label)}</text>'
+        )
+    for index, item in enumerate(chart.series):
         color = PALETTE[index % len(PALETTE)]
         ordered = sorted(item.points)
         path = " ".join(f"{sx(t):.1f},{sy(v):.1f}" for t, v in ordered)
@@ -76,20 +125,22 @@ def line_chart(
                 f'<circle cx="{sx(t):.1f}" cy="{sy(v):.1f}" r="2.5" fill="{color}">'
                 f"<title>{html.escape(item.label)} {t:%H:%M} {v:.3f}</title></circle>"
             )
-        parts.append(
-            f'<text x="{width - right + 8}" y="{top + 14 + index * 14}" font-size="11" '
-            f'fill="{color}">{html.escape(item.label[:26])}</text>'
-        )
     parts.append("</svg>")
-    return "".join(parts)
+    legend = "".join(
+        f'<li><span style="background:{PALETTE[i % len(PALETTE)]}"></span>'
+        f"{html.escape(s.label)}</li>"
+        for i, s in enumerate(chart.series)
+    )
+    return "".join(parts) + f'<ul class="legend">{legend}</ul>'
 
 
 def bar_chart(values: Mapping[str, float], width: int = 640) -> str:
     if not values:
         return "<p><em>no data</em></p>"
     top = max(values.values()) or 1.0
-    row, label_w = 20, 330
-    width = max(width, 760)
+    row = 20
+    label_w = min(520, 12 + 6 * max(len(label) for label in values))
+    width = max(width, label_w + 260)
     height = row * len(values) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">']
     for index, (label, value) in enumerate(values.items()):
@@ -97,7 +148,7 @@ def bar_chart(values: Mapping[str, float], width: int = 640) -> str:
         bar = (width - label_w - 60) * value / top
         parts.append(
             f'<text x="{label_w - 6}" y="{y + 13}" font-size="11" text-anchor="end">'
-            f"{html.escape(label[:52])}</text>"
+            f"{html.escape(label)}</text>"
             f'<rect x="{label_w}" y="{y + 2}" width="{bar:.1f}" height="{row - 6}" '
             f'fill="{PALETTE[index % len(PALETTE)]}"/>'
             f'<text x="{label_w + bar + 4:.1f}" y="{y + 13}" font-size="11">'
@@ -114,7 +165,9 @@ def render(report: Report) -> str:
         "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1000px}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;"
         "padding:3px 8px;text-align:left}.ALARM{color:#b00;font-weight:bold}"
-        ".OK{color:#070}h2{margin-top:1.6em}</style></head><body>",
+        ".OK{color:#070}h2{margin-top:1.6em}ul.legend{list-style:none;padding:0;"
+        "columns:2;font-size:12px}ul.legend span{display:inline-block;width:12px;height:12px;"
+        "margin-right:6px;vertical-align:middle}</style></head><body>",
         f"<h1>{html.escape(report.title)}</h1>",
         f"<p>Generated {report.generated:%Y-%m-%d %H:%M:%S %Z}. Scores and counts only: no "
         "prompt or response text.</p>",
@@ -126,11 +179,12 @@ def render(report: Report) -> str:
             for k, v in report.summary
         )
         out.append("</table>")
-    for title, description, series in report.charts:
+    for chart in report.charts:
+        out.append(f"<h2>{html.escape(chart.title)}</h2><p>{html.escape(chart.description)}</p>")
+        out.append(line_chart(chart))
+    for title, description, values in report.bars:
         out.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(description)}</p>")
-        out.append(line_chart(series, y_label=title))
-    for title, values in report.bars:
-        out.append(f"<h2>{html.escape(title)}</h2>{bar_chart(values)}")
+        out.append(bar_chart(values))
     for title, header, rows in report.tables:
         out.append(f"<h2>{html.escape(title)}</h2><table><tr>")
         out.extend(f"<th>{html.escape(h)}</th>" for h in header)

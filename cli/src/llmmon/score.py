@@ -26,6 +26,10 @@ def score_folder(root: Path) -> int:
         for p in root.rglob("*")
         if p.is_file() and classify_key(p.relative_to(root).as_posix(), p.stat().st_size) is None
     )
+    if not keys:
+        from llmmon.errors import CliError
+
+        raise CliError(f"no log objects (*.json.gz outside data/) under {root}")
     reader = FolderS3Reader(root)
     table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     failed: dict[str, str] = {}

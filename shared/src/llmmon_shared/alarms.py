@@ -29,6 +29,7 @@ __all__ = [
     "CompositeAlarmDef",
     "MetricAlarmDef",
     "build_alarms",
+    "check_overrides",
 ]
 
 QUALITY = "quality"
@@ -250,6 +251,93 @@ def _or_tree(
     return [*subs, *_or_tree(name, [s.name for s in subs], description, suppressor)]
 
 
+_OVERRIDABLE: dict[str, type] = {
+    "threshold": float,
+    "period_s": int,
+    "evaluation_periods": int,
+    "datapoints_to_alarm": int,
+    "treat_missing_data": str,
+    "comparison": Comparison,
+    "enabled": bool,
+}
+_TREAT_MISSING = ("breaching", "notBreaching", "ignore", "missing")
+
+
+def check_overrides(
+    services: Mapping[str, ServiceSpec], overrides: Mapping[str, Mapping[str, Mapping[str, Any]]]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``overrides[service][alarm][field]`` checked against the declarations and converted to the
+    fields' types (stack files and the command line give strings). Anything misspelt is an error
+    that names what exists, so a threshold someone believes applied cannot be silently ignored."""
+    checked: dict[str, dict[str, dict[str, Any]]] = {}
+    for service, by_alarm in overrides.items():
+        if service not in services:
+            raise ValueError(
+                f"unknown service {service!r} in alarm overrides (services: "
+                f"{', '.join(sorted(services))})"
+            )
+        declared = {a.name: a for a in services[service].alarms}
+        for alarm, fields_ in by_alarm.items():
+            if alarm not in declared:
+                raise ValueError(
+                    f"{service} has no alarm {alarm!r} (its alarms: "
+                    f"{', '.join(sorted(declared)) or 'none'})"
+                )
+            for name, value in fields_.items():
+                if name not in _OVERRIDABLE:
+                    raise ValueError(
+                        f"{service}.{alarm}: {name!r} cannot be overridden (fields: "
+                        f"{', '.join(_OVERRIDABLE)})"
+                    )
+                checked.setdefault(service, {}).setdefault(alarm, {})[name] = _convert(
+                    f"{service}.{alarm}.{name}", _OVERRIDABLE[name], value
+                )
+    for service, by_alarm in checked.items():
+        for alarm, changes in by_alarm.items():
+            merged = replace(
+                {a.name: a for a in services[service].alarms}[alarm],
+                **{k: v for k, v in changes.items() if k != "enabled"},
+            )
+            if not 1 <= merged.datapoints_to_alarm <= merged.evaluation_periods:
+                raise ValueError(
+                    f"{service}.{alarm}: datapoints_to_alarm must be between 1 and "
+                    f"evaluation_periods ({merged.evaluation_periods})"
+                )
+            if merged.period_s < 10 or (merged.period_s >= 60 and merged.period_s % 60):
+                raise ValueError(f"{service}.{alarm}: period_s must be 10, 30 or a multiple of 60")
+    return checked
+
+
+def _convert(where: str, kind: type, value: Any) -> Any:
+    text = str(value).strip()
+    if kind is bool:
+        if isinstance(value, bool) or text.lower() in ("true", "false"):
+            return value if isinstance(value, bool) else text.lower() == "true"
+        raise ValueError(f"{where}: {value!r} is not true or false")
+    if kind is Comparison:
+        try:
+            return Comparison(text)
+        except ValueError:
+            raise ValueError(
+                f"{where}: {value!r} is not one of {', '.join(c.value for c in Comparison)}"
+            ) from None
+    if kind is str:
+        if text not in _TREAT_MISSING:
+            raise ValueError(f"{where}: {value!r} is not one of {', '.join(_TREAT_MISSING)}")
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: {value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{where}: {value!r} is not a finite number")
+    if kind is int:
+        if number != int(number) or number < 1:
+            raise ValueError(f"{where}: {value!r} is not a whole number of at least 1")
+        return int(number)
+    return number
+
+
 def build_alarms(
     services: Mapping[str, ServiceSpec],
     models: Sequence[str],
@@ -262,15 +350,13 @@ def build_alarms(
     """Every alarm of a stack. ``overrides[service][alarm]`` replaces AlarmSpec fields
     (``threshold``, ``evaluation_periods``, ``datapoints_to_alarm``, ``period_s``...), or
     ``{"enabled": false}`` drops that alarm."""
-    overrides = overrides or {}
+    checked = check_overrides(services, overrides or {})
     alarms: list[MetricAlarmDef] = []
     for spec in services.values():
         for default in spec.alarms:
-            changes = dict(overrides.get(spec.name, {}).get(default.name, {}))
+            changes = dict(checked.get(spec.name, {}).get(default.name, {}))
             if changes.pop("enabled", True) is False:
                 continue
-            if "comparison" in changes:
-                changes["comparison"] = Comparison(changes["comparison"])
             alarm = replace(default, **changes)
             alarms.extend(_quality(spec, alarm, model, namespace, names) for model in models)
         if anomaly_band is not None:

@@ -359,6 +359,7 @@ class Pipeline:
                     extra={
                         "service": self.service,
                         "message_id": record.message_id,
+                        "objects": _object_names(record.body),
                         "error": type(exc).__name__,
                         "detail": _safe_detail(exc),
                     },
@@ -421,6 +422,16 @@ def lambda_entry(
         return pipeline().handle_event(event, context)
 
     return pipeline, lambda_handler
+
+
+def _object_names(body: str) -> str:
+    """``bucket/key`` of the objects a message names, for a failure's log line (keys are
+    Bedrock's paths, never user text)."""
+    try:
+        refs = unwrap_message(body)
+    except Exception:
+        return "(not an S3 event)"
+    return ", ".join(f"{r.bucket}/{r.key}" for r in refs if isinstance(r, ObjectRef)) or "-"
 
 
 def _safe_detail(exc: BaseException) -> str:

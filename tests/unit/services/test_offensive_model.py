@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from llmmon_comprehend.backends import OffensiveLanguageModel
-from tests.conftest import REFERENCE_DATA
+from tests.conftest import TEST_DATA
 
 
 def test_matches_scikit_learn_on_real_text() -> None:
@@ -25,7 +25,7 @@ def test_matches_scikit_learn_on_real_text() -> None:
         "a b c",
         "Shut up, moron. Shut UP.",
     ]
-    with Path(REFERENCE_DATA / "xstest" / "dev.csv").open(encoding="utf-8") as handle:
+    with Path(TEST_DATA / "xstest" / "dev.csv").open(encoding="utf-8") as handle:
         texts += [row["completion"][:1000] for row in csv.DictReader(handle)][:400]
     ours = np.array(OffensiveLanguageModel().predict_proba(texts))
     theirs = profanity_check.predict_prob(texts)

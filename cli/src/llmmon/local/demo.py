@@ -41,7 +41,8 @@ from llmmon.local.stack import (
     read_inbox,
     wait_until_drained,
 )
-from llmmon.report import Report, Series, render, series_from_statistics
+from llmmon.report import Chart, Report, Series, Threshold, render, series_from_statistics
+from llmmon_shared.alarms import AlarmSet
 
 TABLE_METRICS = [
     ("Interactions", "Sum", "{:.0f}"),
@@ -80,6 +81,34 @@ def wait_with_progress(topology: Topology, total: int, expected_dlq: int, timeou
     wait_until_drained(topology, expected_dlq=expected_dlq, timeout=timeout, progress=progress)
 
 
+def window_value(
+    cloudwatch: Any,
+    namespace: str,
+    metric: str,
+    model: str,
+    start: datetime,
+    end: datetime,
+    statistic: str = "Average",
+) -> float | None:
+    """A model's Sum, or its Average over every value in the window (Sum / SampleCount, not an
+    average of period averages), as the table and the report's bars both show it."""
+    dimensions = [{"Name": "ModelId", "Value": model}]
+    if metric == "Interactions":
+        dimensions.append({"Name": "Service", "Value": "refusal"})
+    points = cloudwatch.get_metric_statistics(
+        Namespace=namespace,
+        MetricName=metric,
+        Dimensions=dimensions,
+        StartTime=start,
+        EndTime=end,
+        Period=300,
+        Statistics=["Sum", "SampleCount"],
+    ).get("Datapoints", [])
+    total = sum(p["Sum"] for p in points)
+    count = sum(p["SampleCount"] for p in points)
+    return total if statistic == "Sum" else (total / count if count else None)
+
+
 def model_table(
     cloudwatch: Any, namespace: str, models: Sequence[str], start: datetime, end: datetime
 ) -> list[list[str]]:
@@ -87,24 +116,26 @@ def model_table(
     for model in models:
         row = [model]
         for metric, statistic, fmt in TABLE_METRICS:
-            dimensions = [{"Name": "ModelId", "Value": model}]
-            if metric == "Interactions":
-                dimensions.append({"Name": "Service", "Value": "refusal"})
-            points = cloudwatch.get_metric_statistics(
-                Namespace=namespace,
-                MetricName=metric,
-                Dimensions=dimensions,
-                StartTime=start,
-                EndTime=end,
-                Period=300,
-                Statistics=["Sum", "SampleCount"],
-            ).get("Datapoints", [])
-            total = sum(p["Sum"] for p in points)
-            count = sum(p["SampleCount"] for p in points)
-            value = total if statistic == "Sum" else (total / count if count else None)
+            value = window_value(cloudwatch, namespace, metric, model, start, end, statistic)
             row.append("-" if value is None else fmt.format(value))
         rows.append(row)
     return rows
+
+
+def thresholds(alarms: AlarmSet, metric: str) -> list[Threshold]:
+    """The thresholds of the alarms on ``metric`` (one line per distinct threshold)."""
+    symbols = {
+        "GreaterThanThreshold": ">",
+        "GreaterThanOrEqualToThreshold": ">=",
+        "LessThanThreshold": "<",
+        "LessThanOrEqualToThreshold": "<=",
+    }
+    found = {
+        (a.comparison, a.threshold)
+        for a in alarms.metric_alarms
+        if a.metric == metric and a.anomaly_band is None and a.kind == "quality"
+    }
+    return [Threshold(f"alarm: {symbols.get(c, c)} {t:g}", t) for c, t in sorted(found, key=str)]
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -236,17 +267,21 @@ def run_demo(
             series: list[Series] = series_from_statistics(
                 cloudwatch, config.namespace, metric, corpus.models, start, end
             )
-            report.charts.append((metric, description, series))
+            report.charts.append(Chart(metric, description, series, thresholds(alarms, metric)))
         labels = {}
         for metric in ("Toxicity", "ToxicityProfanity", "Toxic"):
             for model in corpus.models:
-                points = series_from_statistics(
-                    cloudwatch, config.namespace, metric, [model], start, end
-                )
-                values = [v for s in points for _, v in s.points]
-                if values:
-                    labels[f"{metric} {model}"] = sum(values) / len(values)
-        report.bars.append(("Toxicity by label and model (local backend: PROFANITY only)", labels))
+                value = window_value(cloudwatch, config.namespace, metric, model, start, end)
+                if value is not None:
+                    labels[f"{metric} {model}"] = value
+        report.bars.append(
+            (
+                "Toxicity by label and model (local backend: PROFANITY only)",
+                "The Average of every value in the run (Sum / SampleCount), as in the table "
+                "(Toxic is a ratio).",
+                labels,
+            )
+        )
         report.tables.append(("Per model", header, rows))
         report.tables.append(
             ("Alarm states", ["state", "alarm"], [[s, n] for n, s in sorted(engine.states.items())])

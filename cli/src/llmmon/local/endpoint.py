@@ -1,4 +1,9 @@
-"""Starting and stopping moto in server mode on a free loopback port; clients for it."""
+"""Starting and stopping moto in server mode on a loopback port; clients for it.
+
+Every process the local stack starts stays in the starting command's process group, so a signal
+to the group (Ctrl-C, a closed terminal's SIGHUP) reaches all of them, and on Linux each child
+also gets SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), so even a killed ``llmmon`` leaves
+nothing behind."""
 
 from __future__ import annotations
 
@@ -18,6 +23,27 @@ CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "llmmon-local",
     "AWS_DEFAULT_REGION": REGION,
 }
+
+
+class PortBusyError(RuntimeError):
+    pass
+
+
+def die_with_parent() -> None:
+    """Run in a child before exec: SIGTERM it when its parent dies (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:
@@ -56,12 +82,18 @@ class MotoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> str:
+        if self.port and not port_free(self.port):
+            raise PortBusyError(
+                f"127.0.0.1:{self.port} is in use (another local stack? see `llmmon local "
+                "status`): choose another --port, or leave it out to get a free one"
+            )
         self.port = self.port or free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
             env={**os.environ, **CREDENTIALS},
         )
         deadline = time.monotonic() + timeout
@@ -70,9 +102,12 @@ class MotoServer:
                 raise RuntimeError(f"moto server exited with {self.process.returncode}")
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self.endpoint
             except OSError:
                 time.sleep(0.1)
+                continue
+            time.sleep(0.1)
+            if self.process.poll() is None:  # listening, and it is our process that listens
+                return self.endpoint
         self.stop()
         raise RuntimeError("moto server did not start listening in time")
 
@@ -82,18 +117,12 @@ class MotoServer:
 
 
 def stop_process(process: subprocess.Popen[Any] | None, grace: float = 5.0) -> None:
-    """Terminate a child started in its own session (and its children), then kill if needed."""
+    """Terminate a child, then kill it if it has not exited after ``grace`` seconds."""
     if process is None or process.poll() is not None:
         return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    process.terminate()
     try:
         process.wait(timeout=grace)
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
+        process.kill()
         process.wait(timeout=grace)

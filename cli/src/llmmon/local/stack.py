@@ -25,11 +25,18 @@ from pathlib import Path
 from typing import Any
 
 from llmmon.alarm_eval import AlarmEngine, CloudWatchSource, Transition, cloudwatch_message
-from llmmon.local.endpoint import ACCOUNT, CREDENTIALS, REGION, MotoServer, client, stop_process
+from llmmon.errors import CliError
+from llmmon.local.endpoint import (
+    ACCOUNT,
+    CREDENTIALS,
+    REGION,
+    MotoServer,
+    client,
+    die_with_parent,
+    stop_process,
+)
 from llmmon_shared.alarms import AlarmNames, AlarmSet, build_alarms
 from llmmon_shared.spec import ServiceSpec, discover
-
-STATE_FILE = Path(".llmmon-local.json")
 
 
 @dataclass(frozen=True)
@@ -70,14 +77,18 @@ class Topology:
     functions: dict[str, str]
     idempotency_table: str | None = None
     pids: dict[str, int] = field(default_factory=dict)
+    name: str = "default"
+    owner_pid: int = 0
+    """The ``llmmon`` process that started the stack and stops it."""
+    started: str = ""
 
-    def save(self, path: Path = STATE_FILE) -> None:
+    def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
-    def load(cls, path: Path = STATE_FILE) -> Topology:
+    def load(cls, path: Path) -> Topology:
         if not path.exists():
-            raise SystemExit(f"no local stack found ({path} is missing): run `llmmon local up`")
+            raise CliError(f"no local stack found ({path} is missing): run `llmmon local up`")
         return cls(**json.loads(path.read_text()))
 
 
@@ -203,28 +214,33 @@ def worker_environment(
     return env
 
 
+def spawn_worker(
+    topology: Topology, config: LocalConfig, spec: ServiceSpec, log: Any = None
+) -> subprocess.Popen[bytes]:
+    """One worker process for a service, in this process group; it dies with this process."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llmmon.local.worker",
+            spec.name,
+            topology.queues[spec.name],
+            "--function-name",
+            topology.functions[spec.name],
+        ],
+        env=worker_environment(topology.endpoint, config, spec, topology),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        preexec_fn=die_with_parent,
+    )
+
+
 def start_workers(
     topology: Topology, config: LocalConfig, services: Mapping[str, ServiceSpec], log: Any = None
 ) -> dict[str, subprocess.Popen[bytes]]:
     """One process per service; their logs go to ``log`` (a file) or to this stderr."""
-    workers = {}
-    for name, spec in services.items():
-        workers[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llmmon.local.worker",
-                name,
-                topology.queues[name],
-                "--function-name",
-                topology.functions[name],
-            ],
-            env=worker_environment(topology.endpoint, config, spec, topology),
-            start_new_session=True,
-            stdout=log,
-            stderr=log,
-        )
-    return workers
+    return {name: spawn_worker(topology, config, spec, log) for name, spec in services.items()}
 
 
 def alarm_set(
@@ -361,11 +377,13 @@ class LocalStack:
     log_path: Path | None = None
     _log: Any = None
 
-    def start(self, port: int = 0, workers: bool = True) -> Topology:
+    def start(self, port: int = 0, workers: bool = True, name: str = "default") -> Topology:
         self.server.port = port
         endpoint = self.server.start()
         try:
             self.topology = provision(endpoint, self.config, self.services)
+            self.topology.name, self.topology.owner_pid = name, os.getpid()
+            self.topology.started = datetime.now(UTC).isoformat(timespec="seconds")
             if workers:
                 if self.log_path is not None:
                     self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -380,36 +398,24 @@ class LocalStack:
         return self.topology
 
     def stop(self) -> None:
-        for process in self.workers.values():
-            stop_process(process)
-        self.workers.clear()
-        self.server.stop()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        with signals_ignored():  # a second Ctrl-C must not cut the clean-up short
+            for process in self.workers.values():
+                stop_process(process)
+            self.workers.clear()
+            self.server.stop()
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def restart_worker(self, name: str, kill: bool = True) -> None:
         """Kill a worker (SIGKILL, as a crashed Lambda would die) and start a new one."""
         assert self.topology is not None
         process = self.workers[name]
         if kill and process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
-        spec = self.services[name]
-        self.workers[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llmmon.local.worker",
-                name,
-                self.topology.queues[name],
-                "--function-name",
-                self.topology.functions[name],
-            ],
-            env=worker_environment(self.topology.endpoint, self.config, spec, self.topology),
-            start_new_session=True,
-            stdout=self._log,
-            stderr=self._log,
+        self.workers[name] = spawn_worker(
+            self.topology, self.config, self.services[name], self._log
         )
 
     def workers_alive(self) -> bool:
@@ -420,6 +426,47 @@ class LocalStack:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within the block SIGTERM and SIGHUP (a closed terminal) end the command as Ctrl-C does, with
+    a KeyboardInterrupt, so one clean-up path stops everything the stack started."""
+    if not _in_main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {s: signal.signal(s, interrupt) for s in STOP_SIGNALS if s != signal.SIGINT}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    if not _in_main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 @contextlib.contextmanager

@@ -124,7 +124,12 @@ class Worker:
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
         except Exception as exc:
             logging.getLogger("llmmon").error(
-                "invocation failed", extra={"error": type(exc).__name__}
+                "invocation failed",
+                extra={
+                    "messages": len(messages),
+                    "error": type(exc).__name__,
+                    "detail": str(exc).splitlines()[0][:200] if str(exc) else "",
+                },
             )
             failed = {m["MessageId"] for m in messages}
             errors = 1
@@ -167,10 +172,29 @@ class Worker:
 
     def run(self) -> None:
         while self.running:
-            messages = self.gather()
+            try:
+                messages = self.gather()
+            except Exception:
+                if not self.running:  # stopping: the endpoint may already be gone
+                    return
+                raise
             if not messages:
                 continue
             self.delete(messages, self.invoke(messages))
+
+
+class KeyValueFormatter(logging.Formatter):
+    """``time LEVEL [service] message key=value ...``: the ``extra`` fields the pipeline logs
+    (service, object, error, reason) shown on the line, as Lambda's JSON log format would."""
+
+    STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"%(asctime)s %(levelname)s [{service}] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = {k: v for k, v in vars(record).items() if k not in self.STANDARD}
+        return super().format(record) + "".join(f" {k}={v}" for k, v in extras.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,14 +203,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("queue_url")
     parser.add_argument("--function-name", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=os.environ.get("LLMMON_LOG_LEVEL", "WARNING"), stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter(args.service))
+    logging.basicConfig(level=os.environ.get("LLMMON_LOG_LEVEL", "WARNING"), handlers=[handler])
     worker = Worker(args.service, args.queue_url, args.function_name)
 
     def stop(*_: Any) -> None:
         worker.running = False
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, stop)
     worker.run()
     return 0
 

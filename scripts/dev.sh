@@ -1,0 +1,19 @@
+#!/bin/sh
+# The README's two commands, on a fresh machine with only python3 and access to PyPI:
+#   sh scripts/dev.sh demo   set up, then run the demo end to end on the local stack
+#   sh scripts/dev.sh test   set up, then lint, type-check and run the whole test suite
+#   sh scripts/dev.sh setup  set up only (.venv from uv.lock)
+# uv comes from PATH or is installed into .tools/ (scripts/find_uv.py; works under PEP 668).
+set -eu
+cd "$(dirname "$0")/.."
+uv=$(python3 scripts/find_uv.py)
+"$uv" sync --locked --quiet
+case "${1:-}" in
+  setup) "$uv" run --locked llmmon --version ;;
+  demo) shift; exec "$uv" run --locked llmmon demo "$@" ;;
+  test)
+    "$uv" run --locked ruff check .
+    "$uv" run --locked mypy
+    shift; exec "$uv" run --locked pytest "$@" ;;
+  *) echo "usage: sh scripts/dev.sh demo|test|setup" >&2; exit 2 ;;
+esac
