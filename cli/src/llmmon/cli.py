@@ -90,8 +90,11 @@ def inspect(paths: Sequence[Path]) -> int:
     print(f"\nbad lines skipped: {parse_errors}")
     for line in corrupt:
         print(f"corrupt object (would go to the dead-letter queue): {line}")
-    if corrupt and len(corrupt) == files:
-        raise CliError(f"none of the {files} files is a readable log object (gzip JSON lines)")
+    if not by_model and not skipped:
+        raise CliError(
+            f"no Bedrock log records in the {files} file(s) ({parse_errors} bad lines, "
+            f"{len(corrupt)} unreadable objects): Bedrock writes gzip JSON lines"
+        )
     return 0
 
 

@@ -30,7 +30,10 @@ class PortBusyError(RuntimeError):
 
 
 def die_with_parent() -> None:
-    """Run in a child before exec: SIGTERM it when its parent dies (Linux; elsewhere a no-op)."""
+    """Run in a child before exec. Ctrl-C reaches the whole process group, but the children
+    ignore it: the parent stops them in order (workers, then moto) instead of all of them dying
+    at once mid-call or mid-import. On Linux a child also gets SIGTERM when its parent dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 

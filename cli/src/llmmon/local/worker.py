@@ -174,13 +174,12 @@ class Worker:
         while self.running:
             try:
                 messages = self.gather()
+                if messages:
+                    self.delete(messages, self.invoke(messages))
             except Exception:
                 if not self.running:  # stopping: the endpoint may already be gone
                     return
                 raise
-            if not messages:
-                continue
-            self.delete(messages, self.invoke(messages))
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -211,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     def stop(*_: Any) -> None:
         worker.running = False
 
-    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, stop)
     worker.run()
     return 0
