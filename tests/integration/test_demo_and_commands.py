@@ -24,7 +24,17 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
         assert f"    {service:<11} " in out.split("Dead-letter queues:")[1]
     page = report.read_text()
     assert page.count("<svg") >= 5 and "Refusal" in page
+    assert "us.anthropic.claude-3-5-sonnet-20241022-v2:0" in page  # full names in the legends
+    assert page.count('stroke-dasharray="6 4"') == 4  # a threshold on each alarmed chart
     worker_log = (tmp_path / "llmmon-demo-workers.log").read_text()
+    for service in ("comprehend", "refusal", "similarity"):  # who failed what, and why
+        assert any(
+            f"[{service}] message failed service={service}" in line
+            and "objects=llmmon-local-invocation-logs/bedrock/AWSLogs/" in line
+            and "error=CorruptObjectError" in line
+            for line in worker_log.splitlines()
+        ), worker_log
+    assert "Traceback" not in worker_log
     from tests.functional.test_privacy import pieces, user_texts
 
     for text in user_texts():  # nothing the demo wrote holds user text

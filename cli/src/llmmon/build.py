@@ -73,9 +73,19 @@ def repo_root(start: Path | None = None) -> Path:
     raise SystemExit("llmmon build runs inside the llmmon repository (no uv.lock found)")
 
 
+def _uv() -> str:
+    """The uv that runs us (``uv run`` sets ``UV``), else the one on PATH."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        from llmmon.errors import CliError
+
+        raise CliError("llmmon build needs uv: run it as `uv run llmmon build`")
+    return found
+
+
 def _requirements(root: Path, spec: ServiceSpec, local: bool) -> list[str]:
     command = [
-        "uv",
+        _uv(),
         "export",
         "--package",
         f"llmmon-{spec.name}",
@@ -132,7 +142,7 @@ def build_service(
     env = {**os.environ, "UV_NO_PROGRESS": "1"}
     subprocess.run(
         [
-            "uv",
+            _uv(),
             "pip",
             "install",
             "--quiet",
