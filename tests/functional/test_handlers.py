@@ -33,7 +33,13 @@ SERVICES = {
         "ToxicityProfanity",
     ),
     "refusal": ("RefusalSimilarity", "RefusalFuzzyScore", "Refusal"),
+    "traffic": ("GuardrailIntervened", "GuardrailBlockedInput", "GuardrailDetectedNotBlocked"),
 }
+# Interactions in the fixtures: 18 in the family objects, the Titan Lite answer in "skips", 8
+# guardrail records and 5 readable records of real-log shapes. The 4 guardrail records whose
+# response a guardrail replaced without the log keeping the model's own output are scored only by
+# the service that does not read responses (traffic).
+SCORED = {"similarity": 28, "comprehend": 28, "refusal": 28, "traffic": 32}
 
 
 @pytest.fixture(autouse=True)
@@ -86,10 +92,19 @@ def test_handler__scores_fixtures_and_reports_the_poisoned_message_alone(
     docs = emf(capsys.readouterr().out)
     assert all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "llmmon-test" for d in docs)
     interactions = sum(values(docs, "Interactions"))
-    assert interactions == 19  # 18 in the family objects + the Titan Lite answer in "skips"
+    assert interactions == SCORED[service]
+    withheld = sum(values(docs, "SkippedRecords", Reason="guardrail-intervened"))
+    assert withheld == (0 if service == "traffic" else 4)
+    assert sum(values(docs, "SkippedRecords", Reason="no-text-output")) == 1
     for metric in SERVICES[service]:
         if service != "similarity":
             assert len(values(docs, metric)) == interactions, metric
+    if service == "traffic":
+        assert sum(values(docs, "GuardrailIntervened")) == 7  # 8 records, one detect-only
+        assert sum(values(docs, "GuardrailBlockedInput")) == 2
+        assert sum(values(docs, "GuardrailBlockedOutput")) == 3
+        assert sum(values(docs, "GuardrailDetectedNotBlocked")) == 1
+        assert sum(values(docs, "GuardrailBlockedContextualGrounding")) == 1
     if service == "similarity":
         # Every fixture interaction has a user prompt, so each one is scored.
         assert len(values(docs, "PromptResponseSimilarity")) == interactions
@@ -108,7 +123,8 @@ def test_refusal__fixture_refusals_are_counted(capsys: pytest.CaptureFixture[str
     docs = emf(capsys.readouterr().out)
     refusals = values(docs, "Refusal")
     # Refusals in the fixtures: Claude Messages stream, Claude v2 stream, Titan guideline
-    # answer, Llama 2 lecture, ConverseStream malware refusal.
+    # answer, Llama 2 lecture, ConverseStream malware refusal. The guardrail's "Sorry, the model
+    # cannot answer this question." stands in 5 records and is never scored as the model's.
     assert sum(refusals) == 5
     assert sorted(values(docs, "Refusal", ModelId="anthropic.claude-v2:1")) == [0.0, 1.0]
 

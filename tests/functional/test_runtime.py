@@ -76,7 +76,8 @@ def test_handler__scores_every_fixture_object_and_reports_only_the_poisoned(s3: 
     # Every good interaction was scored once, the truncated object contributed nothing.
     scored = sink.values("ResponseChars")
     assert len(scored) == sum(sink.values("Interactions"))
-    assert len(scored) == 18
+    # 18 in the family objects, 4 guardrail records whose response is the model's, 5 real shapes
+    assert len(scored) == 27
     assert sink.values("MentionsParis").count(1.0) == 4
 
 

@@ -10,6 +10,7 @@ import pytest
 from llmmon_infra.config import StackConfig
 from llmmon_infra.policies import UNSCOPED_ACTIONS
 from llmmon_shared.alarm_rules import referenced_alarms
+from llmmon_shared.spec import discover
 from tests.infra.conftest import ACCOUNT_ID, Stack, run_stack
 
 MODELS = ("anthropic.claude-3-haiku-20240307-v1:0", "meta.llama3-8b-instruct-v1:0")
@@ -143,7 +144,11 @@ def test_pipeline_alarm_suppresses_the_quality_alarm(stack: Stack) -> None:
 
 def test_anomaly_detection_alarms_when_enabled(stack: Stack) -> None:
     drift = [a for a in stack.inputs(ALARM) if "Drift" in a["name"]]
-    assert len(drift) == 2 * len(MODELS)  # refusal ratio and negative sentiment, per model
+    # refusal ratio, negative sentiment and guardrail interventions, per model: every service
+    # that declares an anomaly metric
+    declared = [spec for spec in discover().values() if spec.anomaly_metric]
+    assert len(declared) == 3
+    assert len(drift) == len(declared) * len(MODELS)
     for alarm in drift:
         assert alarm["thresholdMetricId"] == "band"
         assert "ANOMALY_DETECTION_BAND" in json.dumps(alarm["metricQueries"])

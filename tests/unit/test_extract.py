@@ -285,9 +285,12 @@ def test_request_metadata__is_carried_as_strings() -> None:
     assert interaction("converse", 17).request_metadata == {"app": "weather-bot"}
 
 
-def test_model_ids__keep_profiles_and_arns_as_logged() -> None:
+def test_model_ids__profiles_kept_arns_normalised_raw_id_kept() -> None:
     assert interaction("claude-messages", 2).model_id.startswith("us.anthropic.")
-    assert interaction("converse", 17).model_id.startswith("arn:aws:bedrock:")
+    converse = interaction("converse", 17)
+    assert converse.model_id == "us.anthropic.claude-3-5-sonnet-20241022-v2:0"
+    assert converse.raw_model_id is not None
+    assert converse.raw_model_id.startswith("arn:aws:bedrock:us-east-1:123456789012:inference-")
 
 
 def test_large_data__bodies_are_fetched_from_their_s3_paths(fixture_s3: DictS3Reader) -> None:

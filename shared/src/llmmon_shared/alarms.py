@@ -16,6 +16,7 @@ Three kinds:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -94,8 +95,19 @@ class AlarmNames:
         return f"{self.prefix}-idempotency"
 
 
-def _slug(model: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._:-]+", "-", model.rsplit("/", 1)[-1])
+ALARM_NAME_LIMIT = 255
+
+
+def _slug(model: str, budget: int = 120) -> str:
+    """The model id as it may stand in an alarm name. Characters outside ``[A-Za-z0-9._:-]`` become
+    ``-``; when that changed anything, or the id is longer than ``budget``, a hash of the whole id
+    is appended, so two ids never give one name (``application-inference-profile/abc`` and
+    ``provisioned-model/abc`` stay apart)."""
+    slug = re.sub(r"[^A-Za-z0-9._:-]+", "-", model)
+    if slug == model and len(slug) <= budget:
+        return slug
+    digest = hashlib.sha256(model.encode()).hexdigest()[:10]
+    return f"{slug[: budget - 11].rstrip('-')}-{digest}"
 
 
 @dataclass(frozen=True)
@@ -192,13 +204,10 @@ def _health(spec: ServiceSpec, names: AlarmNames, oldest_message_s: int) -> list
     ]
 
 
-ANOMALY_METRICS = {"refusal": "Refusal", "comprehend": "SentimentIsNegative"}
-
-
 def _anomaly(
     spec: ServiceSpec, model: str, namespace: str, names: AlarmNames, band: float
 ) -> MetricAlarmDef | None:
-    metric = ANOMALY_METRICS.get(spec.name)
+    metric = spec.anomaly_metric
     if metric is None:
         return None
     return MetricAlarmDef(

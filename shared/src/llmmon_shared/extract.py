@@ -17,10 +17,13 @@ from enum import StrEnum
 from typing import Any
 
 from llmmon_shared.logs import InvocationLogRecord
+from llmmon_shared.model_ids import normalise_model_id
 
 __all__ = [
     "FAMILIES",
     "Family",
+    "Guardrail",
+    "GuardrailFinding",
     "Interaction",
     "Skip",
     "SkipReason",
@@ -41,6 +44,11 @@ class SkipReason(StrEnum):
     LARGE_BODY_UNAVAILABLE = "large-body-unavailable"
     INCOMPLETE_RECORD = "incomplete-record"
     EMPTY_COMPLETION = "empty-completion"
+    NO_TEXT_OUTPUT = "no-text-output"
+    """The output holds no text-bearing block (only documents, images, tool calls...)."""
+    GUARDRAIL_INTERVENED = "guardrail-intervened"
+    """A guardrail replaced the response and the log does not hold the model's own output: the
+    response metrics skip it (the guardrail's message is not the model's answer)."""
     EXCLUDED = "excluded"
 
 
@@ -48,6 +56,68 @@ class SkipReason(StrEnum):
 class Turn:
     role: str
     text: str
+
+
+GUARDRAIL_POLICIES = {
+    "topicPolicy": ("topic", ("topics",)),
+    "contentPolicy": ("content", ("filters",)),
+    "wordPolicy": ("word", ("customWords", "managedWordLists")),
+    "sensitiveInformationPolicy": ("sensitive-information", ("piiEntities", "regexes")),
+    "contextualGroundingPolicy": ("contextual-grounding", ("filters",)),
+    "automatedReasoningPolicy": ("automated-reasoning", ("findings",)),
+}
+"""Guardrail assessment keys -> (policy kind, the lists of findings under it)."""
+BLOCKED, ANONYMIZED, NONE = "BLOCKED", "ANONYMIZED", "NONE"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardrailFinding:
+    """One policy finding of a guardrail: where (``input``/``output``), which policy kind, and the
+    action (``BLOCKED``, ``ANONYMIZED``, or ``NONE``: detect-only, let through). Never the matched
+    text."""
+
+    where: str
+    policy: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class Guardrail:
+    """What Amazon Bedrock Guardrails did to one invocation, as far as the log tells."""
+
+    intervened: bool
+    """The log says a guardrail intervened (``stopReason: guardrail_intervened`` or
+    ``amazon-bedrock-guardrailAction: INTERVENED``)."""
+    findings: tuple[GuardrailFinding, ...] = ()
+    model_output: str | None = None
+    """The model's own output that the guardrail held back (Converse trace ``modelOutput``)."""
+
+    def blocked(self, where: str | None = None) -> bool:
+        return any(
+            f.action == BLOCKED and (where is None or f.where == where) for f in self.findings
+        )
+
+    @property
+    def blocked_policies(self) -> frozenset[str]:
+        return frozenset(f.policy for f in self.findings if f.action == BLOCKED)
+
+    @property
+    def acted(self) -> bool:
+        """Intervened: the log says so, or a policy blocked something."""
+        return self.intervened or self.blocked()
+
+    @property
+    def detected_not_blocked(self) -> bool:
+        return any(f.action == NONE for f in self.findings)
+
+    @property
+    def replaced_output(self) -> bool:
+        """The response in the log is the guardrail's message, not the model's text: something was
+        blocked, or it intervened and nothing says it only masked (ANONYMIZED) the text."""
+        if self.blocked():
+            return True
+        masked_only = any(f.action == ANONYMIZED for f in self.findings)
+        return self.intervened and not masked_only
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +142,16 @@ class Interaction:
     account_id: str | None = None
     region: str | None = None
     identity_arn: str | None = None
+    raw_model_id: str | None = None
+    """``modelId`` as logged (``model_id`` is its normalised form, see model_ids.py)."""
+    grounding: str | None = None
+    """Reference material sent for contextual grounding (``guardContent`` blocks qualified
+    ``grounding_source``): context, not the user's question."""
+    guardrail: Guardrail | None = None
+    response_withheld: bool = False
+    """A guardrail replaced the response and the log does not hold the model's own output:
+    ``completion`` is empty and response metrics skip it (``guardrail-intervened``)."""
+    latency_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,27 +188,59 @@ def _first(value: Any) -> dict[str, Any] | None:
     return _dict(items[0]) if items else None
 
 
-def content_text(content: Any) -> str | None:
-    """Text of a message content: a string, or a list of blocks (Claude ``{type:"text",text}``,
-    Converse/Nova ``{text}``). Non-text blocks (images, toolUse, reasoning) are ignored."""
+_GROUNDING = "grounding_source"
+
+
+def _guard_text(block: dict[str, Any]) -> tuple[str, bool] | None:
+    """``(text, is_grounding)`` of a Converse ``guardContent`` block, or None."""
+    guard = _dict(block.get("guardContent"))
+    if guard is None:
+        return None
+    inner = _dict(guard.get("text"))
+    if inner is None or _str(inner.get("text")) is None:
+        return None
+    text: str = inner["text"]
+    qualifiers = _list(inner.get("qualifiers")) or []
+    return text, _GROUNDING in qualifiers and not {"query", "guard_content"} & set(qualifiers)
+
+
+def content_parts(content: Any) -> tuple[str, str, bool] | None:
+    """``(text, grounding, has_text_block)`` of a message content: a string, or a list of blocks
+    (Claude ``{type:"text",text}``, Converse/Nova ``{text}``, Converse ``guardContent``). Text is
+    taken only from text-bearing blocks; documents, images, tool use and results and reasoning
+    are ignored. A ``guardContent`` block qualified ``grounding_source`` is context, kept apart."""
     if isinstance(content, str):
-        return content
+        return content, "", True
     blocks = _list(content)
     if blocks is None:
         return None
     parts: list[str] = []
+    grounding: list[str] = []
+    has_text = False
     for block in blocks:
         block_dict = _dict(block)
         if block_dict is None:
             if isinstance(block, str):
                 parts.append(block)
+                has_text = True
                 continue
             return None
+        guarded = _guard_text(block_dict)
+        if guarded is not None:
+            (grounding if guarded[1] else parts).append(guarded[0])
+            has_text = has_text or not guarded[1]
+            continue
         kind = block_dict.get("type")
         text = _str(block_dict.get("text"))
         if text is not None and (kind is None or kind == "text"):
             parts.append(text)
-    return "".join(parts)
+            has_text = True
+    return "".join(parts), "\n".join(grounding), has_text
+
+
+def content_text(content: Any) -> str | None:
+    parts = content_parts(content)
+    return parts[0] if parts is not None else None
 
 
 def _system_text(system: Any) -> str | None:
@@ -173,6 +285,9 @@ class Completion:
     stop_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    has_text: bool = True
+    """False when the output held no text-bearing block at all (documents, tool calls only)."""
+    latency_ms: int | None = None
 
 
 Request = tuple[str | None, list[Turn]]
@@ -186,6 +301,7 @@ def _stream_metrics(chunk: dict[str, Any], completion: Completion) -> None:
     if metrics:
         completion.input_tokens = _int(metrics.get("inputTokenCount")) or completion.input_tokens
         completion.output_tokens = _int(metrics.get("outputTokenCount")) or completion.output_tokens
+        completion.latency_ms = _int(metrics.get("invocationLatency")) or completion.latency_ms
 
 
 def _join_chunks(
@@ -230,15 +346,16 @@ def _claude_messages_response(body: dict[str, Any]) -> Completion | None:
         return None
     if any(_dict(block) is None or not _str(block.get("type")) for block in content):
         return None
-    text = content_text(content)
-    if text is None:
+    parts = content_parts(content)
+    if parts is None:
         return None
     usage = _dict(body.get("usage")) or {}
     return Completion(
-        text,
+        parts[0],
         _str(body.get("stop_reason")),
         _int(usage.get("input_tokens")),
         _int(usage.get("output_tokens")),
+        has_text=parts[2] or not content,
     )
 
 
@@ -363,15 +480,19 @@ def _converse_response(body: dict[str, Any]) -> Completion | None:
     message = _dict((_dict(body.get("output")) or {}).get("message"))
     if message is None:
         return None
-    text = content_text(message.get("content"))
-    if text is None:
+    content = message.get("content")
+    parts = content_parts(content)
+    if parts is None:
         return None
     usage = _dict(body.get("usage")) or {}
+    metrics = _dict(body.get("metrics")) or {}
     return Completion(
-        text,
+        parts[0],
         _str(body.get("stopReason")),
         _int(usage.get("inputTokens")),
         _int(usage.get("outputTokens")),
+        has_text=parts[2] or not content,
+        latency_ms=_int(metrics.get("latencyMs")),
     )
 
 
@@ -399,9 +520,12 @@ def _nova_chunks(chunks: list[Any]) -> Completion | None:
         stop = _dict(chunk.get("messageStop"))
         if stop is not None:
             completion.stop_reason = _str(stop.get("stopReason"))
-        usage = _dict((_dict(chunk.get("metadata")) or {}).get("usage")) or {}
+        metadata = _dict(chunk.get("metadata")) or {}
+        usage = _dict(metadata.get("usage")) or {}
         completion.input_tokens = _int(usage.get("inputTokens")) or completion.input_tokens
         completion.output_tokens = _int(usage.get("outputTokens")) or completion.output_tokens
+        latency = _int((_dict(metadata.get("metrics")) or {}).get("latencyMs"))
+        completion.latency_ms = latency or completion.latency_ms
         _stream_metrics(chunk, completion)
     completion.text = "".join(parts)
     return completion
@@ -637,6 +761,80 @@ def _candidates(model_id: str) -> list[Family]:
     return own + [family for family in FAMILIES if vendor not in family.vendors]
 
 
+def _bedrock_only(chunk: dict[str, Any]) -> bool:
+    return bool(chunk) and all(str(key).startswith("amazon-bedrock-") for key in chunk)
+
+
+def _findings(node: Any, where: str) -> list[GuardrailFinding]:
+    """Policy findings in a guardrail assessment, or in any map or list of them (Converse keys
+    assessments by guardrail id; InvokeModel's trace nests lists of such maps)."""
+    found: list[GuardrailFinding] = []
+    if isinstance(node, list):
+        for item in node:
+            found += _findings(item, where)
+        return found
+    assessment = _dict(node)
+    if assessment is None:
+        return found
+    policies = [key for key in GUARDRAIL_POLICIES if key in assessment]
+    if not policies:
+        for value in assessment.values():
+            if isinstance(value, dict | list):
+                found += _findings(value, where)
+        return found
+    for key in policies:
+        kind, lists = GUARDRAIL_POLICIES[key]
+        policy = _dict(assessment[key]) or {}
+        for name in lists:
+            for item in _list(policy.get(name)) or []:
+                entry = _dict(item) or {}
+                action = _str(entry.get("action"))
+                if action is None or entry.get("detected") is False:
+                    continue
+                found.append(GuardrailFinding(where, kind, action.upper()))
+    return found
+
+
+def guardrail_of(body_out: Any) -> Guardrail | None:
+    """What a guardrail did, from a response body or stream: Converse ``stopReason`` and
+    ``trace.guardrail`` (``inputAssessment``, ``outputAssessments``, ``modelOutput``), or
+    InvokeModel's ``amazon-bedrock-guardrailAction`` and ``amazon-bedrock-trace.guardrail``
+    (``input``, ``outputs``). None when no guardrail left a trace."""
+    parts = [body_out] if isinstance(body_out, dict) else _list(body_out) or []
+    intervened, seen = False, False
+    findings: list[GuardrailFinding] = []
+    model_output: str | None = None
+    for part in parts:
+        body = _dict(part)
+        if body is None:
+            continue
+        action = _str(body.get("amazon-bedrock-guardrailAction"))
+        stop = _str(body.get("stopReason")) or _str(
+            (_dict(body.get("messageStop")) or {}).get("stopReason")
+        )
+        if action is not None or stop == "guardrail_intervened":
+            seen = True
+            intervened = intervened or action == "INTERVENED" or stop == "guardrail_intervened"
+        for trace_key in ("trace", "amazon-bedrock-trace"):
+            trace = _dict((_dict(body.get(trace_key)) or {}).get("guardrail"))
+            if trace is None:
+                trace = _dict((_dict(body.get("metadata")) or {}).get("trace"))
+                trace = _dict((trace or {}).get("guardrail"))
+            if trace is None:
+                continue
+            seen = True
+            findings += _findings(trace.get("inputAssessment"), "input")
+            findings += _findings(trace.get("input"), "input")
+            findings += _findings(trace.get("outputAssessments"), "output")
+            findings += _findings(trace.get("outputs"), "output")
+            held = [t for t in _list(trace.get("modelOutput")) or [] if isinstance(t, str)]
+            if held:
+                model_output = "".join(held)
+    if not seen:
+        return None
+    return Guardrail(intervened, tuple(findings), model_output)
+
+
 def _read(
     family: Family, body_in: dict[str, Any], body_out: Any
 ) -> tuple[Request, Completion] | None:
@@ -644,7 +842,15 @@ def _read(
     if request is None:
         return None
     if isinstance(body_out, list):
-        completion = family.chunks(body_out) if family.chunks else None
+        # Stream lists may end with a bare "[DONE]" sentinel (or other non-chunk items), and
+        # Bedrock may add chunks of its own (guardrail action, trace, invocation metrics only).
+        chunks = [item for item in body_out if isinstance(item, dict)]
+        content = [chunk for chunk in chunks if not _bedrock_only(chunk)]
+        completion = family.chunks(content) if family.chunks and content else None
+        if completion is not None:
+            for chunk in chunks:
+                if _bedrock_only(chunk):
+                    _stream_metrics(chunk, completion)
     elif isinstance(body_out, dict):
         completion = family.response(body_out)
     else:
@@ -674,12 +880,24 @@ def _metadata(raw: Mapping[str, Any] | None) -> dict[str, str]:
     }
 
 
+def _grounding(body_in: dict[str, Any]) -> str | None:
+    """Contextual-grounding reference text of the user turns (``guardContent`` blocks qualified
+    ``grounding_source``)."""
+    found = []
+    for message in _list(body_in.get("messages")) or []:
+        parts = content_parts((_dict(message) or {}).get("content"))
+        if parts is not None and parts[1]:
+            found.append(parts[1])
+    return "\n".join(found) or None
+
+
 def extract(record: InvocationLogRecord) -> Interaction | Skip:
     """The interaction a record holds, or why it holds none. Never raises on record content."""
-    request_id, model_id = record.request_id, record.model_id
+    request_id, raw_model_id = record.request_id, record.model_id
+    model_id = normalise_model_id(raw_model_id) if raw_model_id else raw_model_id
     if record.schema_type is not None and record.schema_type != LOG_SCHEMA_TYPE:
         return Skip(SkipReason.UNKNOWN_SCHEMA, request_id, model_id)
-    if not request_id or not model_id:
+    if not request_id or not model_id or not raw_model_id:
         return Skip(SkipReason.INCOMPLETE_RECORD, request_id, model_id)
     body_in = record.input.input_body_json if record.input else None
     body_out = record.output.output_body_json if record.output else None
@@ -703,7 +921,16 @@ def extract(record: InvocationLogRecord) -> Interaction | Skip:
         if parsed is None:
             continue
         (system, turns), completion = parsed
-        if not completion.text.strip():
+        guardrail = guardrail_of(body_out)
+        text, withheld = completion.text, False
+        if guardrail is not None and guardrail.replaced_output:
+            # The logged response is the guardrail's message: score the model's own output if
+            # the log holds it, else nothing of the response.
+            held = guardrail.model_output
+            text, withheld = (held, False) if held and held.strip() else ("", True)
+        elif not completion.has_text:
+            return Skip(SkipReason.NO_TEXT_OUTPUT, request_id, model_id)
+        if not withheld and not text.strip():
             return Skip(SkipReason.EMPTY_COMPLETION, request_id, model_id)
         return Interaction(
             request_id=request_id,
@@ -711,7 +938,7 @@ def extract(record: InvocationLogRecord) -> Interaction | Skip:
             operation=operation,
             family=family.name,
             prompt=last_user_prompt(turns),
-            completion=completion.text,
+            completion=text,
             timestamp=_timestamp(record.timestamp),
             system=system,
             conversation=tuple(turns),
@@ -725,5 +952,10 @@ def extract(record: InvocationLogRecord) -> Interaction | Skip:
             account_id=record.account_id,
             region=record.region,
             identity_arn=record.identity.arn if record.identity else None,
+            raw_model_id=raw_model_id,
+            grounding=_grounding(body_in) if family is CONVERSE else None,
+            guardrail=guardrail,
+            response_withheld=withheld,
+            latency_ms=completion.latency_ms,
         )
     return Skip(SkipReason.UNKNOWN_SHAPE, request_id, model_id)

@@ -121,6 +121,10 @@ class Pipeline:
     settings: ServiceSettings = field(default_factory=ServiceSettings)
     policy: DimensionPolicy | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    reads_response: bool = True
+    """The scorer measures the model's response (similarity, sentiment, toxicity, refusal)."""
+    reads_prompt: bool = False
+    """The scorer also measures the prompt alone (comprehend's optional prompt toxicity)."""
 
     _once: Callable[..., dict[str, Any]] | None = field(init=False, default=None, repr=False)
     _duplicates: int = field(init=False, default=0, repr=False)
@@ -165,6 +169,11 @@ class Pipeline:
                 if not is_sampled(outcome.request_id, self.settings.sample_rate):
                     report.sampled_out[outcome.model_id] += 1
                     continue
+                if outcome.response_withheld and self.reads_response:
+                    # A guardrail's message is not the model's answer: the response is not scored.
+                    report.skipped[(outcome.model_id, SkipReason.GUARDRAIL_INTERVENED)] += 1
+                    if not self.reads_prompt:
+                        continue
                 report.interactions[outcome.model_id] += 1
                 batch.append(self._bounded(outcome))
                 if len(batch) >= self.settings.batch_size:
@@ -189,6 +198,7 @@ class Pipeline:
         if isinstance(outcome, Interaction) and (
             outcome.identity_arn in self.settings.exclude_identity_arns
             or outcome.model_id in self.settings.exclude_model_ids
+            or outcome.raw_model_id in self.settings.exclude_model_ids
         ):
             return Skip(SkipReason.EXCLUDED, outcome.request_id, outcome.model_id)
         return outcome
@@ -391,6 +401,8 @@ def build_pipeline(
     settings: ServiceSettings,
     s3: S3Reader | None = None,
     sink: MetricSink | None = None,
+    reads_response: bool = True,
+    reads_prompt: bool = False,
 ) -> Pipeline:
     """A pipeline wired to real AWS clients (or the ones given), as a handler builds it once per
     cold start."""
@@ -406,6 +418,8 @@ def build_pipeline(
         s3=s3,
         sink=sink or make_sink(settings),
         settings=settings,
+        reads_response=reads_response,
+        reads_prompt=reads_prompt,
     )
 
 

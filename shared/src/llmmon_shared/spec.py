@@ -78,6 +78,9 @@ class ServiceSpec:
     """Environment of the deployed function (the managed backends, typically)."""
     data_files: tuple[str, ...] = ()
     """Package data the artefact must carry (for example reference phrases)."""
+    anomaly_metric: str | None = None
+    """The metric that gets an anomaly-detection alarm per model when a stack turns
+    ``anomalyDetection`` on (a rise above the model's own band)."""
 
     @property
     def visibility_timeout_s(self) -> int:

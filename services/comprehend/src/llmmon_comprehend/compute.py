@@ -32,36 +32,42 @@ class ComprehendScorer:
     score_prompt: bool = False
 
     def __call__(self, batch: Sequence[Interaction]) -> list[Scores]:
-        responses = [item.completion for item in batch]
-        sentiments = self.sentiment.sentiment(responses)
-        toxic_texts = responses + ([item.prompt for item in batch] if self.score_prompt else [])
-        toxicities = self.toxicity.toxicity(toxic_texts)
+        # A response a guardrail withheld is not scored (only the prompt, when that is on).
+        answered = [i for i, item in enumerate(batch) if not item.response_withheld]
+        responses = [batch[i].completion for i in answered]
+        sentiments = dict(zip(answered, self.sentiment.sentiment(responses), strict=True))
+        prompts = [i for i, item in enumerate(batch) if self.score_prompt and item.prompt.strip()]
+        toxicities = self.toxicity.toxicity(responses + [batch[i].prompt for i in prompts])
+        response_toxicity = dict(zip(answered, toxicities[: len(answered)], strict=True))
+        prompt_toxicity = dict(zip(prompts, toxicities[len(answered) :], strict=True))
         results: list[Scores] = []
         for index in range(len(batch)):
             scores: dict[str, float] = {}
             errors = 0
-            sentiment = sentiments[index]
-            if sentiment is None:
-                errors += 1
-            else:
-                for label in SENTIMENT_LABELS:
-                    scores[f"Sentiment{label}"] = sentiment.scores[label]
-                    scores[f"SentimentIs{label}"] = float(sentiment.label == label.upper())
-            toxicity = toxicities[index]
-            if toxicity is None:
-                errors += 1
-            else:
-                scores["Toxicity"] = toxicity.toxicity
-                scores["Toxic"] = float(toxicity.toxicity >= self.toxic_threshold)
-                for label, value in toxicity.labels.items():
-                    scores[label_metric(label)] = value
-            if self.score_prompt and batch[index].prompt.strip():
-                prompt_toxicity = toxicities[len(batch) + index]
-                if prompt_toxicity is None:
+            if index in sentiments:
+                sentiment = sentiments[index]
+                if sentiment is None:
                     errors += 1
                 else:
-                    scores["PromptToxicity"] = prompt_toxicity.toxicity
-                    scores["PromptToxic"] = float(prompt_toxicity.toxicity >= self.toxic_threshold)
+                    for label in SENTIMENT_LABELS:
+                        scores[f"Sentiment{label}"] = sentiment.scores[label]
+                        scores[f"SentimentIs{label}"] = float(sentiment.label == label.upper())
+            if index in response_toxicity:
+                toxicity = response_toxicity[index]
+                if toxicity is None:
+                    errors += 1
+                else:
+                    scores["Toxicity"] = toxicity.toxicity
+                    scores["Toxic"] = float(toxicity.toxicity >= self.toxic_threshold)
+                    for label, value in toxicity.labels.items():
+                        scores[label_metric(label)] = value
+            if index in prompt_toxicity:
+                found = prompt_toxicity[index]
+                if found is None:
+                    errors += 1
+                else:
+                    scores["PromptToxicity"] = found.toxicity
+                    scores["PromptToxic"] = float(found.toxicity >= self.toxic_threshold)
             if errors:
                 scores["ScoringErrors"] = errors
             results.append(scores)

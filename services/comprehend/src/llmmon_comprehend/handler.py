@@ -25,7 +25,9 @@ def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) 
         },
     )
     scorer = ComprehendScorer(sentiment, toxicity, settings.toxic_threshold, settings.score_prompt)
-    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings, s3, sink)
+    return build_pipeline(
+        SERVICE.name, scorer, SERVICE.units, settings, s3, sink, reads_prompt=settings.score_prompt
+    )
 
 
 pipeline, lambda_handler = lambda_entry(create_pipeline)

@@ -58,4 +58,5 @@ SERVICE = ServiceSpec(
     memory_mb=512,
     timeout_s=300,
     environment={"LLMMON_COMPREHEND_BACKEND": "comprehend"},
+    anomaly_metric="SentimentIsNegative",
 )

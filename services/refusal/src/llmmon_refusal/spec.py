@@ -36,4 +36,5 @@ SERVICE = ServiceSpec(
     memory_mb=1024,
     timeout_s=120,
     environment={"LLMMON_EMBEDDING_BACKEND": "bedrock"},
+    anomaly_metric="Refusal",
 )
