@@ -34,6 +34,10 @@ SENTIMENT = {
     "SentimentScore": {"Positive": 0.1, "Negative": 0.1, "Neutral": 0.7, "Mixed": 0.1},
 }
 
+SCORING_SERVICES = ("similarity", "comprehend", "refusal")
+"""The services the cost model prices: the ones that call a model. The traffic service reads log
+fields only; it is not in these figures (its own cost is a Lambda and a queue per object)."""
+
 
 def comprehend_units(chars: int, prices: dict[str, Any]) -> int:
     """Units Comprehend bills for one document: 100 characters each, at least 3."""
@@ -228,7 +232,7 @@ def run_local(work: Workload) -> dict[str, float]:
         }
     )
     seconds = {}
-    for name in ("similarity", "comprehend", "refusal"):
+    for name in SCORING_SERVICES:
         handler = importlib.import_module(f"llmmon_{name}.handler")
         pipeline = handler.create_pipeline(s3=Reader(work.objects), sink=MemorySink())
         pipeline.score_object(ObjectRef("bench", next(iter(work.objects)), None, None))
@@ -262,7 +266,7 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
             "lambda_requests": services * invocations * prices["lambda_per_1m_requests"] / 1e6,
         }
 
-    ours: dict[str, float] = shared_costs(3)
+    ours: dict[str, float] = shared_costs(len(SCORING_SERVICES))
     ours.update({"comprehend": 0.0, "titan": 0.0, "lambda_duration": 0.0, "logs_emf": 0.0})
     overhead_ms = latency["s3_get_object"] + 2 * latency["dynamodb_write"]
     for run in managed.values():
@@ -296,7 +300,11 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     # Every metric a record gets by default (the optional prompt and error metrics aside).
     optional = {"PromptToxicity", "PromptToxic", "ScoringErrors"}
     metrics_per_record = sum(
-        1 for spec in discover().values() for m in spec.metrics if m.name not in optional
+        1
+        for name, spec in discover().items()
+        if name in SCORING_SERVICES
+        for m in spec.metrics
+        if m.name not in optional
     )
     # Units per call, per document as Comprehend bills them (100 characters, at least 3).
     sentiment_units = sum(comprehend_units(min(len(r), 5000), prices) for r in work.responses) / n

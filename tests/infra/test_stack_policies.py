@@ -371,6 +371,10 @@ def test_dashboard_shows_every_metric_of_every_service(
                 f'MetricName="{metric.name}"' in e and "{llmmon,ModelId}" in e for e in expressions
             ), metric.name
     assert any(w["type"] == "alarm" for w in body["widgets"])
+    for metric in ("Invocations", "InvocationLatency", "InvocationThrottles", "OutputTokenCount"):
+        assert any(
+            f'MetricName="{metric}"' in e and "{AWS/Bedrock,ModelId}" in e for e in expressions
+        ), metric
 
 
 def test_functions_get_the_stack_settings(stack: Stack) -> None:

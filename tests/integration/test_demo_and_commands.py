@@ -20,14 +20,23 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     assert "ALARM              llmmon-local-refusal-HighRefusalRatio-meta.llama3-70b" in out
     assert "ALARM  llmmon-local-model-quality-degraded" in out
     assert "ALARM  llmmon-local-monitoring-pipeline-unhealthy" in out
-    for service in ("comprehend", "refusal", "similarity"):
+    # The model behind Guardrails: its intervention ratio climbs and alarms, its refusal ratio
+    # does not (a guardrail's message is not the model's answer).
+    firing = [line.split()[-1] for line in out.splitlines() if line.startswith("    ALARM ")]
+    nova = "application-inference-profile-support-nova-"
+    assert any(
+        n.startswith(f"llmmon-local-traffic-HighGuardrailInterventions-{nova}") for n in firing
+    )
+    assert not any(n.startswith(f"llmmon-local-refusal-HighRefusalRatio-{nova}") for n in firing)
+    for service in ("comprehend", "refusal", "similarity", "traffic"):
         assert f"    {service:<11} " in out.split("Dead-letter queues:")[1]
     page = report.read_text()
     assert page.count("<svg") >= 5 and "Refusal" in page
     assert "us.anthropic.claude-3-5-sonnet-20241022-v2:0" in page  # full names in the legends
-    assert page.count('stroke-dasharray="6 4"') == 4  # a threshold on each alarmed chart
+    assert page.count('stroke-dasharray="6 4"') == 5  # a threshold on each alarmed chart
+    assert "GuardrailIntervened" in page
     worker_log = (tmp_path / "llmmon-demo-workers.log").read_text()
-    for service in ("comprehend", "refusal", "similarity"):  # who failed what, and why
+    for service in ("comprehend", "refusal", "similarity", "traffic"):  # who failed what, and why
         assert any(
             f"[{service}] message failed service={service}" in line
             and "objects=llmmon-local-invocation-logs/bedrock/AWSLogs/" in line

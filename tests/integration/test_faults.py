@@ -37,7 +37,20 @@ from llmmon_shared.text import is_sampled
 
 pytestmark = pytest.mark.integration
 
-METRIC = {"similarity": "PromptResponseSimilarity", "comprehend": "Toxicity", "refusal": "Refusal"}
+METRIC = {
+    "similarity": "PromptResponseSimilarity",
+    "comprehend": "Toxicity",
+    "refusal": "Refusal",
+    "traffic": "GuardrailIntervened",
+}
+
+
+def expected(corpus: Corpus) -> dict[str, int]:
+    """Per service, the values a corpus must give exactly once: every interaction for traffic,
+    every interaction whose response is the model's for the services that score responses."""
+    return {s: corpus.interactions if s == "traffic" else corpus.scored_responses for s in METRIC}
+
+
 FAST = LocalConfig(
     prefix="faults",
     visibility_timeout_s=1,
@@ -138,7 +151,7 @@ def test_every_message_delivered_twice__is_counted_once() -> None:
         put_log_objects(run.topology, run.corpus.objects)
         publish(run.topology, [k for k, _ in run.corpus.objects])  # each event a second time
         wait_until_drained(run.topology, timeout=120)
-        assert sample_counts(run) == dict.fromkeys(METRIC, run.corpus.interactions)
+        assert sample_counts(run) == expected(run.corpus)
         assert all(dlq == 0 for _, _, dlq in queue_depths(run.topology).values())
     finally:
         run.stack.stop()
@@ -156,7 +169,7 @@ def test_ten_percent_poison__lands_in_the_dlqs_and_the_rest_is_counted() -> None
         ]  # truncated gzip: 1 of 10 objects
         put_log_objects(run.topology, run.corpus.objects + poison)
         wait_until_drained(run.topology, expected_dlq=len(poison), timeout=120)
-        assert sample_counts(run) == dict.fromkeys(METRIC, run.corpus.interactions)
+        assert sample_counts(run) == expected(run.corpus)
         assert all(dlq == len(poison) for _, _, dlq in queue_depths(run.topology).values())
         assert dlq_alarms_fire(run)
     finally:
@@ -169,7 +182,7 @@ def test_wrong_schema_object__is_poison_too() -> None:
         key = object_key("bedrock", datetime.now(UTC), random.Random(5))
         put_log_objects(run.topology, [*run.corpus.objects, (key, gz(b"id,text\n1,hello\n"))])
         wait_until_drained(run.topology, expected_dlq=1, timeout=120)
-        assert sample_counts(run) == dict.fromkeys(METRIC, run.corpus.interactions)
+        assert sample_counts(run) == expected(run.corpus)
         assert dlq_alarms_fire(run)
     finally:
         run.stack.stop()
@@ -188,7 +201,7 @@ def test_thirty_percent_throttled_backend_calls__nothing_lost() -> None:
     try:
         put_log_objects(run.topology, run.corpus.objects)
         wait_until_drained(run.topology, timeout=180)
-        assert sample_counts(run) == dict.fromkeys(METRIC, run.corpus.interactions)
+        assert sample_counts(run) == expected(run.corpus)
         assert all(dlq == 0 for _, _, dlq in queue_depths(run.topology).values())
     finally:
         run.stack.stop()
@@ -212,7 +225,7 @@ def test_worker_killed_mid_batch_and_restarted__nothing_lost_nothing_twice() -> 
         time.sleep(0.2)
         run.stack.restart_worker("similarity")
         wait_until_drained(run.topology, timeout=180)
-        assert sample_counts(run) == dict.fromkeys(METRIC, run.corpus.interactions)
+        assert sample_counts(run) == expected(run.corpus)
     finally:
         run.stack.stop()
 
@@ -223,7 +236,7 @@ def test_object_deleted_before_it_is_read__goes_to_the_dlq() -> None:
         put_log_objects(run.topology, run.corpus.objects)
         publish(run.topology, [object_key("bedrock", datetime.now(UTC), random.Random(9))])
         wait_until_drained(run.topology, expected_dlq=1, timeout=120)
-        assert sample_counts(run) == dict.fromkeys(METRIC, run.corpus.interactions)
+        assert sample_counts(run) == expected(run.corpus)
         assert dlq_alarms_fire(run)
     finally:
         run.stack.stop()

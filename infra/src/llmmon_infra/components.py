@@ -460,10 +460,57 @@ class Alarms(pulumi.ComponentResource):
         self.register_outputs({"alarms": list(created)})
 
 
+BEDROCK_METRICS = (
+    ("Invocations", "Sum"),
+    ("InvocationLatency", "Average"),
+    ("InvocationThrottles", "Sum"),
+    ("InvocationClientErrors", "Sum"),
+    ("InputTokenCount", "Sum"),
+    ("OutputTokenCount", "Sum"),
+)
+"""Bedrock's own per-model runtime metrics, shown beside llmmon's."""
+
+
+def _section(title: str, y: int, graphs: Sequence[tuple[str, str, str]], region: str) -> list[Any]:
+    """A heading and, three to a row, one graph per ``(namespace, metric, statistic)`` with every
+    model (a SEARCH over ModelId)."""
+    widgets: list[dict[str, Any]] = [
+        {
+            "type": "text",
+            "x": 0,
+            "y": y,
+            "width": 24,
+            "height": 1,
+            "properties": {"markdown": title},
+        }
+    ]
+    for index, (namespace, metric, statistic) in enumerate(graphs):
+        query = f"SEARCH('{{{namespace},ModelId}} MetricName=\"{metric}\"', '{statistic}', 300)"
+        suffix = "" if namespace != "AWS/Bedrock" else ", AWS/Bedrock"
+        widgets.append(
+            {
+                "type": "metric",
+                "x": (index % 3) * 8,
+                "y": y + 1 + (index // 3) * 6,
+                "width": 8,
+                "height": 6,
+                "properties": {
+                    "title": f"{metric} ({statistic}{suffix})",
+                    "region": region,
+                    "view": "timeSeries",
+                    "stat": statistic,
+                    "period": 300,
+                    "metrics": [[{"expression": query, "id": "e1"}]],
+                },
+            }
+        )
+    return widgets
+
+
 def dashboard_body(
     services: Mapping[str, ServiceSpec], config: StackConfig, region: str, alarm_arns: Sequence[str]
 ) -> dict[str, Any]:
-    """One graph per metric with every model (a SEARCH over ModelId), and an alarm panel."""
+    """One graph per metric with every model, an alarm panel, and Bedrock's own metrics."""
     widgets: list[dict[str, Any]] = []
     y = 0
     if alarm_arns:
@@ -478,39 +525,20 @@ def dashboard_body(
             }
         )
         y += 6
-    for spec in services.values():
-        widgets.append(
-            {
-                "type": "text",
-                "x": 0,
-                "y": y,
-                "width": 24,
-                "height": 1,
-                "properties": {"markdown": f"## {spec.name}: {spec.description}"},
-            }
+    sections = [
+        (
+            f"## {spec.name}: {spec.description}",
+            [(config.namespace, m.name, m.statistic) for m in spec.metrics],
         )
-        y += 1
-        for index, metric in enumerate(spec.metrics):
-            query = (
-                f"SEARCH('{{{config.namespace},ModelId}} MetricName=\"{metric.name}\"', "
-                f"'{metric.statistic}', 300)"
-            )
-            widgets.append(
-                {
-                    "type": "metric",
-                    "x": (index % 3) * 8,
-                    "y": y + (index // 3) * 6,
-                    "width": 8,
-                    "height": 6,
-                    "properties": {
-                        "title": f"{metric.name} ({metric.statistic})",
-                        "region": region,
-                        "view": "timeSeries",
-                        "stat": metric.statistic,
-                        "period": 300,
-                        "metrics": [[{"expression": query, "id": "e1"}]],
-                    },
-                }
-            )
-        y += ((len(spec.metrics) + 2) // 3) * 6
+        for spec in services.values()
+    ]
+    sections.append(
+        (
+            "## AWS/Bedrock: what Bedrock itself publishes (free)",
+            [("AWS/Bedrock", metric, statistic) for metric, statistic in BEDROCK_METRICS],
+        )
+    )
+    for title, graphs in sections:
+        widgets += _section(title, y, graphs, region)
+        y += 1 + ((len(graphs) + 2) // 3) * 6
     return {"widgets": widgets}

@@ -6,7 +6,11 @@ Titan with streaming chunks, Llama, Mistral chat, Cohere Command R), helpful ans
 each family's house style, toxic and off-topic answers, one large-data record whose bodies sit
 under ``data/``, one embedding call (llmmon's own, skipped), one malformed line, and a corrupt
 object. Interactions spread over the last ``minutes`` minutes; models with a ``drift`` entry
-change over time (the Llama model's refusal ratio climbs), so a quality alarm really fires.
+change over time (the Llama model's refusal ratio climbs), so a quality alarm really fires. A model
+behind Amazon Bedrock Guardrails (called through an application inference profile) sees more and
+more interventions: blocked prompts, and blocked answers whose original the trace keeps. The
+model itself never refuses, so its refusal line shows plainly that the guardrail's messages ("Sorry,
+the model cannot answer this question.") are not counted as its refusals.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from importlib.resources import files
 from typing import Any
 
 from llmmon.local.endpoint import ACCOUNT, REGION
+from llmmon_shared.model_ids import normalise_model_id
 
 Templates = dict[str, Any]
 
@@ -165,6 +170,31 @@ def bodies(family: str, prompt: str, answer: str, stream: bool) -> tuple[str, An
     raise ValueError(f"no template for family {family}")
 
 
+def _finding(policy: str, items: str, **fields: Any) -> dict[str, Any]:
+    return {policy: {items: [{**fields, "action": "BLOCKED", "detected": True}]}}
+
+
+def guarded(
+    body_out: dict[str, Any], answer: str, message: str, rng: random.Random
+) -> tuple[dict[str, Any], str]:
+    """A Converse response a guardrail intervened in: the prompt blocked by a denied topic (the
+    model never answered), or the answer blocked by a content filter with the model's own output
+    kept in the trace (``modelOutput``). The logged text is the guardrail's message."""
+    if rng.random() < 0.5:
+        topic = _finding("topicPolicy", "topics", name="Competitors", type="DENY")
+        trace: dict[str, Any] = {"inputAssessment": {"gr-demo": topic}}
+        kind = "guardrail-input"
+    else:
+        content = _finding("contentPolicy", "filters", type="MISCONDUCT", confidence="HIGH")
+        trace = {"outputAssessments": {"gr-demo": [content]}, "modelOutput": [answer]}
+        kind = "guardrail-output"
+    out = dict(body_out)
+    out["output"] = {"message": {"role": "assistant", "content": [{"text": message}]}}
+    out["stopReason"] = "guardrail_intervened"
+    out["trace"] = {"guardrail": trace}
+    return out, kind
+
+
 @dataclass
 class Corpus:
     objects: list[tuple[str, bytes]] = field(default_factory=list)
@@ -172,6 +202,16 @@ class Corpus:
     interactions: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
+
+    @property
+    def withheld(self) -> int:
+        """Interactions whose response a guardrail replaced without keeping the model's output:
+        response metrics skip them (``guardrail-intervened``)."""
+        return self.by_kind.get("guardrail-input", 0)
+
+    @property
+    def scored_responses(self) -> int:
+        return self.interactions - self.withheld
 
 
 def _rate(model: dict[str, Any], name: str, minute: float, minutes: int) -> float:
@@ -207,7 +247,7 @@ def generate(
     start = now - timedelta(minutes=minutes)
     models = templates["models"]
     weights = [m["weight"] for m in models]
-    corpus = Corpus(models=[m["model_id"] for m in models])
+    corpus = Corpus(models=[normalise_model_id(m["model_id"]) for m in models])
     lines_by_object: dict[int, list[bytes]] = {}
     large_data_done = False
     for index in range(minutes * per_minute):
@@ -229,6 +269,11 @@ def generate(
             kind = "helpful"
         stream = rng.random() < model.get("stream_rate", 0)
         operation, body_in, body_out = bodies(model["family"], prompt, answer, stream)
+        guardrail = _rate(model, "guardrail_rate", minute, minutes)
+        if model["family"] == "converse" and rng.random() < guardrail:
+            body_out, kind = guarded(
+                body_out, answer, rng.choice(templates["guardrail_messages"]), rng
+            )
         request_id = f"{rng.getrandbits(128):032x}"
         record = {
             "schemaType": "ModelInvocationLog",

@@ -52,6 +52,7 @@ TABLE_METRICS = [
     ("SentimentIsNegative", "Average", "{:.1%}"),
     ("Toxicity", "Average", "{:.3f}"),
     ("Toxic", "Average", "{:.1%}"),
+    ("GuardrailIntervened", "Average", "{:.1%}"),
 ]
 
 
@@ -93,8 +94,8 @@ def window_value(
     """A model's Sum, or its Average over every value in the window (Sum / SampleCount, not an
     average of period averages), as the table and the report's bars both show it."""
     dimensions = [{"Name": "ModelId", "Value": model}]
-    if metric == "Interactions":
-        dimensions.append({"Name": "Service", "Value": "refusal"})
+    if metric == "Interactions":  # the traffic service counts every interaction
+        dimensions.append({"Name": "Service", "Value": "traffic"})
     points = cloudwatch.get_metric_statistics(
         Namespace=namespace,
         MetricName=metric,
@@ -263,6 +264,11 @@ def run_demo(
             ("PromptResponseSimilarity", "Mean prompt/response similarity per model"),
             ("Toxicity", "Mean toxicity per model"),
             ("SentimentIsNegative", "Share of responses with negative sentiment"),
+            (
+                "GuardrailIntervened",
+                "Share of calls a guardrail intervened in (blocked prompts and blocked answers); "
+                "the guardrail's message is never scored as the model's answer",
+            ),
         ]:
             series: list[Series] = series_from_statistics(
                 cloudwatch, config.namespace, metric, corpus.models, start, end
