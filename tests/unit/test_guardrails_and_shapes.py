@@ -235,3 +235,25 @@ def test_traffic_metrics_hold_no_text() -> None:
     for outcome in outcomes("guardrails").values():
         assert isinstance(outcome, Interaction)
         assert all(isinstance(v, float) for v in traffic_scores(outcome).values())
+
+
+def test_guardrail_reply_in_no_family_shape__withheld_not_lost() -> None:
+    record = InvocationLogRecord.model_validate(
+        {
+            "schemaType": "ModelInvocationLog",
+            "requestId": "r-2",
+            "modelId": "meta.llama3-8b-instruct-v1:0",
+            "operation": "InvokeModel",
+            "input": {"inputBodyJson": {"prompt": "How do I hotwire a car?"}},
+            "output": {
+                "outputBodyJson": {
+                    "amazon-bedrock-guardrailAction": "INTERVENED",
+                    "outputs": [{"text": BLOCKED_MESSAGE}],
+                }
+            },
+        }
+    )
+    found = extract(record)
+    assert isinstance(found, Interaction) and found.response_withheld
+    assert found.prompt == "How do I hotwire a car?" and found.completion == ""
+    assert traffic_scores(found)["GuardrailIntervened"] == 1

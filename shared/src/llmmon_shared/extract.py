@@ -958,4 +958,31 @@ def extract(record: InvocationLogRecord) -> Interaction | Skip:
             response_withheld=withheld,
             latency_ms=completion.latency_ms,
         )
+    guardrail = guardrail_of(body_out)
+    if guardrail is not None and guardrail.replaced_output:
+        # A guardrail's reply in no family's shape: no model text to score, but the call and
+        # the intervention count (the traffic service reads them).
+        request = next((r for f in families if (r := f.request(body_in)) is not None), None)
+        system, turns = request if request is not None else (None, [])
+        return Interaction(
+            request_id=request_id,
+            model_id=model_id,
+            operation=operation,
+            family="guardrail-reply",
+            prompt=last_user_prompt(turns),
+            completion="",
+            timestamp=_timestamp(record.timestamp),
+            system=system,
+            conversation=tuple(turns),
+            input_tokens=record.input.input_token_count if record.input else None,
+            output_tokens=record.output.output_token_count if record.output else None,
+            request_metadata=_metadata(record.request_metadata),
+            error_code=record.error_code,
+            account_id=record.account_id,
+            region=record.region,
+            identity_arn=record.identity.arn if record.identity else None,
+            raw_model_id=raw_model_id,
+            guardrail=guardrail,
+            response_withheld=True,
+        )
     return Skip(SkipReason.UNKNOWN_SHAPE, request_id, model_id)
