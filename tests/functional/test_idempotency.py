@@ -143,3 +143,110 @@ def test_unreadable_object__is_poison(aws: Any) -> None:
     assert pipeline(aws, MemorySink()).handle_event(event, context()) == {
         "batchItemFailures": [{"itemIdentifier": "msg-0"}]
     }
+
+
+class FlakyCloudWatch:
+    """PutMetricData that fails on the chosen calls (1-based), and records what went out."""
+
+    def __init__(self, fail_on: set[int]) -> None:
+        self.fail_on, self.calls, self.sent = fail_on, 0, 0
+
+    def put_metric_data(self, **kwargs: Any) -> None:
+        self.calls += 1
+        if self.calls in self.fail_on:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "InvalidParameterValue"}}, "PutMetricData")
+        self.sent += sum(sum(d["Counts"]) for d in kwargs["MetricData"])
+
+
+def many_values(batch: Sequence[Interaction]) -> list[Scores]:
+    """Enough distinct values per interaction that one object needs two PutMetricData calls."""
+    return [{f"M{i}": float(n * 1000 + i) for i in range(600)} for n, _ in enumerate(batch)]
+
+
+def test_put_metric_data_failing_midway__nothing_leaves_twice(aws: Any) -> None:
+    """Request 2 of 2 fails: request 1's points are out, so the message is acknowledged (a retry
+    would send them again), the rest counted as lost; nothing is left pending for the next
+    object."""
+    from llmmon_shared.metrics import PutMetricDataSink
+
+    cloudwatch = FlakyCloudWatch(fail_on={2})
+    sink = PutMetricDataSink("llmmon", cloudwatch)
+    handler = Pipeline(
+        "refusal",
+        many_values,
+        {},
+        Boto3S3Reader(aws),
+        sink,
+        ServiceSettings(idempotency_table="idem"),
+    )
+    result = handler.handle_event(sqs_event([body("titan")]), context())
+    assert result == {"batchItemFailures": []}
+    first = cloudwatch.sent
+    assert 0 < first < 2 * 600 and sink.pending == []
+    # The same message again (SQS redelivery, a replay) and another object: nothing of the first
+    # object goes out a second time.
+    handler.handle_event(sqs_event([body("titan"), body("nova")]), context())
+    nova_values = cloudwatch.sent - first
+    assert nova_values < 2 * 600 + 50  # the nova object's own points only (plus counters)
+
+
+def test_put_metric_data_failing_before_anything_left__retried_whole(aws: Any) -> None:
+    from llmmon_shared.metrics import PutMetricDataSink
+
+    cloudwatch = FlakyCloudWatch(fail_on={1})
+    sink = PutMetricDataSink("llmmon", cloudwatch)
+    handler = Pipeline(
+        "refusal", count, {}, Boto3S3Reader(aws), sink, ServiceSettings(idempotency_table="idem")
+    )
+    assert handler.handle_event(sqs_event([body("titan")]), context()) == {
+        "batchItemFailures": [{"itemIdentifier": "msg-0"}]
+    }
+    assert cloudwatch.sent == 0 and sink.pending == []
+    assert handler.handle_event(sqs_event([body("titan")]), context()) == {"batchItemFailures": []}
+    assert cloudwatch.sent > 0
+
+
+def test_completed_write_failing_once__object_scored_once(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Marking the record COMPLETED fails once after the metrics went out: it is retried, and the
+    redelivered message is a duplicate, not a second scoring."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    original = DynamoDBPersistenceLayer.save_success
+    failures = {"left": 1}
+
+    def flaky(self: Any, data: dict[str, Any], result: dict[str, Any]) -> None:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise RuntimeError("DynamoDB unavailable")
+        original(self, data=data, result=result)
+
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "save_success", flaky)
+    sink = MemorySink()
+    handler = pipeline(aws, sink)
+    for _ in range(2):
+        assert handler.handle_event(sqs_event([body("titan")]), context()) == {
+            "batchItemFailures": []
+        }
+    assert len(sink.values("Scored")) == 2  # the object's two interactions, once
+    assert sum(sink.values("DuplicateObjects")) == 1
+
+
+def test_completed_write_never_succeeding__acknowledged_and_counted(
+    aws: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    def broken(self: Any, data: dict[str, Any], result: dict[str, Any]) -> None:
+        raise RuntimeError("DynamoDB unavailable")
+
+    monkeypatch.setattr(DynamoDBPersistenceLayer, "save_success", broken)
+    monkeypatch.setattr(time, "sleep", lambda _: None)
+    sink = MemorySink()
+    handler = pipeline(aws, sink)
+    assert handler.handle_event(sqs_event([body("titan")]), context()) == {"batchItemFailures": []}
+    assert len(sink.values("Scored")) == 2
+    assert sink.values("IdempotencyWriteFailures") == [1.0]

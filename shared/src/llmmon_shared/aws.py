@@ -51,12 +51,21 @@ def call_with_backoff(
     raise AssertionError("unreachable")
 
 
-def client(service: str, **kwargs: Any) -> Any:
+def client(
+    service: str,
+    *,
+    connect_timeout: float = 5,
+    read_timeout: float = 60,
+    max_attempts: int = 8,
+    **kwargs: Any,
+) -> Any:
     """A boto3 client with botocore's adaptive retries (honours ``AWS_ENDPOINT_URL``)."""
     import boto3
     from botocore.config import Config
 
     config = Config(
-        retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=60
+        retries={"mode": "adaptive", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
     )
     return boto3.client(service, config=config, **kwargs)

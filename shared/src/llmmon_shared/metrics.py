@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import IO, Any, Protocol
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "PUT_MAX_VALUES",
     "DimensionPolicy",
     "EmfSink",
+    "EmitError",
     "MemorySink",
     "MetricPoint",
     "MetricSink",
@@ -196,8 +198,8 @@ class MemorySink:
         self.pending.extend(points)
 
     def flush(self) -> None:
-        self.flushed.extend(self.pending)
-        self.pending.clear()
+        points, self.pending = self.pending, []
+        self.flushed.extend(points)
 
     def values(self, name: str, **dimensions: str) -> list[float]:
         return [
@@ -257,10 +259,19 @@ class EmfSink:
 
     def flush(self) -> None:
         stream = self.stream or sys.stdout
-        for line in self.render():
+        lines = self.render()
+        self.pending = []  # whatever happens next, these points never leave twice
+        for line in lines:
             stream.write(line + "\n")
         stream.flush()
-        self.pending.clear()
+
+
+class EmitError(Exception):
+    """Delivering metrics failed after ``sent`` of ``total`` requests had gone out."""
+
+    def __init__(self, sent: int, total: int, lost_values: int) -> None:
+        super().__init__(f"metrics delivery failed after {sent} of {total} requests")
+        self.sent, self.total, self.lost_values = sent, total, lost_values
 
 
 class _PutMetricDataClient(Protocol):
@@ -324,8 +335,22 @@ class PutMetricDataSink:
             size += datum_size
         return [request for request in requests if request]
 
+    def _put(self, request: list[dict[str, Any]]) -> None:
+        self.client.put_metric_data(Namespace=self.namespace, MetricData=request)
+
     def flush(self) -> None:
-        for request in self.requests_for(self.datums()):
-            self.client.put_metric_data(Namespace=self.namespace, MetricData=request)
+        """Send every pending point once. Pending points are taken first, so a failure never
+        leaves them to go out again with the next flush. Each request is retried on throttling
+        and transient errors; if one still fails, :class:`EmitError` says how many requests went
+        out before it (0: nothing was emitted, the whole object may be retried)."""
+        from llmmon_shared.aws import call_with_backoff
+
+        requests = self.requests_for(self.datums())
+        self.pending = []
+        for index, request in enumerate(requests):
+            try:
+                call_with_backoff(partial(self._put, request), attempts=4)
+            except Exception as exc:
+                lost = sum(len(d["Values"]) for r in requests[index:] for d in r)
+                raise EmitError(sent=index, total=len(requests), lost_values=lost) from exc
             self.requests += 1
-        self.pending.clear()

@@ -18,6 +18,7 @@ Guarantees the handler relies on:
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import closing
@@ -38,6 +39,7 @@ from llmmon_shared.logs import (
 from llmmon_shared.metrics import (
     DimensionPolicy,
     EmfSink,
+    EmitError,
     MemorySink,
     MetricPoint,
     MetricSink,
@@ -98,6 +100,8 @@ class ObjectReport:
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
     sampled_out: Counter[str] = field(default_factory=Counter)
     parse_errors: int = 0
+    values_lost: int = 0
+    """Metric values that could not be delivered after part of the object's went out."""
 
     def as_log(self) -> dict[str, Any]:
         return {
@@ -106,6 +110,7 @@ class ObjectReport:
             "skipped": {reason: n for (_, reason), n in self.skipped.items()},
             "sampled_out": sum(self.sampled_out.values()),
             "parse_errors": self.parse_errors,
+            "values_lost": self.values_lost,
         }
 
 
@@ -128,6 +133,7 @@ class Pipeline:
 
     _once: Callable[..., dict[str, Any]] | None = field(init=False, default=None, repr=False)
     _duplicates: int = field(init=False, default=0, repr=False)
+    _completion_failures: int = field(init=False, default=0, repr=False)
     _idempotency_config: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -266,7 +272,24 @@ class Pipeline:
         idempotency table this runs at most once per object version (see ``_idempotent``)."""
         points, report = self.score_object(ref)
         self.sink.add(points)
-        self.sink.flush()
+        try:
+            self.sink.flush()
+        except EmitError as exc:
+            if exc.sent == 0:
+                raise  # nothing went out: the whole object may be retried
+            # Part of the object's metrics went out: a retry would count them twice. The message
+            # is acknowledged and what could not be delivered is logged as lost.
+            logger.error(
+                "metrics partly delivered; object not retried",
+                extra={
+                    "service": self.service,
+                    "key": ref.key,
+                    "requests_sent": exc.sent,
+                    "requests": exc.total,
+                    "values_lost": exc.lost_values,
+                },
+            )
+            report.values_lost = exc.lost_values
         summary = report.as_log()
         logger.info("object scored", extra={"service": self.service, **summary})
         return summary
@@ -293,7 +316,34 @@ class Pipeline:
             raise_on_no_idempotency_key=True,
             response_hook=replayed,  # type: ignore[arg-type]
         )
-        store = DynamoDBPersistenceLayer(table_name=table, boto3_client=client("dynamodb"))
+        pipeline = self
+
+        class CompletingStore(DynamoDBPersistenceLayer):
+            """Marking an object COMPLETED is retried; if it still fails, the object's metrics
+            are out already, so the message is acknowledged (a retry would count them twice)
+            and the failure is counted instead of raised."""
+
+            def save_success(self, data: dict[str, Any], result: dict[str, Any]) -> None:
+                for attempt in range(3):
+                    try:
+                        super().save_success(data=data, result=result)
+                        return
+                    except Exception as exc:
+                        if attempt == 2:
+                            pipeline._completion_failures += 1
+                            logger.error(
+                                "object scored but not marked complete; acknowledged",
+                                extra={"service": pipeline.service, "error": type(exc).__name__},
+                            )
+                            return
+                        time.sleep(0.2 * 2**attempt)
+
+        # Timeouts and retries that fit in the function's timeout: an endpoint that accepts
+        # connections and never answers costs at most 3 x (2 s + 5 s).
+        store = CompletingStore(
+            table_name=table,
+            boto3_client=client("dynamodb", connect_timeout=2, read_timeout=5, max_attempts=3),
+        )
 
         @idempotent_function(  # type: ignore[untyped-decorator]
             data_keyword_argument="version",
@@ -320,7 +370,7 @@ class Pipeline:
             if self._once is None:
                 outcomes.append(self.process_object(ref))
                 continue
-            before = self._duplicates
+            before, failures = self._duplicates, self._completion_failures
             outcomes.append(
                 self._once(
                     version={
@@ -330,6 +380,19 @@ class Pipeline:
                     }
                 )
             )
+            if self._completion_failures > failures:
+                self.sink.add(
+                    [
+                        MetricPoint(
+                            "IdempotencyWriteFailures",
+                            1,
+                            Unit.COUNT,
+                            (("Service", self.service),),
+                            self.now(),
+                        )
+                    ]
+                )
+                self.sink.flush()
             if self._duplicates > before:
                 logger.info(
                     "duplicate object skipped", extra={"service": self.service, "key": ref.key}
