@@ -88,14 +88,24 @@ def upload_fixtures(s3: Any) -> None:
             )
 
 
+def fixture_etag(key: str) -> str:
+    """The ETag S3 gives a fixture object put in one request: the MD5 of its bytes."""
+    import hashlib
+
+    path = FIXTURES / key
+    return hashlib.md5(path.read_bytes()).hexdigest() if path.is_file() else "0123abcd"
+
+
 def s3_event(
     bucket: str,
     key: str,
     size: int = 1234,
-    etag: str = "0123abcd",
+    etag: str | None = None,
     event_name: str = "ObjectCreated:Put",
 ) -> dict[str, Any]:
-    """An S3 event notification as S3 sends it (the key URL-encoded)."""
+    """An S3 event notification as S3 sends it (the key URL-encoded; by default the ETag of the
+    fixture object under that key)."""
+    etag = etag if etag is not None else fixture_etag(key)
     return {
         "Records": [
             {

@@ -16,7 +16,16 @@ from llmmon_shared.extract import Interaction
 from llmmon_shared.metrics import MemorySink, Unit
 from llmmon_shared.runtime import Boto3S3Reader, Pipeline, Scores
 from llmmon_shared.settings import ServiceSettings
-from tests.conftest import FIXTURE_BUCKET, fixture_key, s3_event, sqs_event, upload_fixtures
+from tests.conftest import (
+    FIXTURE_BUCKET,
+    FIXTURES,
+    fixture_key,
+    s3_event,
+    sqs_event,
+    upload_fixtures,
+)
+
+NOVA_INTERACTIONS = 1  # in the nova fixture object
 
 
 def context() -> LambdaContext:
@@ -65,7 +74,7 @@ def pipeline(s3: Any, sink: MemorySink, compute: Any = count) -> Pipeline:
     )
 
 
-def body(tag: str, etag: str = "v1") -> str:
+def body(tag: str, etag: str | None = None) -> str:
     return json.dumps(s3_event(FIXTURE_BUCKET, fixture_key(tag), etag=etag))
 
 
@@ -84,10 +93,33 @@ def test_redelivered_object__is_counted_once(aws: Any) -> None:
 
 
 def test_new_version_of_an_object__is_a_new_object(aws: Any) -> None:
+    """Each version is scored once, from its own content: version 1's event reads version 1 (or
+    nothing, once it is overwritten), version 2's event reads version 2."""
     sink = MemorySink()
     handler = pipeline(aws, sink)
-    handler.handle_event(sqs_event([body("titan", "v1"), body("titan", "v2")]), context())
-    assert len(sink.values("Scored")) == 4
+    key = fixture_key("titan")
+    handler.handle_event(sqs_event([body("titan")]), context())  # version 1: two interactions
+    new = (FIXTURES / fixture_key("nova")).read_bytes()  # version 2: other content, one more
+    etag = aws.put_object(Bucket=FIXTURE_BUCKET, Key=key, Body=new)["ETag"].strip('"')
+    v2 = json.dumps(s3_event(FIXTURE_BUCKET, key, etag=etag))
+    handler.handle_event(sqs_event([body("titan"), v2, v2]), context())
+    assert len(sink.values("Scored")) == 2 + NOVA_INTERACTIONS
+    assert sum(sink.values("DuplicateObjects")) == 2  # version 1 again, version 2 twice
+
+
+def test_object_overwritten_before_its_event_is_read__a_counted_skip(aws: Any) -> None:
+    """Version 1 overwritten before its message is read: reading without a version would score
+    version 2 twice and version 1 never. Its event is a counted skip; version 2 is scored once."""
+    sink = MemorySink()
+    handler = pipeline(aws, sink)
+    key = fixture_key("titan")
+    new = (FIXTURES / fixture_key("nova")).read_bytes()
+    etag = aws.put_object(Bucket=FIXTURE_BUCKET, Key=key, Body=new)["ETag"].strip('"')
+    v2 = json.dumps(s3_event(FIXTURE_BUCKET, key, etag=etag))
+    result = handler.handle_event(sqs_event([body("titan"), v2]), context())
+    assert result == {"batchItemFailures": []}
+    assert len(sink.values("Scored")) == NOVA_INTERACTIONS
+    assert sink.values("SkippedObjects", Reason="superseded-object") == [1.0]
 
 
 def test_object_failing_midway__emits_nothing_and_is_retried_whole(aws: Any) -> None:
@@ -136,10 +168,9 @@ def test_services_keep_separate_records(aws: Any) -> None:
 
 
 def test_unreadable_object__is_poison(aws: Any) -> None:
-    aws.put_object(
-        Bucket=FIXTURE_BUCKET, Key="AWSLogs/x/2026/11/28/07/csv.json.gz", Body=b"a,b,c\n1,2,3\n"
-    )
-    event = sqs_event([json.dumps(s3_event(FIXTURE_BUCKET, "AWSLogs/x/2026/11/28/07/csv.json.gz"))])
+    key = "AWSLogs/x/2026/11/28/07/csv.json.gz"
+    put = aws.put_object(Bucket=FIXTURE_BUCKET, Key=key, Body=b"a,b,c\n1,2,3\n")
+    event = sqs_event([json.dumps(s3_event(FIXTURE_BUCKET, key, etag=put["ETag"].strip('"')))])
     assert pipeline(aws, MemorySink()).handle_event(event, context()) == {
         "batchItemFailures": [{"itemIdentifier": "msg-0"}]
     }

@@ -59,10 +59,11 @@ def corpus_in_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[st
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         corpus = with_bucket(generate(datetime.now(UTC), minutes=20), BUCKET)
+        events = []
         for key, body in corpus.objects + corpus.corrupt:
-            s3.put_object(Bucket=BUCKET, Key=key, Body=body)
-        keys = [k for k, _ in corpus.objects + corpus.corrupt]
-        yield s3, keys
+            etag = s3.put_object(Bucket=BUCKET, Key=key, Body=body)["ETag"].strip('"')
+            events.append(json.dumps(s3_event(BUCKET, key, etag=etag)))
+        yield s3, events
 
 
 def test_no_prompt_or_response_text_in_anything_llmmon_writes(
@@ -70,7 +71,7 @@ def test_no_prompt_or_response_text_in_anything_llmmon_writes(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    s3, keys = corpus_in_s3
+    s3, events = corpus_in_s3
     caplog.set_level(logging.DEBUG)
     written: list[str] = []
     failures = 0
@@ -79,7 +80,7 @@ def test_no_prompt_or_response_text_in_anything_llmmon_writes(
         emf = io.StringIO()
         sink = EmfSink("llmmon", emf)
         pipeline = handler.create_pipeline(s3=Boto3S3Reader(s3), sink=sink)
-        result = pipeline.handle_event(sqs_event([json.dumps(s3_event(BUCKET, k)) for k in keys]))
+        result = pipeline.handle_event(sqs_event(events))
         failures += len(result["batchItemFailures"])
         written.append(emf.getvalue())
         for line in emf.getvalue().splitlines():

@@ -45,6 +45,8 @@ class ObjectRef:
     size: int | None
     etag: str | None
     sequencer: str | None = None
+    version_id: str | None = None
+    """``versionId`` of the event (versioned buckets): the object is read at that version."""
 
     @property
     def idempotency_key(self) -> str:
@@ -115,6 +117,7 @@ def _object_from_record(record: Any) -> ObjectRef | SkippedObject:
     size = size if isinstance(size, int) and not isinstance(size, bool) else None
     etag = object_section.get("eTag")
     sequencer = object_section.get("sequencer")
+    version_id = object_section.get("versionId")
     reason = classify_key(key, size)
     if reason is not None:
         return SkippedObject(reason, bucket, key)
@@ -124,6 +127,7 @@ def _object_from_record(record: Any) -> ObjectRef | SkippedObject:
         size=size,
         etag=etag if isinstance(etag, str) else None,
         sequencer=sequencer if isinstance(sequencer, str) else None,
+        version_id=version_id if isinstance(version_id, str) and version_id else None,
     )
 
 

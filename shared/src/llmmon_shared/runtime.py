@@ -76,6 +76,10 @@ class ObjectUnavailableError(Exception):
     """The log object could not be fetched (deleted, access denied, throttled)."""
 
 
+class SupersededObject(Exception):
+    """The object under the key is no longer the version the event announced."""
+
+
 class UnreadableObjectError(Exception):
     """Not one line of the object is a log record: not a Bedrock log object (poison)."""
 
@@ -88,6 +92,27 @@ class Boto3S3Reader:
 
     def open(self, bucket: str, key: str) -> IO[bytes]:
         body: IO[bytes] = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        return body
+
+    def open_version(
+        self, bucket: str, key: str, version_id: str | None, etag: str | None
+    ) -> IO[bytes]:
+        """The object as the event named it: at ``version_id``, else only while its ETag is still
+        ``etag`` (``IfMatch``). A newer object under the key raises :class:`SupersededObject`;
+        its own event scores it."""
+        kwargs: dict[str, str] = {}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        elif etag:
+            kwargs["IfMatch"] = etag if etag.startswith('"') else f'"{etag}"'
+        try:
+            body: IO[bytes] = self.client.get_object(Bucket=bucket, Key=key, **kwargs)["Body"]
+        except Exception as exc:
+            from llmmon_shared.aws import error_code
+
+            if error_code(exc) in ("PreconditionFailed", "NoSuchVersion", "412"):
+                raise SupersededObject(f"s3://{bucket}/{key} changed since its event") from exc
+            raise
         return body
 
 
@@ -152,8 +177,14 @@ class Pipeline:
         points: list[MetricPoint] = []
         records = 0
         batch: list[Interaction] = []
+        open_version = getattr(self.s3, "open_version", None)
         try:
-            raw = self.s3.open(ref.bucket, ref.key)
+            if open_version is not None:
+                raw = open_version(ref.bucket, ref.key, ref.version_id, ref.etag)
+            else:
+                raw = self.s3.open(ref.bucket, ref.key)
+        except SupersededObject:
+            raise
         except Exception as exc:
             raise ObjectUnavailableError(
                 f"cannot open s3://{ref.bucket}/{ref.key}: {type(exc).__name__}"
@@ -241,6 +272,11 @@ class Pipeline:
                 )
         return points
 
+    def _object_skip(self, reason: str) -> MetricPoint:
+        """``SkippedObjects{Service, Reason}``: a whole object not scored, and why."""
+        dims = (("Reason", reason), ("Service", self.service))
+        return MetricPoint("SkippedObjects", 1, Unit.COUNT, dims, self.now())
+
     def _counters(self, report: ObjectReport) -> list[MetricPoint]:
         assert self.policy is not None
         now = self.now()
@@ -270,7 +306,17 @@ class Pipeline:
     def process_object(self, ref: ObjectRef) -> dict[str, Any]:
         """Score one object and deliver its metrics; returns the report's summary. With an
         idempotency table this runs at most once per object version (see ``_idempotent``)."""
-        points, report = self.score_object(ref)
+        try:
+            points, report = self.score_object(ref)
+        except SupersededObject:
+            # Overwritten since its event: that content is gone, and the new content's own event
+            # scores it. A counted skip, not a failure (a retry could never read it).
+            logger.warning(
+                "superseded object skipped", extra={"service": self.service, "key": ref.key}
+            )
+            self.sink.add([self._object_skip("superseded-object")])
+            self.sink.flush()
+            return {"key": ref.key, "skipped_object": "superseded-object"}
         self.sink.add(points)
         try:
             self.sink.flush()
