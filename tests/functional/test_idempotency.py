@@ -129,7 +129,7 @@ def test_object_failing_midway__emits_nothing_and_is_retried_whole(aws: Any) -> 
     def flaky(batch: Sequence[Interaction]) -> list[Scores]:
         calls["n"] += 1
         if calls["n"] == 2:
-            raise RuntimeError("backend down")
+            raise ConnectionError("backend down")  # the service behind the scorer, not a record
         return count(batch)
 
     handler = Pipeline(

@@ -183,3 +183,52 @@ def test_no_prompt_or_response_text__reaches_emf_or_logs(
             assert piece not in emitted, "response or prompt text in EMF output"
             assert piece not in logged, "response or prompt text in a log line"
     assert all(json.loads(line)["_aws"]["CloudWatchMetrics"] for line in emitted.splitlines())
+
+
+def test_one_record_failing_its_scorer__costs_only_itself(s3: Any) -> None:
+    """A scorer that fails on one record (a tokenizer's TypeError, say): the batch is scored
+    record by record, the bad one counted as ``scoring-error``, the others emitted."""
+
+    def fragile(batch: Sequence[Interaction]) -> list[Scores]:
+        if any("Paris" in item.completion for item in batch):
+            raise TypeError("cannot tokenize")
+        return [{"ResponseChars": float(len(item.completion))} for item in batch]
+
+    sink = MemorySink()
+    handler = Pipeline(
+        "test", fragile, {"ResponseChars": Unit.COUNT}, Boto3S3Reader(s3), sink, ServiceSettings()
+    )
+    assert handler.handle_event(sqs_event([body("titan"), body("claude-messages")])) == {
+        "batchItemFailures": []
+    }
+    skipped = sink.values("SkippedRecords", Reason="scoring-error")
+    assert sum(skipped) == 2  # the two answers about Paris
+    assert len(sink.values("ResponseChars")) == sum(sink.values("Interactions")) == 2
+
+
+def test_a_scorer_failing_on_every_record__fails_the_message(s3: Any) -> None:
+    def down(batch: Sequence[Interaction]) -> list[Scores]:
+        raise RuntimeError("backend unavailable")
+
+    handler = Pipeline("test", down, {}, Boto3S3Reader(s3), MemorySink(), ServiceSettings())
+    assert handler.handle_event(sqs_event([body("titan")])) == {
+        "batchItemFailures": [{"itemIdentifier": "msg-0"}]
+    }
+
+
+def test_lone_surrogates_and_nuls__cleaned_at_extraction() -> None:
+    from llmmon_shared.extract import extract
+    from llmmon_shared.logs import InvocationLogRecord
+
+    record = InvocationLogRecord.model_validate(
+        json.loads(
+            '{"schemaType": "ModelInvocationLog", "requestId": "r", "modelId": "amazon.titan-text-express-v1",'
+            ' "input": {"inputBodyJson": {"inputText": "Hi \\ud800 there\\u0000"}},'
+            ' "output": {"outputBodyJson": {"results": [{"outputText": "Half \\udc00 pair"}]}}}'
+        )
+    )
+    found = extract(record)
+    assert isinstance(found, Interaction)
+    assert found.prompt == "Hi \ufffd there" and found.completion == "Half \ufffd pair"
+    found.prompt.encode("utf-8")
+    found.completion.encode("utf-8")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -49,6 +49,8 @@ class SkipReason(StrEnum):
     GUARDRAIL_INTERVENED = "guardrail-intervened"
     """A guardrail replaced the response and the log does not hold the model's own output: the
     response metrics skip it (the guardrail's message is not the model's answer)."""
+    SCORING_ERROR = "scoring-error"
+    """The scorer failed on this record alone (the rest of its batch was scored)."""
     EXCLUDED = "excluded"
 
 
@@ -880,6 +882,33 @@ def _metadata(raw: Mapping[str, Any] | None) -> dict[str, str]:
     }
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str) -> str:
+    """Text every scorer can take: lone surrogates (``"\\ud800"`` in JSON) become U+FFFD and NUL
+    characters are dropped. Done once, here, so one odd record cannot fail a tokenizer or an API
+    call for a whole batch."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _clean(interaction: Interaction) -> Interaction:
+    return replace(
+        interaction,
+        prompt=clean_text(interaction.prompt),
+        completion=clean_text(interaction.completion),
+        system=clean_text(interaction.system) if interaction.system is not None else None,
+        grounding=clean_text(interaction.grounding) if interaction.grounding else None,
+        conversation=tuple(Turn(t.role, clean_text(t.text)) for t in interaction.conversation),
+    )
+
+
 def _grounding(body_in: dict[str, Any]) -> str | None:
     """Contextual-grounding reference text of the user turns (``guardContent`` blocks qualified
     ``grounding_source``)."""
@@ -892,7 +921,13 @@ def _grounding(body_in: dict[str, Any]) -> str | None:
 
 
 def extract(record: InvocationLogRecord) -> Interaction | Skip:
-    """The interaction a record holds, or why it holds none. Never raises on record content."""
+    """The interaction a record holds, or why it holds none. Never raises on record content.
+    Its texts are cleaned (:func:`clean_text`)."""
+    outcome = _extract(record)
+    return _clean(outcome) if isinstance(outcome, Interaction) else outcome
+
+
+def _extract(record: InvocationLogRecord) -> Interaction | Skip:
     request_id, raw_model_id = record.request_id, record.model_id
     model_id = normalise_model_id(raw_model_id) if raw_model_id else raw_model_id
     if record.schema_type is not None and record.schema_type != LOG_SCHEMA_TYPE:

@@ -125,6 +125,8 @@ class ObjectReport:
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
     sampled_out: Counter[str] = field(default_factory=Counter)
     parse_errors: int = 0
+    scored: int = 0
+    """Interactions the scorer returned values for so far."""
     values_lost: int = 0
     """Metric values that could not be delivered after part of the object's went out."""
 
@@ -214,10 +216,10 @@ class Pipeline:
                 report.interactions[outcome.model_id] += 1
                 batch.append(self._bounded(outcome))
                 if len(batch) >= self.settings.batch_size:
-                    points.extend(self._score(batch))
+                    points.extend(self._score(batch, report))
                     batch.clear()
         if batch:
-            points.extend(self._score(batch))
+            points.extend(self._score(batch, report))
         if report.parse_errors and not records:
             raise UnreadableObjectError(
                 f"no line of s3://{ref.bucket}/{ref.key} is a log record "
@@ -256,14 +258,53 @@ class Pipeline:
             return now
         return moment
 
-    def _score(self, batch: Sequence[Interaction]) -> list[MetricPoint]:
-        assert self.policy is not None
+    def _compute(self, batch: Sequence[Interaction]) -> Sequence[Scores]:
         results = self.compute(batch)
         if len(results) != len(batch):
             raise RuntimeError(f"{self.service} scored {len(results)} of {len(batch)} interactions")
+        return results
+
+    def _isolated(
+        self, batch: Sequence[Interaction], report: ObjectReport, error: Exception
+    ) -> list[Scores | None]:
+        """The batch failed: score each record alone, so one bad record costs only itself. If
+        every record fails alone too and none of the object was scored yet, the failure is not
+        the records' (a backend is down): it is raised and the message retried."""
+        if _transient(error):
+            raise error
+        results: list[Scores | None] = []
+        for interaction in batch:
+            try:
+                results.append(self._compute([interaction])[0])
+            except Exception as exc:
+                if _transient(exc):
+                    raise
+                results.append(None)
+        if all(r is None for r in results) and not report.scored:
+            raise error
+        for interaction, result in zip(batch, results, strict=True):
+            if result is None:
+                report.interactions[interaction.model_id] -= 1
+                report.skipped[(interaction.model_id, SkipReason.SCORING_ERROR)] += 1
+                logger.warning(
+                    "record failed scoring alone; skipped",
+                    extra={"service": self.service, "request_id": interaction.request_id},
+                )
+        return results
+
+    def _score(self, batch: Sequence[Interaction], report: ObjectReport) -> list[MetricPoint]:
+        assert self.policy is not None
+        results: Sequence[Scores | None]
+        try:
+            results = self._compute(batch)
+        except Exception as exc:
+            results = self._isolated(batch, report, exc)
+        report.scored += sum(r is not None for r in results)
         now = self.now()
         points: list[MetricPoint] = []
         for interaction, scores in zip(batch, results, strict=True):
+            if scores is None:
+                continue
             dims = self.policy.dimensions(interaction.model_id, interaction.request_metadata)
             moment = self._timestamp(interaction, now)
             for name, value in scores.items():
@@ -545,6 +586,22 @@ def lambda_entry(
         return pipeline().handle_event(event, context)
 
     return pipeline, lambda_handler
+
+
+def _transient(exc: BaseException) -> bool:
+    """A failure of the service behind the scorer, not of the record: throttling, 5xx, network,
+    timeouts. Those fail the message (it is retried); anything else is the record's."""
+    from botocore.exceptions import BotoCoreError
+
+    from llmmon_shared.aws import RETRYABLE_CODES, error_code
+
+    if isinstance(exc, ConnectionError | TimeoutError | BotoCoreError):
+        return True
+    code = error_code(exc)
+    if code is None:
+        return False
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return code in RETRYABLE_CODES or int(status or 0) >= 500
 
 
 def _object_names(body: str) -> str:
