@@ -270,17 +270,31 @@ def test_topics_and_queues_are_encrypted_and_topic_accepts_only_our_bucket(stack
         for p in stack.inputs("aws:sns/topicPolicy:TopicPolicy")
         if "s3.amazonaws.com" in p["policy"]
     ]
-    (statement,) = log_policy["Statement"]
+    deny, statement = log_policy["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert statement["Condition"]["ArnLike"] == {"aws:SourceArn": f"arn:aws:s3:::{bucket}"}
     assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT_ID}
     (notification,) = stack.inputs("aws:s3/bucketNotification:BucketNotification")
     (topic,) = notification["topics"]
     assert topic["events"] == ["s3:ObjectCreated:*"]
     assert topic["filterPrefix"] == "bedrock/AWSLogs/" and topic["filterSuffix"] == ".json.gz"
-    for queue_policy in stack.inputs("aws:sqs/queuePolicy:QueuePolicy"):
-        (s,) = json.loads(queue_policy["policy"])["Statement"]
-        assert s["Principal"] == {"Service": "sns.amazonaws.com"}
-        assert s["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(":llmmon-test-invocation-logs")
+    queue_policies = [
+        json.loads(q["policy"]) for q in stack.inputs("aws:sqs/queuePolicy:QueuePolicy")
+    ]
+    assert len(queue_policies) == len(stack.inputs(QUEUE))  # every queue, DLQs too
+    for policy in queue_policies:
+        deny, *allow = policy["Statement"]
+        assert deny["Effect"] == "Deny" and deny["Principal"] == "*"
+        assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in allow:
+            assert s["Principal"] == {"Service": "sns.amazonaws.com"}
+            assert s["Condition"]["ArnEquals"]["aws:SourceArn"].endswith(
+                ":llmmon-test-invocation-logs"
+            )
+    for topic_policy in stack.inputs("aws:sns/topicPolicy:TopicPolicy"):
+        statements = json.loads(topic_policy["policy"])["Statement"]
+        assert statements[0]["Sid"] == "DenyInsecureTransport"
 
 
 def test_invocation_logging__text_on_and_optional(stack: Stack, services: dict[str, Any]) -> None:
@@ -298,12 +312,17 @@ def test_invocation_logging__text_on_and_optional(stack: Stack, services: dict[s
 
 def test_existing_bucket_is_adopted_not_created(services: dict[str, Any]) -> None:
     stack = run_stack(
-        StackConfig(stack="adopt", existing_bucket="team-logs", log_prefix="llm"), services
+        StackConfig(
+            stack="adopt",
+            existing_bucket="team-logs",
+            log_prefix="llm",
+            manage_bucket_notification=False,
+        ),
+        services,
     )
     assert not stack.of("aws:s3/bucket:Bucket")
     assert not stack.of("aws:s3/bucketPolicy:BucketPolicy")
-    (notification,) = stack.inputs("aws:s3/bucketNotification:BucketNotification")
-    assert notification["bucket"] == "team-logs"
+    assert not stack.of("aws:s3/bucketNotification:BucketNotification")  # the owners' to add
     for policy in role_policies(stack).values():
         read = [s for s in policy["Statement"] if s["Sid"] == "ReadLogObjects"][0]
         assert read["Resource"] == "arn:aws:s3:::team-logs/llm/AWSLogs/*"
@@ -414,3 +433,19 @@ def test_everything_that_stores_data_is_encrypted(stack: Stack) -> None:
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
     )
     assert all(k["enableKeyRotation"] for k in stack.inputs("aws:kms/key:Key"))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"existingBucket": "team-logs"}, "would replace the bucket's whole notification"),
+        ({"logPrefix": "data"}, "contains a 'data' or 'AWSLogs' folder"),
+        ({"logPrefix": "x/data"}, "contains a 'data' or 'AWSLogs' folder"),
+        ({"logPrefix": "AWSLogs"}, "contains a 'data' or 'AWSLogs' folder"),
+    ],
+)
+def test_config_refuses_settings_that_lose_logs_or_notifications(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        StackConfig.from_mapping("prod", values)

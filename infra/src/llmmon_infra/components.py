@@ -228,6 +228,12 @@ class MetricService(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        aws.sqs.QueuePolicy(
+            f"{name}-dlq-policy",
+            queue_url=self.dlq.url,
+            policy=self.dlq.arn.apply(lambda arn: json.dumps(policies.dlq_policy(arn))),
+            opts=child,
+        )
         queue_policy = aws.sqs.QueuePolicy(
             f"{name}-queue-policy",
             queue_url=self.queue.url,
@@ -288,10 +294,11 @@ class MetricService(pulumi.ComponentResource):
             timeout=timeout,
             code=pulumi.FileArchive(str(Path(config.artifact_dir) / f"{spec.name}.zip")),
             environment={
-                "variables": idempotency.name.apply(
-                    lambda table: {
+                "variables": pulumi.Output.all(idempotency.name, bucket).apply(
+                    lambda args: {
                         **service_environment(spec, config),
-                        "LLMMON_IDEMPOTENCY_TABLE": table,
+                        "LLMMON_IDEMPOTENCY_TABLE": args[0],
+                        "LLMMON_LOG_BUCKET": args[1],
                     }
                 )
             },
@@ -342,6 +349,7 @@ def service_environment(spec: ServiceSpec, config: StackConfig) -> dict[str, str
         "LLMMON_EMBEDDING_BACKEND": config.embedding_backend,
         "LLMMON_COMPREHEND_BACKEND": config.comprehend_backend,
         "LLMMON_TITAN_DIMENSIONS": str(config.titan_dimensions),
+        "LLMMON_LOG_PREFIX": config.log_prefix.strip("/"),
         "POWERTOOLS_SERVICE_NAME": spec.name,
         "HOME": "/tmp",
     }

@@ -80,6 +80,21 @@ class StackConfig:
             raise ValueError("metricsSink must be emf or putmetricdata")
         if self.max_receive_count < 1:
             raise ValueError("maxReceiveCount must be at least 1")
+        segments = [part for part in self.log_prefix.strip("/").split("/") if part]
+        if "data" in segments or "AWSLogs" in segments:
+            raise ValueError(
+                f"logPrefix {self.log_prefix!r} contains a 'data' or 'AWSLogs' folder: Bedrock "
+                "writes large bodies under .../data/ and llmmon skips every key with a data/ "
+                "folder, so no log object would ever be scored. Choose another prefix."
+            )
+        if self.existing_bucket and self.manage_bucket_notification:
+            raise ValueError(
+                f"existingBucket {self.existing_bucket!r} with manageBucketNotification true "
+                "would replace the bucket's whole notification configuration (other teams' "
+                "notifications included). Set manageBucketNotification: false and add llmmon's "
+                "topic notification (prefix <logPrefix>/AWSLogs/, suffix .json.gz) to the "
+                "bucket's existing configuration yourself."
+            )
 
 
 _FLOATS = {"sample_rate", "anomaly_band"}

@@ -53,9 +53,22 @@ def bucket_policy(
     )
 
 
+def deny_insecure_transport(action: str, resource: str) -> dict[str, Any]:
+    """Every request without TLS is refused (topics and queues, as the bucket)."""
+    return {
+        "Sid": "DenyInsecureTransport",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": action,
+        "Resource": resource,
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+
+
 def topic_policy(topic_arn: str, bucket: str, account: str, partition: str = "aws") -> Document:
-    """Only our bucket, in our account, may publish object events to the log topic."""
+    """TLS only; only our bucket, in our account, may publish object events to the log topic."""
     return document(
+        deny_insecure_transport("SNS:Publish", topic_arn),
         {
             "Sid": "AllowLogBucketEvents",
             "Effect": "Allow",
@@ -66,12 +79,14 @@ def topic_policy(topic_arn: str, bucket: str, account: str, partition: str = "aw
                 "ArnLike": {"aws:SourceArn": f"arn:{partition}:s3:::{bucket}"},
                 "StringEquals": {"aws:SourceAccount": account},
             },
-        }
+        },
     )
 
 
 def alarm_topic_policy(topic_arn: str, account: str) -> Document:
+    """TLS only; CloudWatch alarms of this account may publish."""
     return document(
+        deny_insecure_transport("SNS:Publish", topic_arn),
         {
             "Sid": "AllowCloudWatchAlarms",
             "Effect": "Allow",
@@ -79,13 +94,19 @@ def alarm_topic_policy(topic_arn: str, account: str) -> Document:
             "Action": "SNS:Publish",
             "Resource": topic_arn,
             "Condition": {"StringEquals": {"aws:SourceAccount": account}},
-        }
+        },
     )
 
 
+def dlq_policy(queue_arn: str) -> Document:
+    """A dead-letter queue: TLS only (SQS's redrive needs no grant)."""
+    return document(deny_insecure_transport("sqs:*", queue_arn))
+
+
 def queue_policy(queue_arn: str, topic_arn: str) -> Document:
-    """Only the log topic may send to a service's queue."""
+    """TLS only; only the log topic may send to a service's queue."""
     return document(
+        deny_insecure_transport("sqs:*", queue_arn),
         {
             "Sid": "AllowLogTopic",
             "Effect": "Allow",
@@ -93,7 +114,7 @@ def queue_policy(queue_arn: str, topic_arn: str) -> Document:
             "Action": "sqs:SendMessage",
             "Resource": queue_arn,
             "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-        }
+        },
     )
 
 

@@ -44,6 +44,7 @@ def enabled_services(
 def deploy(
     config: StackConfig, services: Mapping[str, ServiceSpec], account: Account | None = None
 ) -> dict[str, Any]:
+    config.validate()
     account = account or current_account()
     services = enabled_services(config, services)
     names = AlarmNames(config.prefix)

@@ -49,6 +49,10 @@ class SkipReason(StrEnum):
     GUARDRAIL_INTERVENED = "guardrail-intervened"
     """A guardrail replaced the response and the log does not hold the model's own output: the
     response metrics skip it (the guardrail's message is not the model's answer)."""
+    LARGE_BODY_TOO_LARGE = "large-body-too-large"
+    """A large-data body decompresses to more than ``LLMMON_MAX_BODY_BYTES``."""
+    BODY_OUTSIDE_LOG_PREFIX = "body-outside-log-prefix"
+    """A large-data path names another bucket or a key outside the log object's prefix."""
     SCORING_ERROR = "scoring-error"
     """The scorer failed on this record alone (the rest of its batch was scored)."""
     EXCLUDED = "excluded"

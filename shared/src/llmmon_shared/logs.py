@@ -13,7 +13,7 @@ import gzip
 import io
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +22,17 @@ from typing import IO, Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "MAX_LINE_BYTES",
     "BodyFetchError",
+    "BodyRejected",
     "CorruptObjectError",
     "FolderS3Reader",
     "InputSection",
     "InvocationLogRecord",
+    "Limits",
     "LineError",
+    "ObjectTooLarge",
     "OutputSection",
     "S3Reader",
     "iter_log_lines",
@@ -37,8 +41,37 @@ __all__ = [
     "resolve_large_bodies",
 ]
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
-"""A single JSON line larger than this is reported as a bad line instead of being held in memory."""
+MAX_LINE_BYTES = 1024 * 1024
+"""A single JSON line larger than this is reported as a bad line instead of being held in memory.
+Bedrock moves bodies of about 100 KB and more to ``data/`` objects, so real lines are far smaller;
+parsing a line costs many times its size in memory (a 63 MiB line of ``[{},...]`` took 1.8 GB)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Work and memory one log object may cost (``LLMMON_MAX_*`` settings)."""
+
+    max_line_bytes: int = MAX_LINE_BYTES
+    max_lines: int = 500_000
+    """Lines per object, blank ones included: bounds the parse work (256 MiB of newlines in a
+    0.26 MB object ran 427 s)."""
+    max_object_bytes: int = 1024 * 1024 * 1024
+    """Decompressed bytes per object."""
+    max_body_bytes: int = 16 * 1024 * 1024
+    """Decompressed bytes of one large-data body (a 1 MB body inflating to 1 GiB peaked at 3.2 GB
+    with an uncapped ``json.load``)."""
+
+
+DEFAULT_LIMITS = Limits()
+
+
+class ObjectTooLarge(Exception):
+    """The object exceeds a :class:`Limits` bound: a counted skip (``reason``), not a failure."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -109,6 +142,14 @@ class BodyFetchError(Exception):
     """A large-data body named by ``inputBodyS3Path``/``outputBodyS3Path`` could not be read."""
 
 
+class BodyRejected(BodyFetchError):
+    """A large-data body llmmon will not read: outside the log prefix, or over the size cap."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 class S3Reader(Protocol):
     """The one S3 operation the pipeline needs: open an object for streaming reads."""
 
@@ -142,28 +183,42 @@ def _open_text_stream(raw: IO[bytes]) -> IO[bytes]:
     raise CorruptObjectError("object is neither gzip nor JSON lines")
 
 
-def iter_log_lines(raw: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+def iter_log_lines(raw: IO[bytes], limits: Limits | None = None) -> Iterator[tuple[int, bytes]]:
     """Yield ``(line_number, line_bytes)`` for each non-blank line, streaming.
 
-    Lines longer than :data:`MAX_LINE_BYTES` are yielded as ``b""`` markers after being drained,
-    so memory stays bounded whatever the object holds.
+    Lines longer than ``max_line_bytes`` are yielded as ``b""`` markers after being drained, so
+    memory stays bounded whatever the object holds; more than ``max_lines`` lines or
+    ``max_object_bytes`` decompressed bytes raise :class:`ObjectTooLarge`.
     """
+    limits = limits or Limits(max_line_bytes=MAX_LINE_BYTES)
+    cap = limits.max_line_bytes
     stream = _open_text_stream(raw)
-    line_number = 0
+    line_number, total = 0, 0
     try:
         while True:
-            line = stream.readline(MAX_LINE_BYTES + 1)
+            line = stream.readline(cap + 1)
             if not line:
                 return
             line_number += 1
-            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            total += len(line)
+            if line_number > limits.max_lines:
+                raise ObjectTooLarge("too-many-lines", f"more than {limits.max_lines} lines")
+            if len(line) > cap and not line.endswith(b"\n"):
                 while True:  # drain the rest of the oversized line
-                    rest = stream.readline(MAX_LINE_BYTES)
+                    rest = stream.readline(cap)
+                    total += len(rest)
+                    if total > limits.max_object_bytes:
+                        break
                     if not rest or rest.endswith(b"\n"):
                         break
+                line = b""
+            if total > limits.max_object_bytes:
+                raise ObjectTooLarge(
+                    "object-too-large", f"more than {limits.max_object_bytes} bytes decompressed"
+                )
+            if not line:
                 yield line_number, b""
-                continue
-            if line.strip():
+            elif line.strip():
                 yield line_number, line
     except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
         raise CorruptObjectError(
@@ -171,13 +226,15 @@ def iter_log_lines(raw: IO[bytes]) -> Iterator[tuple[int, bytes]]:
         ) from exc
 
 
-def read_log_object(raw: IO[bytes]) -> Iterator[InvocationLogRecord | LineError]:
+def read_log_object(
+    raw: IO[bytes], limits: Limits | None = None
+) -> Iterator[InvocationLogRecord | LineError]:
     """Stream the records of one log object; bad lines become :class:`LineError` items.
 
     Raises :class:`CorruptObjectError` (after yielding every readable record) when the object
-    itself is damaged.
+    itself is damaged, :class:`ObjectTooLarge` when it exceeds ``limits``.
     """
-    for line_number, line in iter_log_lines(raw):
+    for line_number, line in iter_log_lines(raw, limits):
         if not line:
             yield LineError(line_number, "line-too-long")
             continue
@@ -219,12 +276,21 @@ class FolderS3Reader:
         return path.open("rb")
 
 
-def _fetch_body(reader: S3Reader, uri: str) -> JsonBody:
+def _fetch_body(
+    reader: S3Reader, uri: str, allowed: Callable[[str, str], bool] | None, max_bytes: int
+) -> JsonBody:
     bucket, key = parse_s3_uri(uri)
+    if allowed is not None and not allowed(bucket, key):
+        raise BodyRejected("body-outside-log-prefix", "large-data path outside the log prefix")
     try:
         with closing(reader.open(bucket, key)) as raw:
             stream = _open_text_stream(raw)
-            data = json.load(stream)
+            text = stream.read(max_bytes + 1)  # never more than the cap in memory
+            if len(text) > max_bytes:
+                raise BodyRejected(
+                    "large-body-too-large", f"large-data body over {max_bytes} bytes"
+                )
+            data = json.loads(text)
     except BodyFetchError:
         raise
     except CorruptObjectError as exc:
@@ -238,15 +304,21 @@ def _fetch_body(reader: S3Reader, uri: str) -> JsonBody:
     return data
 
 
-def resolve_large_bodies(record: InvocationLogRecord, reader: S3Reader) -> InvocationLogRecord:
+def resolve_large_bodies(
+    record: InvocationLogRecord,
+    reader: S3Reader,
+    allowed: Callable[[str, str], bool] | None = None,
+    max_bytes: int = DEFAULT_LIMITS.max_body_bytes,
+) -> InvocationLogRecord:
     """Fill ``inputBodyJson``/``outputBodyJson`` from their S3 paths when the body was too large.
 
-    Raises :class:`BodyFetchError` when a named body cannot be read; the record is then skipped by
-    the caller with reason ``large-body-unavailable``.
+    Raises :class:`BodyFetchError` when a named body cannot be read (the caller skips the record
+    as ``large-body-unavailable``), and :class:`BodyRejected` when ``allowed(bucket, key)`` refuses
+    its path or it decompresses to more than ``max_bytes`` (skipped with the rejection's reason).
     """
     source, sink = record.input, record.output
     if source is not None and source.input_body_json is None and source.input_body_s3_path:
-        source.input_body_json = _fetch_body(reader, source.input_body_s3_path)
+        source.input_body_json = _fetch_body(reader, source.input_body_s3_path, allowed, max_bytes)
     if sink is not None and sink.output_body_json is None and sink.output_body_s3_path:
-        sink.output_body_json = _fetch_body(reader, sink.output_body_s3_path)
+        sink.output_body_json = _fetch_body(reader, sink.output_body_s3_path, allowed, max_bytes)
     return record

@@ -30,8 +30,11 @@ from llmmon_shared.events import ObjectRef, SkippedObject, unwrap_message
 from llmmon_shared.extract import Interaction, Skip, SkipReason, extract
 from llmmon_shared.logs import (
     BodyFetchError,
+    BodyRejected,
     InvocationLogRecord,
+    Limits,
     LineError,
+    ObjectTooLarge,
     S3Reader,
     read_log_object,
     resolve_large_bodies,
@@ -192,7 +195,7 @@ class Pipeline:
                 f"cannot open s3://{ref.bucket}/{ref.key}: {type(exc).__name__}"
             ) from exc
         with closing(raw):
-            for item in read_log_object(raw):
+            for item in read_log_object(raw, self.limits):
                 if isinstance(item, LineError):
                     report.parse_errors += 1
                     logger.warning(
@@ -201,7 +204,7 @@ class Pipeline:
                     )
                     continue
                 records += 1
-                outcome = self._interaction(item)
+                outcome = self._interaction(item, ref)
                 if isinstance(outcome, Skip):
                     report.skipped[(outcome.model_id or UNKNOWN_MODEL, outcome.reason)] += 1
                     continue
@@ -228,9 +231,32 @@ class Pipeline:
         points.extend(self._counters(report))
         return points, report
 
-    def _interaction(self, record: InvocationLogRecord) -> Interaction | Skip:
+    @property
+    def limits(self) -> Limits:
+        settings = self.settings
+        return Limits(
+            settings.max_line_bytes,
+            settings.max_lines_per_object,
+            settings.max_object_bytes,
+            settings.max_body_bytes,
+        )
+
+    def _interaction(self, record: InvocationLogRecord, ref: ObjectRef) -> Interaction | Skip:
+        # Large-data bodies are read only from the log object's own bucket, under its prefix
+        # (``<prefix>/AWSLogs/``): a record cannot make llmmon read anything else.
+        root = ref.key[: ref.key.index("AWSLogs/") + 8] if "AWSLogs/" in ref.key else ""
+
+        def allowed(bucket: str, key: str) -> bool:
+            return bucket == ref.bucket and key.startswith(root) and ".." not in key.split("/")
+
         try:
-            record = resolve_large_bodies(record, self.s3)
+            record = resolve_large_bodies(record, self.s3, allowed, self.settings.max_body_bytes)
+        except BodyRejected as exc:
+            logger.warning(
+                "large-data body not read",
+                extra={"service": self.service, "key": ref.key, "reason": exc.reason},
+            )
+            return Skip(SkipReason(exc.reason), record.request_id, record.model_id)
         except BodyFetchError:
             return Skip(SkipReason.LARGE_BODY_UNAVAILABLE, record.request_id, record.model_id)
         outcome = extract(record)
@@ -313,6 +339,19 @@ class Pipeline:
                 )
         return points
 
+    def _outside_log_prefix(self, ref: ObjectRef) -> str | None:
+        """Why an event's object is not read at all: another bucket than the log bucket, or a key
+        outside ``<prefix>/AWSLogs/`` (the bucket notification never sends those; a forged or
+        misrouted event could)."""
+        settings = self.settings
+        if settings.log_bucket and ref.bucket != settings.log_bucket:
+            return "foreign-bucket"
+        prefix = settings.log_prefix.strip("/")
+        root = f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"
+        if settings.log_bucket and not ref.key.startswith(root):
+            return "outside-log-prefix"
+        return None
+
     def _object_skip(self, reason: str) -> MetricPoint:
         """``SkippedObjects{Service, Reason}``: a whole object not scored, and why."""
         dims = (("Reason", reason), ("Service", self.service))
@@ -347,17 +386,25 @@ class Pipeline:
     def process_object(self, ref: ObjectRef) -> dict[str, Any]:
         """Score one object and deliver its metrics; returns the report's summary. With an
         idempotency table this runs at most once per object version (see ``_idempotent``)."""
-        try:
-            points, report = self.score_object(ref)
-        except SupersededObject:
-            # Overwritten since its event: that content is gone, and the new content's own event
-            # scores it. A counted skip, not a failure (a retry could never read it).
+        reason = self._outside_log_prefix(ref)
+        if reason is None:
+            try:
+                points, report = self.score_object(ref)
+            except SupersededObject:
+                reason = "superseded-object"
+            except ObjectTooLarge as exc:
+                reason = exc.reason
+        if reason is not None:
+            # Not ours to read, overwritten since its event (that content is gone; the new
+            # content's own event scores it), or over a work or size bound: a counted skip, not
+            # a failure (a retry could never do better). Nothing of the object is emitted.
             logger.warning(
-                "superseded object skipped", extra={"service": self.service, "key": ref.key}
+                "object skipped",
+                extra={"service": self.service, "key": ref.key, "reason": reason},
             )
-            self.sink.add([self._object_skip("superseded-object")])
+            self.sink.add([self._object_skip(reason)])
             self.sink.flush()
-            return {"key": ref.key, "skipped_object": "superseded-object"}
+            return {"key": ref.key, "skipped_object": reason}
         self.sink.add(points)
         try:
             self.sink.flush()

@@ -40,6 +40,17 @@ class ServiceSettings(BaseSettings):
     """DynamoDB table for idempotency: each object version is scored at most once."""
     idempotency_ttl_s: int = Field(default=14 * 24 * 3600, ge=60)
     """How long an object stays 'done' (redeliveries and replays within it are not counted)."""
+    log_bucket: str | None = None
+    """The log bucket: an event naming another bucket is a counted skip, never read (set by the
+    Pulumi program and the local stack)."""
+    log_prefix: str = ""
+    """Bedrock's key prefix in the log bucket: objects outside ``<prefix>/AWSLogs/`` are skipped."""
+    max_line_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_lines_per_object: int = Field(default=500_000, ge=1)
+    max_object_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    """Decompressed bytes of one log object."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    """Decompressed bytes of one large-data body."""
     fault_throttle_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Testing only: this share of backend calls fails with ThrottlingException (injected)."""
 

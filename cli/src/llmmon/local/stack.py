@@ -207,6 +207,9 @@ def worker_environment(
         env["LLMMON_LOCAL_BATCHING_WINDOW_S"] = str(config.batching_window_s)
     if config.function_timeout_s is not None:
         env["LLMMON_LOCAL_TIMEOUT_S"] = str(config.function_timeout_s)
+    if topology is not None:
+        env["LLMMON_LOG_BUCKET"] = topology.bucket
+        env["LLMMON_LOG_PREFIX"] = topology.log_prefix.strip("/")
     if topology is not None and topology.idempotency_table:
         env["LLMMON_IDEMPOTENCY_TABLE"] = topology.idempotency_table
         env["AWS_LAMBDA_FUNCTION_NAME"] = topology.functions[spec.name]

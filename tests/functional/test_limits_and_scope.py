@@ -1,0 +1,158 @@
+"""Bounded work and scope: oversize objects, lines and bodies are counted skips with bounded
+memory and time, and nothing is read outside the log bucket and its prefix."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+import tracemalloc
+from collections.abc import Sequence
+from typing import Any
+
+from llmmon_shared.events import ObjectRef
+from llmmon_shared.extract import Interaction
+from llmmon_shared.metrics import MemorySink, Unit
+from llmmon_shared.runtime import Pipeline, Scores
+from llmmon_shared.settings import ServiceSettings
+from tests.conftest import DictS3Reader, s3_event, sqs_event
+
+BUCKET = "team-logs"
+ROOT = "bedrock/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/11/28/07"
+KEY = f"{ROOT}/20261128T070000000Z_test.json.gz"
+
+
+def count(batch: Sequence[Interaction]) -> list[Scores]:
+    return [{"Scored": 1.0} for _ in batch]
+
+
+def titan(n: int, **record: Any) -> dict[str, Any]:
+    return {
+        "schemaType": "ModelInvocationLog",
+        "requestId": f"r-{n}",
+        "modelId": "amazon.titan-text-express-v1",
+        "input": {"inputBodyJson": {"inputText": "Where is Paris?"}},
+        "output": {"outputBodyJson": {"results": [{"outputText": "In France."}]}},
+        **record,
+    }
+
+
+def large(n: int, path: str) -> dict[str, Any]:
+    return titan(
+        n,
+        input={"inputBodyS3Path": path},
+        output={"outputBodyJson": {"results": [{"outputText": "In France."}]}},
+    )
+
+
+def run(
+    objects: dict[tuple[str, str], bytes], events: list[str], **settings: Any
+) -> tuple[MemorySink, DictS3Reader, dict[str, Any]]:
+    reader = DictS3Reader(objects)
+    sink = MemorySink()
+    pipeline = Pipeline(
+        "test", count, {"Scored": Unit.NONE}, reader, sink, ServiceSettings(**settings)
+    )
+    return sink, reader, pipeline.handle_event(sqs_event(events))
+
+
+def lines(*records: dict[str, Any]) -> bytes:
+    return gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+
+
+def event(bucket: str = BUCKET, key: str = KEY) -> str:
+    return json.dumps(s3_event(bucket, key))
+
+
+def test_large_body_outside_the_log_prefix__never_read() -> None:
+    body = gzip.compress(json.dumps({"inputText": "secret"}).encode())
+    objects = {
+        (BUCKET, KEY): lines(
+            large(1, f"s3://other-bucket/{ROOT}/data/r-1_input.json.gz"),
+            large(2, f"s3://{BUCKET}/elsewhere/r-2_input.json.gz"),
+            large(3, f"s3://{BUCKET}/{ROOT}/data/../../../../../../../../x/r-3.json.gz"),
+            large(4, f"s3://{BUCKET}/{ROOT}/data/r-4_input.json.gz"),
+        ),
+        ("other-bucket", f"{ROOT}/data/r-1_input.json.gz"): body,
+        (BUCKET, "elsewhere/r-2_input.json.gz"): body,
+        (BUCKET, f"{ROOT}/data/r-4_input.json.gz"): body,
+    }
+    sink, reader, result = run(objects, [event()])
+    assert result == {"batchItemFailures": []}
+    assert sum(sink.values("SkippedRecords", Reason="body-outside-log-prefix")) == 3
+    assert sink.values("Scored") == [1.0]  # the body under the object's own prefix
+    assert ("other-bucket", f"{ROOT}/data/r-1_input.json.gz") not in reader.opened
+    assert (BUCKET, "elsewhere/r-2_input.json.gz") not in reader.opened
+
+
+def test_event_for_another_bucket_or_prefix__a_counted_skip_never_read() -> None:
+    objects = {(BUCKET, KEY): lines(titan(1)), ("intruder", KEY): lines(titan(2))}
+    outside = "other/AWSLogs/1/BedrockModelInvocationLogs/r/2026/11/28/07/x.json.gz"
+    objects[(BUCKET, outside)] = lines(titan(3))
+    sink, reader, result = run(
+        objects,
+        [event("intruder"), event(BUCKET, outside), event()],
+        log_bucket=BUCKET,
+        log_prefix="bedrock",
+    )
+    assert result == {"batchItemFailures": []}
+    assert sink.values("SkippedObjects", Reason="foreign-bucket") == [1.0]
+    assert sink.values("SkippedObjects", Reason="outside-log-prefix") == [1.0]
+    assert reader.opened == [(BUCKET, KEY)]
+    assert sink.values("Scored") == [1.0]
+
+
+def test_body_inflating_past_the_cap__skipped_with_bounded_memory() -> None:
+    bomb = gzip.compress(b'{"inputText": "' + b"a" * (64 * 1024 * 1024) + b'"}')
+    assert len(bomb) < 200_000
+    objects = {
+        (BUCKET, KEY): lines(large(1, f"s3://{BUCKET}/{ROOT}/data/r-1_input.json.gz")),
+        (BUCKET, f"{ROOT}/data/r-1_input.json.gz"): bomb,
+    }
+    tracemalloc.start()
+    sink, _, result = run(objects, [event()], max_body_bytes=1024 * 1024)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result == {"batchItemFailures": []}
+    assert sink.values("SkippedRecords", Reason="large-body-too-large") == [1.0]
+    assert peak < 16 * 1024 * 1024  # the cap plus buffers, not the 64 MiB it inflates to
+
+
+def test_newline_flood__stops_at_the_line_budget_quickly() -> None:
+    flood = gzip.compress(b"\n" * (64 * 1024 * 1024))
+    started = time.monotonic()
+    sink, _, result = run({(BUCKET, KEY): flood}, [event()], max_lines_per_object=100_000)
+    assert time.monotonic() - started < 10
+    assert result == {"batchItemFailures": []}
+    assert sink.values("SkippedObjects", Reason="too-many-lines") == [1.0]
+    assert sink.values("Scored") == []
+
+
+def test_object_over_the_byte_cap__a_counted_skip_nothing_emitted() -> None:
+    many = lines(*[titan(n) for n in range(2000)])
+    sink, _, result = run({(BUCKET, KEY): many}, [event()], max_object_bytes=100_000)
+    assert result == {"batchItemFailures": []}
+    assert sink.values("SkippedObjects", Reason="object-too-large") == [1.0]
+    assert sink.values("Scored") == []
+
+
+def test_one_huge_line__is_a_bad_line_with_bounded_memory() -> None:
+    huge = b'{"requestId": "x", "modelId": "m", "junk": [' + b"{}," * (21 * 1024 * 1024) + b"{}]}"
+    data = gzip.compress(huge + b"\n" + json.dumps(titan(1)).encode() + b"\n")
+    tracemalloc.start()
+    sink, _, result = run({(BUCKET, KEY): data}, [event()])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result == {"batchItemFailures": []}
+    assert sink.values("ParseErrors") == [1.0]
+    assert sink.values("Scored") == [1.0]
+    assert peak < 32 * 1024 * 1024  # a 63 MiB line of [{},...] once peaked at 1.8 GB
+
+
+def test_event_version_id__is_the_version_read() -> None:
+    from llmmon_shared.events import unwrap_message
+
+    payload = s3_event(BUCKET, KEY)
+    payload["Records"][0]["s3"]["object"]["versionId"] = "3HL4kqtJlcpXroDTDmJ"
+    (ref,) = unwrap_message(json.dumps(payload))
+    assert isinstance(ref, ObjectRef) and ref.version_id == "3HL4kqtJlcpXroDTDmJ"
