@@ -47,7 +47,7 @@ def corpus_in_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, list[st
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
-        "LLMMON_METADATA_DIMENSIONS": "app",
+        "LLMMON_METADATA_DIMENSIONS": "app~.*",
         "LLMMON_EXPLAIN": "true",
         "LLMMON_LOG_LEVEL": "DEBUG",
         "LLMMON_EMBEDDING_BACKEND": "local",

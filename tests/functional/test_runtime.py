@@ -153,7 +153,7 @@ def test_max_chars__bounds_what_the_scorer_sees(s3: Any) -> None:
 
 def test_metadata_dimensions__come_only_from_the_allow_list(s3: Any) -> None:
     sink = MemorySink()
-    pipeline(s3, sink, metadata_dimensions=["app"]).handle_event(
+    pipeline(s3, sink, metadata_dimensions=["app=tutor|mail-helper"]).handle_event(
         sqs_event([body("claude-messages")])
     )
     dims = {p.dimensions for p in sink.flushed if p.name == "ResponseChars"}
@@ -171,7 +171,7 @@ def test_no_prompt_or_response_text__reaches_emf_or_logs(
     out = io.StringIO()
     sink = EmfSink("llmmon", out)
     bodies = [json.dumps(s3_event(FIXTURE_BUCKET, k)) for k in fixture_keys(include_broken=True)]
-    pipeline(s3, sink, metadata_dimensions=["app", "tenant"]).handle_event(sqs_event(bodies))
+    pipeline(s3, sink, metadata_dimensions=["app~.*", "tenant~.*"]).handle_event(sqs_event(bodies))
     emitted = out.getvalue()
     logged = "\n".join(
         f"{r.getMessage()} {json.dumps(r.__dict__, default=str)}" for r in caplog.records

@@ -33,7 +33,7 @@ def test_metric_point__rejects_bad_names_and_values() -> None:
 
 
 def test_dimension_policy__model_always_metadata_only_when_allowed() -> None:
-    policy = DimensionPolicy(metadata_keys=["app"])
+    policy = DimensionPolicy(metadata_keys=["app=tutor|writer"])
     dims = policy.dimensions(
         "us.anthropic.claude-3-haiku-20240307-v1:0", {"app": "tutor", "user": "alice@example.com"}
     )
@@ -42,7 +42,7 @@ def test_dimension_policy__model_always_metadata_only_when_allowed() -> None:
 
 
 def test_dimension_policy__caps_distinct_values() -> None:
-    policy = DimensionPolicy(metadata_keys=["tenant"], max_values_per_key=2)
+    policy = DimensionPolicy(metadata_keys=["tenant~t[0-9]"], max_values_per_key=2)
     seen = [dict(policy.dimensions("m", {"tenant": f"t{i}"}))["tenant"] for i in range(4)]
     assert seen == ["t0", "t1", "Other", "Other"]
     assert dict(policy.dimensions("m", {"tenant": "t1"}))["tenant"] == "t1"
@@ -50,8 +50,38 @@ def test_dimension_policy__caps_distinct_values() -> None:
 
 @pytest.mark.parametrize("value", ["What is the capital of France?", "x" * 200, "", "a\nb"])
 def test_dimension_policy__free_text_never_becomes_a_dimension(value: str) -> None:
-    policy = DimensionPolicy(metadata_keys=["app"])
+    policy = DimensionPolicy(metadata_keys=["app~.*"])
     assert dict(policy.dimensions(value, {"app": value})) == {"ModelId": "Other", "app": "Other"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "alice@example.com",
+        "arn:aws:iam::123456789012:user/alice",
+        "ssn=123-45-6789",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abc",
+        "+1-202-555-0143",
+        "4111111111111111",
+        "sk_live_51HxQk2eZvKYlo2C0a1b2c3d4",
+    ],
+)
+def test_dimension_policy__personal_data_never_passes(value: str) -> None:
+    """Even a key whose pattern admits anything reports these as Other."""
+    policy = DimensionPolicy(metadata_keys=["app~.*", f"user={value}"])
+    assert dict(policy.dimensions("m", {"app": value, "user": value})) == {
+        "ModelId": "m",
+        "app": "Other",
+        "user": "Other",
+    }
+
+
+def test_dimension_policy__declared_values_and_patterns_bound_the_set() -> None:
+    policy = DimensionPolicy(metadata_keys=["app=search|writer", "tenant~[a-z]{2,8}", "team"])
+    dims = dict(policy.dimensions("m", {"app": "chat", "tenant": "acme", "team": "blue"}))
+    assert dims == {"ModelId": "m", "app": "Other", "tenant": "acme", "team": "Other"}
+    assert dict(policy.dimensions("m", {"app": "search"}))["app"] == "search"
+    assert dict(policy.dimensions("m", {"tenant": "acme-corp-intl"}))["tenant"] == "Other"
 
 
 def emf_lines(points: list[MetricPoint], namespace: str = "llmmon") -> list[dict[str, Any]]:

@@ -345,7 +345,7 @@ def service_environment(spec: ServiceSpec, config: StackConfig) -> dict[str, str
         "LLMMON_SINK": config.metrics_sink,
         "LLMMON_SAMPLE_RATE": str(config.sample_rate),
         "LLMMON_MAX_CHARS": str(config.max_chars),
-        "LLMMON_METADATA_DIMENSIONS": ",".join(config.metadata_dimensions),
+        "LLMMON_METADATA_DIMENSIONS": json.dumps(list(config.metadata_dimensions)),
         "LLMMON_EMBEDDING_BACKEND": config.embedding_backend,
         "LLMMON_COMPREHEND_BACKEND": config.comprehend_backend,
         "LLMMON_TITAN_DIMENSIONS": str(config.titan_dimensions),

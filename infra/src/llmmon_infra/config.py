@@ -80,6 +80,13 @@ class StackConfig:
             raise ValueError("metricsSink must be emf or putmetricdata")
         if self.max_receive_count < 1:
             raise ValueError("maxReceiveCount must be at least 1")
+        for spec in self.metadata_dimensions:
+            if "=" not in spec and "~" not in spec:
+                raise ValueError(
+                    f"metadataDimensions: declare what {spec!r} may hold, as {spec}=a|b|c (these "
+                    f"values) or {spec}~[a-z-]{{1,20}} (a pattern): anything else is reported as "
+                    "Other, so the number of metrics stays bounded"
+                )
         segments = [part for part in self.log_prefix.strip("/").split("/") if part]
         if "data" in segments or "AWSLogs" in segments:
             raise ValueError(

@@ -33,6 +33,7 @@ __all__ = [
     "PUT_MAX_DATUMS",
     "PUT_MAX_VALUES",
     "DimensionPolicy",
+    "DimensionRule",
     "EmfSink",
     "EmitError",
     "MemorySink",
@@ -40,6 +41,7 @@ __all__ = [
     "MetricSink",
     "PutMetricDataSink",
     "Unit",
+    "looks_personal",
     "rollup",
 ]
 
@@ -96,34 +98,89 @@ def _safe_value(value: str) -> str | None:
     return value if _DIMENSION_VALUE.match(value) else None
 
 
+_PERSONAL = (
+    re.compile(r"@"),  # e-mail addresses
+    re.compile(r"^arn:", re.IGNORECASE),  # IAM and other ARNs
+    re.compile(r"\d{6,}"),  # long digit runs: account, card, phone numbers
+    re.compile(r"\+?\d[\d\s().-]{7,}\d"),  # phone and id numbers with separators
+    re.compile(r"="),  # key=value pairs (ssn=..., token=...)
+    re.compile(r"^eyJ|^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\."),  # JWT-like tokens
+    re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_+/-]{20,}$"),  # long opaque tokens, keys
+)
+
+
+def looks_personal(value: str) -> bool:
+    """Values shaped like personal data or secrets, which never become dimension values."""
+    return any(pattern.search(value) for pattern in _PERSONAL)
+
+
+@dataclass(frozen=True)
+class DimensionRule:
+    """One ``requestMetadata`` key allowed as a dimension, with what its values may be:
+    ``key=a|b|c`` (these values), ``key~REGEX`` (values the pattern matches in full). Anything
+    else, and anything shaped like personal data, is ``Other``: the number of values is bounded
+    by the declaration, for the whole deployment, not per container."""
+
+    key: str
+    values: frozenset[str] = frozenset()
+    pattern: re.Pattern[str] | None = None
+
+    @classmethod
+    def parse(cls, spec: str) -> DimensionRule:
+        if "~" in spec:
+            key, _, regex = spec.partition("~")
+            return cls(key.strip(), pattern=re.compile(regex.strip()))
+        if "=" in spec:
+            key, _, values = spec.partition("=")
+            return cls(key.strip(), values=frozenset(v.strip() for v in values.split("|") if v))
+        return cls(spec.strip())
+
+    @property
+    def declared(self) -> bool:
+        return bool(self.values) or self.pattern is not None
+
+    def admit(self, raw: str) -> str:
+        value = _safe_value(raw)
+        if value is None or looks_personal(value):
+            return OTHER
+        if value in self.values:
+            return value
+        if self.pattern is not None and self.pattern.fullmatch(value):
+            return value
+        return OTHER
+
+
 @dataclass
 class DimensionPolicy:
-    """Which dimensions a point carries. ``ModelId`` always; allow-listed metadata optionally.
+    """Which dimensions a point carries. ``ModelId`` always; allow-listed metadata optionally,
+    each key as a :class:`DimensionRule` (``app=support-bot|search``, ``tenant~[a-z]{2,12}``).
 
-    Each allow-listed key keeps at most ``max_values_per_key`` distinct values for the life of the
-    process (one Lambda container); later values are reported as ``Other``, which bounds the number
-    of billed custom metrics. Values that look like free text (spaces, long, odd characters) are
-    also reported as ``Other``.
+    A key listed without values or a pattern yields only ``Other`` (its values are unbounded).
+    Matching values are still capped at ``max_values_per_key`` per process, a second guard for
+    broad patterns.
     """
 
     metadata_keys: Sequence[str] = ()
     max_values_per_key: int = 20
     _seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set), repr=False)
+    _rules: list[DimensionRule] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rules = [DimensionRule.parse(spec) for spec in self.metadata_keys if spec.strip()]
 
     def dimensions(self, model_id: str, metadata: Mapping[str, str] | None = None) -> Dimensions:
         model = _safe_value(model_id) or OTHER
         dims = [("ModelId", model)]
-        for key in self.metadata_keys:
-            raw = (metadata or {}).get(key)
+        for rule in self._rules:
+            raw = (metadata or {}).get(rule.key)
             if raw is None:
                 continue
-            dims.append((key, self._admit(key, raw)))
+            dims.append((rule.key, self._cap(rule.key, rule.admit(raw))))
         return tuple(sorted(dims))
 
-    def _admit(self, key: str, raw: str) -> str:
-        value = _safe_value(raw)
-        if value is None:
-            return OTHER
+    def _cap(self, key: str, value: str) -> str:
+        if value == OTHER:
+            return value
         seen = self._seen[key]
         if value in seen:
             return value
