@@ -16,7 +16,14 @@ from llmmon.alarm_eval import (
     evaluate_datapoints,
     period_starts,
 )
-from llmmon_shared.alarms import AlarmSet, CompositeAlarmDef, MetricAlarmDef
+from llmmon_shared.alarms import (
+    PIPELINE_UNHEALTHY,
+    AlarmNames,
+    AlarmSet,
+    CompositeAlarmDef,
+    MetricAlarmDef,
+    build_alarms,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
 
@@ -208,3 +215,49 @@ def test_update_keeps_known_states() -> None:
     engine.evaluate(NOW)
     assert engine.states["quality-a"] == OK
     assert [t.new for t in engine.history if t.alarm == "quality-a"] == [ALARM, OK]
+
+
+def watched_set() -> tuple[AlarmSet, AlarmNames]:
+    from llmmon_shared.spec import discover
+
+    names = AlarmNames("w")
+    services = {"traffic": discover()["traffic"]}
+    return build_alarms(services, [], "llmmon", names), names
+
+
+def fed(points: dict[str, list[float | None]], names: AlarmNames) -> FakeSource:
+    source = FakeSource()
+    for alarm, values in points.items():
+        source.feed(names.alarm("traffic", alarm), values)
+    return source
+
+
+@pytest.mark.parametrize(
+    ("received", "processed", "expected"),
+    [
+        ([4.0, 3.0, 5.0], [None, None, None], "ALARM"),  # messages in, nothing scored: stopped
+        ([4.0, 3.0, 5.0], [None, 1.0, None], "OK"),  # an object scored: alive
+        ([None, None, None], [None, None, None], "OK"),  # no traffic at all: quiet, not stopped
+    ],
+)
+def test_watcher__a_service_that_stops_emitting_while_messages_arrive(
+    received: list[float | None], processed: list[float | None], expected: str
+) -> None:
+    alarms, names = watched_set()
+    source = fed({"MessagesReceived": received, "NoObjectsScored": processed}, names)
+    engine = AlarmEngine(alarms, source)
+    engine.evaluate(NOW)
+    assert engine.states[names.alarm("traffic", "StoppedEmitting")] == expected
+    assert engine.states[names.composite(PIPELINE_UNHEALTHY)] == expected
+
+
+def test_watcher__unreadable_records_and_bad_lines_as_ratios() -> None:
+    alarms, names = watched_set()
+    source = fed(
+        {"HighUnreadableRecords": [0.0, 0.5, 0.6], "HighBadLines": [0.0, 0.01, 0.0]}, names
+    )
+    engine = AlarmEngine(alarms, source)
+    engine.evaluate(NOW)
+    assert engine.states[names.alarm("traffic", "HighUnreadableRecords")] == ALARM
+    assert engine.states[names.alarm("traffic", "HighBadLines")] == OK
+    assert engine.states[names.composite(PIPELINE_UNHEALTHY)] == ALARM

@@ -35,6 +35,8 @@ __all__ = [
 
 QUALITY = "quality"
 HEALTH = "health"
+WATCH = "watch"
+"""Building blocks of a per-service composite (never alarm-worthy alone)."""
 PIPELINE_UNHEALTHY = "monitoring-pipeline-unhealthy"
 QUALITY_DEGRADED = "model-quality-degraded"
 
@@ -154,7 +156,9 @@ def _quality(
     )
 
 
-def _health(spec: ServiceSpec, names: AlarmNames, oldest_message_s: int) -> list[MetricAlarmDef]:
+def _health(
+    spec: ServiceSpec, names: AlarmNames, oldest_message_s: int, namespace: str = "llmmon"
+) -> list[MetricAlarmDef]:
     common: dict[str, Any] = {
         "kind": HEALTH,
         "service": spec.name,
@@ -201,7 +205,80 @@ def _health(spec: ServiceSpec, names: AlarmNames, oldest_message_s: int) -> list
             description=f"{spec.name} falls behind: messages wait over {oldest_message_s} s",
             **common,
         ),
+        MetricAlarmDef(
+            name=names.alarm(spec.name, "HighUnreadableRecords"),
+            namespace=namespace,
+            metric="UnreadableRecord",
+            dimensions={"Service": spec.name},
+            statistic="Average",
+            comparison=str(Comparison.GREATER),
+            threshold=0.2,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            description=f"{spec.name} cannot read over a fifth of the records it gets",
+            **{**common, "period_s": 300},
+        ),
+        MetricAlarmDef(
+            name=names.alarm(spec.name, "HighBadLines"),
+            namespace=namespace,
+            metric="BadLine",
+            dimensions={"Service": spec.name},
+            statistic="Average",
+            comparison=str(Comparison.GREATER),
+            threshold=0.05,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            description=f"Over 5% of the lines {spec.name} reads are not log records",
+            **{**common, "period_s": 300},
+        ),
+        # The watcher watched: messages arrive but no object is scored (a broken deployment
+        # that acknowledges everything and emits nothing looks healthy otherwise). Together in
+        # the composite ``stopped_emitting``; each alone means nothing.
+        MetricAlarmDef(
+            name=names.alarm(spec.name, "NoObjectsScored"),
+            namespace=namespace,
+            metric="ObjectsProcessed",
+            dimensions={"Service": spec.name},
+            statistic="Sum",
+            comparison=str(Comparison.LESS),
+            threshold=1,
+            period_s=300,
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+            treat_missing_data="breaching",  # no datapoint is exactly what it watches for
+            description=f"{spec.name} scored no log object in 15 minutes",
+            kind=WATCH,
+            service=spec.name,
+        ),
+        MetricAlarmDef(
+            name=names.alarm(spec.name, "MessagesReceived"),
+            namespace="AWS/SQS",
+            metric="NumberOfMessagesReceived",
+            dimensions={"QueueName": names.queue(spec.name)},
+            statistic="Sum",
+            comparison=str(Comparison.GREATER),
+            threshold=0,
+            period_s=300,
+            evaluation_periods=3,
+            datapoints_to_alarm=1,
+            treat_missing_data="notBreaching",
+            description=f"{spec.name}'s queue received messages in 15 minutes",
+            kind=WATCH,
+            service=spec.name,
+        ),
     ]
+
+
+def stopped_emitting(spec: ServiceSpec, names: AlarmNames) -> CompositeAlarmDef:
+    """Messages reached the service's queue, yet it scored no object for 15 minutes."""
+    return CompositeAlarmDef(
+        name=names.alarm(spec.name, "StoppedEmitting"),
+        rule=(
+            f'ALARM("{names.alarm(spec.name, "NoObjectsScored")}") AND '
+            f'ALARM("{names.alarm(spec.name, "MessagesReceived")}")'
+        ),
+        description=f"{spec.name} receives messages but emits no metrics",
+    )
 
 
 def _anomaly(
@@ -373,13 +450,15 @@ def build_alarms(
                 drift = _anomaly(spec, model, namespace, names, anomaly_band)
                 if drift is not None:
                     alarms.append(drift)
-        alarms.extend(_health(spec, names, oldest_message_s))
+        alarms.extend(_health(spec, names, oldest_message_s, namespace))
     quality = [a.name for a in alarms if a.kind == QUALITY]
-    health = [a.name for a in alarms if a.kind == HEALTH]
-    composites = _or_tree(
+    watchers = [stopped_emitting(spec, names) for spec in services.values()]
+    health = [a.name for a in alarms if a.kind == HEALTH] + [w.name for w in watchers]
+    composites = watchers + _or_tree(
         names.composite(PIPELINE_UNHEALTHY),
         health,
-        "llmmon cannot process Bedrock logs: DLQ, function errors or backlog",
+        "llmmon cannot process Bedrock logs: DLQ, function errors, backlog, unreadable input, "
+        "or a service that stopped emitting",
     )
     if quality:
         composites += _or_tree(

@@ -71,6 +71,20 @@ Compute = Callable[[Sequence[Interaction]], Sequence[Scores]]
 """Pure scoring: one mapping of metric name to value per interaction, in the same order."""
 
 UNKNOWN_MODEL = "Unknown"
+UNREADABLE = frozenset(
+    {
+        SkipReason.UNKNOWN_SHAPE,
+        SkipReason.UNKNOWN_SCHEMA,
+        SkipReason.MISSING_BODY,
+        SkipReason.LARGE_BODY_UNAVAILABLE,
+        SkipReason.LARGE_BODY_TOO_LARGE,
+        SkipReason.BODY_OUTSIDE_LOG_PREFIX,
+        SkipReason.INCOMPLETE_RECORD,
+        SkipReason.SCORING_ERROR,
+    }
+)
+"""Skip reasons that mean llmmon could not read or score a record (``UnreadableRecord``), as
+opposed to records with nothing to score (embeddings, model errors, guardrail replies...)."""
 MAX_METRIC_AGE = timedelta(days=13)
 MAX_METRIC_LEAD = timedelta(hours=1)
 
@@ -379,6 +393,18 @@ class Pipeline:
             for (model, reason), n in report.skipped.items()
         ]
         points.append(MetricPoint("ParseErrors", report.parse_errors, Unit.COUNT, (service,), now))
+        # Health as ratios (the Average of 0/1 values): lines that are not records, records
+        # llmmon could not read; and one ObjectsProcessed per object scored (the watcher).
+        read = sum(report.interactions.values()) + sum(report.skipped.values())
+        read += sum(report.sampled_out.values())
+        unreadable = sum(n for (_, reason), n in report.skipped.items() if reason in UNREADABLE)
+        points += [MetricPoint("BadLine", 1.0, Unit.NONE, (service,), now)] * report.parse_errors
+        points += [MetricPoint("BadLine", 0.0, Unit.NONE, (service,), now)] * read
+        points += [MetricPoint("UnreadableRecord", 1.0, Unit.NONE, (service,), now)] * unreadable
+        points += [MetricPoint("UnreadableRecord", 0.0, Unit.NONE, (service,), now)] * (
+            read - unreadable
+        )
+        points.append(MetricPoint("ObjectsProcessed", 1, Unit.COUNT, (service,), now))
         return points
 
     # -- one message, one event ---------------------------------------------------------------

@@ -30,7 +30,7 @@ from llmmon.local.stack import (
     queue_depths,
     stop_on_signals,
 )
-from llmmon_shared.alarms import PIPELINE_UNHEALTHY, AlarmNames, AlarmSet, build_alarms
+from llmmon_shared.alarms import QUALITY_DEGRADED, AlarmNames, AlarmSet, build_alarms
 from llmmon_shared.events import classify_key
 from llmmon_shared.spec import discover
 
@@ -459,14 +459,14 @@ def backtest_alarms(
     if quality_only:
         # Health metrics (AWS/SQS, AWS/Lambda) are not history worth replaying: keep the
         # quality alarms and their composite, without the suppressor it would point to.
-        pipeline = AlarmNames(prefix).composite(PIPELINE_UNHEALTHY)
+        quality = AlarmNames(prefix).composite(QUALITY_DEGRADED)
         alarms = replace(
             alarms,
             metric_alarms=tuple(a for a in alarms.metric_alarms if a.kind == "quality"),
             composites=tuple(
                 replace(c, suppressor=None)
                 for c in alarms.composites
-                if not c.name.startswith(pipeline)
+                if c.name.startswith(quality)
             ),
         )
     source = HistorySource(cloudwatch, start, end)

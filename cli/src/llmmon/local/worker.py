@@ -107,6 +107,23 @@ class Worker:
                 break
         return messages
 
+    def received(self, count: int) -> None:
+        """What AWS/SQS would publish: messages received from the queue."""
+        self.cloudwatch.put_metric_data(
+            Namespace="AWS/SQS",
+            MetricData=[
+                {
+                    "MetricName": "NumberOfMessagesReceived",
+                    "Dimensions": [
+                        {"Name": "QueueName", "Value": self.queue_url.rsplit("/", 1)[-1]}
+                    ],
+                    "Value": count,
+                    "Unit": "Count",
+                    "Timestamp": datetime.now(UTC),
+                }
+            ],
+        )
+
     def invoke(self, messages: list[dict[str, Any]]) -> set[str]:
         """Run the handler on one batch; returns the ids of failed messages."""
         event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
@@ -175,6 +192,7 @@ class Worker:
             try:
                 messages = self.gather()
                 if messages:
+                    self.received(len(messages))
                     self.delete(messages, self.invoke(messages))
             except Exception:
                 if not self.running:  # stopping: the endpoint may already be gone
