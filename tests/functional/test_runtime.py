@@ -232,3 +232,27 @@ def test_lone_surrogates_and_nuls__cleaned_at_extraction() -> None:
     assert found.prompt == "Hi \ufffd there" and found.completion == "Half \ufffd pair"
     found.prompt.encode("utf-8")
     found.completion.encode("utf-8")
+
+
+def test_messages_near_the_function_timeout__returned_as_failures(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a fifth of the function's time left, no further message is started: it goes back
+    as a failure (and is retried) instead of the invocation timing out for the whole batch."""
+    import llmmon_shared.runtime as runtime
+
+    clock = iter([0.0, 1.0, 100.0, 101.0, 102.0, 103.0, 104.0])
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: next(clock))
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    sink = MemorySink()
+    result = pipeline(s3, sink).handle_event(
+        sqs_event([body("titan"), body("nova"), body("llama")]), Context()
+    )
+    assert result == {
+        "batchItemFailures": [{"itemIdentifier": "msg-1"}, {"itemIdentifier": "msg-2"}]
+    }
+    assert len(sink.values("ResponseChars")) == 2  # the titan object's two interactions

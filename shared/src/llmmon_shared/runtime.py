@@ -93,6 +93,10 @@ class ObjectUnavailableError(Exception):
     """The log object could not be fetched (deleted, access denied, throttled)."""
 
 
+class DeadlineExceeded(Exception):
+    """Too close to the function timeout to start or finish this message: it is retried."""
+
+
 class SupersededObject(Exception):
     """The object under the key is no longer the version the event announced."""
 
@@ -178,6 +182,7 @@ class Pipeline:
     _once: Callable[..., dict[str, Any]] | None = field(init=False, default=None, repr=False)
     _duplicates: int = field(init=False, default=0, repr=False)
     _completion_failures: int = field(init=False, default=0, repr=False)
+    _deadline: float | None = field(init=False, default=None, repr=False)
     _idempotency_config: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -233,6 +238,7 @@ class Pipeline:
                 report.interactions[outcome.model_id] += 1
                 batch.append(self._bounded(outcome))
                 if len(batch) >= self.settings.batch_size:
+                    self._check_deadline()
                     points.extend(self._score(batch, report))
                     batch.clear()
         if batch:
@@ -365,6 +371,10 @@ class Pipeline:
         if settings.log_bucket and not ref.key.startswith(root):
             return "outside-log-prefix"
         return None
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise DeadlineExceeded("too close to the function timeout; the message is retried")
 
     def _object_skip(self, reason: str) -> MetricPoint:
         """``SkippedObjects{Service, Reason}``: a whole object not scored, and why."""
@@ -582,9 +592,19 @@ class Pipeline:
 
         if self._idempotency_config is not None and context is not None:
             self._idempotency_config.register_lambda_context(context)
+        self._deadline = None
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            remaining = context.get_remaining_time_in_millis() / 1000
+            # Stop starting work with a fifth of the time left: unfinished messages go back as
+            # failures and are retried, instead of the invocation timing out and every message
+            # of the batch being received once more. (Below 20 s, as in the fault tests' short
+            # local timeouts, there is no room for a margin.)
+            if remaining >= 20:
+                self._deadline = time.monotonic() + remaining * 0.8
 
         def record_handler(record: SQSRecord) -> None:
             try:
+                self._check_deadline()
                 self.handle_message(record.body)
             except Exception as exc:
                 logger.error(
@@ -693,7 +713,12 @@ def _safe_detail(exc: BaseException) -> str:
     from llmmon_shared.logs import CorruptObjectError
 
     if isinstance(
-        exc, InvalidEventError | CorruptObjectError | ObjectUnavailableError | UnreadableObjectError
+        exc,
+        InvalidEventError
+        | CorruptObjectError
+        | ObjectUnavailableError
+        | UnreadableObjectError
+        | DeadlineExceeded,
     ):
         return str(exc)
     return type(exc).__name__
