@@ -931,6 +931,46 @@ def extract(record: InvocationLogRecord) -> Interaction | Skip:
     return _clean(outcome) if isinstance(outcome, Interaction) else outcome
 
 
+def _interaction(
+    record: InvocationLogRecord,
+    family: str,
+    request: Request,
+    completion: Completion,
+    text: str,
+    *,
+    guardrail: Guardrail | None,
+    withheld: bool,
+    grounding: str | None = None,
+) -> Interaction:
+    system, turns = request
+    return Interaction(
+        request_id=str(record.request_id),
+        model_id=normalise_model_id(str(record.model_id)),
+        operation=record.operation or "InvokeModel",
+        family=family,
+        prompt=last_user_prompt(turns),
+        completion=text,
+        timestamp=_timestamp(record.timestamp),
+        system=system,
+        conversation=tuple(turns),
+        input_tokens=(record.input.input_token_count if record.input else None)
+        or completion.input_tokens,
+        output_tokens=(record.output.output_token_count if record.output else None)
+        or completion.output_tokens,
+        stop_reason=completion.stop_reason,
+        request_metadata=_metadata(record.request_metadata),
+        error_code=record.error_code,
+        account_id=record.account_id,
+        region=record.region,
+        identity_arn=record.identity.arn if record.identity else None,
+        raw_model_id=record.model_id,
+        grounding=grounding,
+        guardrail=guardrail,
+        response_withheld=withheld,
+        latency_ms=completion.latency_ms,
+    )
+
+
 def _extract(record: InvocationLogRecord) -> Interaction | Skip:
     request_id, raw_model_id = record.request_id, record.model_id
     model_id = normalise_model_id(raw_model_id) if raw_model_id else raw_model_id
@@ -971,57 +1011,28 @@ def _extract(record: InvocationLogRecord) -> Interaction | Skip:
             return Skip(SkipReason.NO_TEXT_OUTPUT, request_id, model_id)
         if not withheld and not text.strip():
             return Skip(SkipReason.EMPTY_COMPLETION, request_id, model_id)
-        return Interaction(
-            request_id=request_id,
-            model_id=model_id,
-            operation=operation,
-            family=family.name,
-            prompt=last_user_prompt(turns),
-            completion=text,
-            timestamp=_timestamp(record.timestamp),
-            system=system,
-            conversation=tuple(turns),
-            input_tokens=(record.input.input_token_count if record.input else None)
-            or completion.input_tokens,
-            output_tokens=(record.output.output_token_count if record.output else None)
-            or completion.output_tokens,
-            stop_reason=completion.stop_reason,
-            request_metadata=_metadata(record.request_metadata),
-            error_code=record.error_code,
-            account_id=record.account_id,
-            region=record.region,
-            identity_arn=record.identity.arn if record.identity else None,
-            raw_model_id=raw_model_id,
-            grounding=_grounding(body_in) if family is CONVERSE else None,
+        return _interaction(
+            record,
+            family.name,
+            (system, turns),
+            completion,
+            text,
             guardrail=guardrail,
-            response_withheld=withheld,
-            latency_ms=completion.latency_ms,
+            withheld=withheld,
+            grounding=_grounding(body_in) if family is CONVERSE else None,
         )
     guardrail = guardrail_of(body_out)
     if guardrail is not None and guardrail.replaced_output:
         # A guardrail's reply in no family's shape: no model text to score, but the call and
         # the intervention count (the traffic service reads them).
         request = next((r for f in families if (r := f.request(body_in)) is not None), None)
-        system, turns = request if request is not None else (None, [])
-        return Interaction(
-            request_id=request_id,
-            model_id=model_id,
-            operation=operation,
-            family="guardrail-reply",
-            prompt=last_user_prompt(turns),
-            completion="",
-            timestamp=_timestamp(record.timestamp),
-            system=system,
-            conversation=tuple(turns),
-            input_tokens=record.input.input_token_count if record.input else None,
-            output_tokens=record.output.output_token_count if record.output else None,
-            request_metadata=_metadata(record.request_metadata),
-            error_code=record.error_code,
-            account_id=record.account_id,
-            region=record.region,
-            identity_arn=record.identity.arn if record.identity else None,
-            raw_model_id=raw_model_id,
+        return _interaction(
+            record,
+            "guardrail-reply",
+            request if request is not None else (None, []),
+            Completion("", has_text=False),
+            "",
             guardrail=guardrail,
-            response_withheld=True,
+            withheld=True,
         )
     return Skip(SkipReason.UNKNOWN_SHAPE, request_id, model_id)
