@@ -185,7 +185,11 @@ def local_env(name: str | None) -> int:
     topology = state.find(name)
     for key, value in environment(topology).items():
         print(f"export {key}={value}")
+    # AWS CLI v2 (2.13 and later) and boto3 read AWS_ENDPOINT_URL; CLI v1 ignores it for some
+    # services (SQS), so an alias that passes the endpoint explicitly works with either.
+    print(f"alias aws-local='aws --endpoint-url {topology.endpoint}'")
     print(f'# eval "$(llmmon local env)", then: aws s3 ls s3://{topology.bucket}/')
+    print("# (with AWS CLI v1: aws-local sqs list-queues)")
     return 0
 
 
