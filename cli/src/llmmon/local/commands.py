@@ -468,9 +468,7 @@ def backtest_alarms(
             alarms,
             metric_alarms=tuple(a for a in alarms.metric_alarms if a.kind == "quality"),
             composites=tuple(
-                replace(c, suppressor=None)
-                for c in alarms.composites
-                if c.name.startswith(quality)
+                replace(c, suppressor=None) for c in alarms.composites if c.name.startswith(quality)
             ),
         )
     source = HistorySource(cloudwatch, start, end)
