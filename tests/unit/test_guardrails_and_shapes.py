@@ -257,3 +257,25 @@ def test_guardrail_reply_in_no_family_shape__withheld_not_lost() -> None:
     assert isinstance(found, Interaction) and found.response_withheld
     assert found.prompt == "How do I hotwire a car?" and found.completion == ""
     assert traffic_scores(found)["GuardrailIntervened"] == 1
+
+
+def test_completion_of_only_nul_characters__is_empty() -> None:
+    record = InvocationLogRecord.model_validate(
+        {
+            "schemaType": "ModelInvocationLog",
+            "requestId": "r",
+            "modelId": HAIKU,
+            "input": {
+                "inputBodyJson": {
+                    "anthropic_version": "bedrock-2023-05-31",
+                    "max_tokens": 10,
+                    "messages": [{"role": "user", "content": ""}],
+                }
+            },
+            "output": {
+                "outputBodyJson": {"type": "message", "content": [{"type": "text", "text": "\x00"}]}
+            },
+        }
+    )
+    found = extract(record)
+    assert isinstance(found, Skip) and found.reason == SkipReason.EMPTY_COMPLETION

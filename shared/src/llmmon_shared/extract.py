@@ -1009,7 +1009,7 @@ def _extract(record: InvocationLogRecord) -> Interaction | Skip:
             text, withheld = (held, False) if held and held.strip() else ("", True)
         elif not completion.has_text:
             return Skip(SkipReason.NO_TEXT_OUTPUT, request_id, model_id)
-        if not withheld and not text.strip():
+        if not withheld and not clean_text(text).strip():
             return Skip(SkipReason.EMPTY_COMPLETION, request_id, model_id)
         return _interaction(
             record,
