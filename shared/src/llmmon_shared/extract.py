@@ -903,6 +903,10 @@ def clean_text(text: str) -> str:
 
 
 def _clean(interaction: Interaction) -> Interaction:
+    texts = [interaction.prompt, interaction.completion, interaction.system or ""]
+    texts += [interaction.grounding or "", *(t.text for t in interaction.conversation)]
+    if all(clean_text(text) is text for text in texts):
+        return interaction  # the usual case: nothing to clean, no copy per record
     return replace(
         interaction,
         prompt=clean_text(interaction.prompt),
