@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
+from unittest.mock import patch
 
 import boto3
 import pytest
@@ -14,6 +15,7 @@ from moto import mock_aws
 from llmmon.local.worker import LambdaContext
 from llmmon_shared.extract import Interaction
 from llmmon_shared.metrics import MemorySink, Unit
+from llmmon_shared.progress import Checkpoint
 from llmmon_shared.runtime import Boto3S3Reader, Pipeline, Scores
 from llmmon_shared.settings import ServiceSettings
 from tests.conftest import (
@@ -88,7 +90,12 @@ def test_redelivered_object__is_counted_once(aws: Any) -> None:
     assert len(sink.values("Scored")) == 2  # the two Titan text interactions, once
     assert sum(sink.values("DuplicateObjects")) == 5
     items = boto3.client("dynamodb").scan(TableName="idem")["Items"]
-    assert len(items) == 1 and items[0]["id"]["S"].startswith("refusal#")
+    # Powertools' COMPLETED record and the object's checkpoint, both under the service's keys.
+    assert sorted(item.get("status", {}).get("S", "checkpoint") for item in items) == [
+        "COMPLETED",
+        "checkpoint",
+    ]
+    assert all(item["id"]["S"].startswith("refusal#") for item in items)
     assert items[0]["status"]["S"] == "COMPLETED"
 
 
@@ -122,7 +129,7 @@ def test_object_overwritten_before_its_event_is_read__a_counted_skip(aws: Any) -
     assert sink.values("SkippedObjects", Reason="superseded-object") == [1.0]
 
 
-def test_object_failing_midway__emits_nothing_and_is_retried_whole(aws: Any) -> None:
+def test_object_failing_midway__resumes_after_the_last_chunk_that_went_out(aws: Any) -> None:
     sink = MemorySink()
     calls = {"n": 0}
 
@@ -144,12 +151,51 @@ def test_object_failing_midway__emits_nothing_and_is_retried_whole(aws: Any) -> 
         sqs_event([body("mistral")]), context()
     )  # 2 interactions, 2 batches
     assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
-    assert sink.values("Scored") == []  # the first batch's scores were not emitted
-    assert boto3.client("dynamodb").scan(TableName="idem")["Items"] == []
+    assert sink.values("Scored") == [1.0]  # the first batch went out, and its checkpoint
+    items = boto3.client("dynamodb").scan(TableName="idem")["Items"]
+    assert [item.get("done") for item in items] == [{"BOOL": False}]  # Powertools' is gone
     assert handler.handle_event(sqs_event([body("mistral")]), context()) == {
         "batchItemFailures": []
     }
-    assert len(sink.values("Scored")) == 2
+    assert sink.values("Scored") == [1.0, 1.0]  # the retry scored only the second
+    assert calls["n"] == 3
+    assert sum(sink.values("Interactions")) == 2
+    assert sink.values("ObjectsProcessed") == [1.0]
+
+
+def test_checkpoint_that_cannot_be_saved__the_object_is_never_retried(aws: Any) -> None:
+    sink = MemorySink()
+    calls = {"n": 0}
+
+    def flaky(batch: Sequence[Interaction]) -> list[Scores]:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise ConnectionError("backend down")
+        return count(batch)
+
+    class Broken:
+        def load(self, version: str) -> Checkpoint:
+            return Checkpoint()
+
+        def save(self, version: str, checkpoint: Checkpoint) -> None:
+            raise ConnectionError("table unreachable")
+
+    handler = Pipeline(
+        "refusal",
+        flaky,
+        {"Scored": Unit.NONE},
+        Boto3S3Reader(aws),
+        sink,
+        ServiceSettings(batch_size=1),
+        progress=Broken(),
+    )
+    with patch("llmmon_shared.runtime.time.sleep"):
+        result = handler.handle_event(sqs_event([body("mistral")]), context())
+    # A retry would send the first chunk again: the message is acknowledged, the rest of the
+    # object is a counted skip.
+    assert result == {"batchItemFailures": []}
+    assert sink.values("Scored") == [1.0]
+    assert sink.values("SkippedObjects", Reason="unsafe-to-retry") == [1.0]
 
 
 def test_services_keep_separate_records(aws: Any) -> None:

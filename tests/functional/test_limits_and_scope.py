@@ -128,12 +128,16 @@ def test_newline_flood__stops_at_the_line_budget_quickly() -> None:
     assert sink.values("Scored") == []
 
 
-def test_object_over_the_byte_cap__a_counted_skip_nothing_emitted() -> None:
+def test_object_over_the_byte_cap__chunks_before_it_once_then_a_counted_skip() -> None:
     many = lines(*[titan(n) for n in range(2000)])
     sink, _, result = run({(BUCKET, KEY): many}, [event()], max_object_bytes=100_000)
     assert result == {"batchItemFailures": []}
     assert sink.values("SkippedObjects", Reason="object-too-large") == [1.0]
-    assert sink.values("Scored") == []
+    # The batches read before the cap went out once, each with its records' counts; the rest
+    # of the object is the skip (a retry could never do better, so it is not retried).
+    scored = len(sink.values("Scored"))
+    assert 0 < scored < 2000 and scored % 128 == 0
+    assert sum(sink.values("Interactions")) == scored
 
 
 def test_one_huge_line__is_a_bad_line_with_bounded_memory() -> None:
@@ -156,3 +160,29 @@ def test_event_version_id__is_the_version_read() -> None:
     payload["Records"][0]["s3"]["object"]["versionId"] = "3HL4kqtJlcpXroDTDmJ"
     (ref,) = unwrap_message(json.dumps(payload))
     assert isinstance(ref, ObjectRef) and ref.version_id == "3HL4kqtJlcpXroDTDmJ"
+
+
+def test_points_leave_per_batch__memory_follows_the_batch_not_the_object() -> None:
+    flushes: list[int] = []
+
+    class CountingSink(MemorySink):
+        def flush(self) -> None:
+            flushes.append(len(self.pending))
+            super().flush()
+
+    sink = CountingSink()
+    pipeline = Pipeline(
+        "test",
+        count,
+        {"Scored": Unit.NONE},
+        DictS3Reader({(BUCKET, KEY): lines(*[titan(n) for n in range(1000)])}),
+        sink,
+        ServiceSettings(batch_size=100),
+    )
+    assert pipeline.handle_event(sqs_event([event()])) == {"batchItemFailures": []}
+    # One chunk per batch, never the whole object at once, and the object's last chunk
+    # (ObjectsProcessed and its ParseErrors).
+    assert len(flushes) == 11 and flushes[-1] == 2
+    assert max(flushes) < 100 * 4  # a batch's scores and its records' counters
+    assert len(sink.values("Scored")) == 1000 and sum(sink.values("Interactions")) == 1000
+    assert sink.values("ObjectsProcessed") == [1.0]

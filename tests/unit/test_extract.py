@@ -11,9 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmmon_shared.extract import (
+    CONVERSE,
+    FAMILIES,
     Interaction,
     Skip,
     SkipReason,
+    Turn,
     chat_markup_turns,
     claude_text_turns,
     extract,
@@ -45,6 +48,23 @@ def interaction(tag: str, n: int, reader: DictS3Reader | None = None) -> Interac
     outcome = outcomes(tag, reader)[f"fixture-{n:04d}-0000-4000-8000-000000000000"]
     assert isinstance(outcome, Interaction), outcome
     return outcome
+
+
+def turns(tag: str, n: int) -> list[Turn]:
+    """The request's turns as its family's parser reads them (an interaction keeps only the
+    last user turn and their number)."""
+    request_id = f"fixture-{n:04d}-0000-4000-8000-000000000000"
+    with (FIXTURES / fixture_key(tag)).open("rb") as raw:
+        record = next(
+            r
+            for r in read_log_object(raw)
+            if isinstance(r, InvocationLogRecord) and r.request_id == request_id
+        )
+    family = next(f for f in (*FAMILIES, CONVERSE) if f.name == interaction(tag, n).family)
+    assert record.input is not None and isinstance(record.input.input_body_json, dict)
+    request = family.request(record.input.input_body_json)
+    assert request is not None
+    return request[1]
 
 
 # (fixture tag, record number, family, operation, prompt, completion start, stop reason, tokens)
@@ -260,18 +280,19 @@ def test_streaming_chunks__are_joined_exactly() -> None:
     )
 
 
-def test_system_prompt_and_conversation__are_kept() -> None:
+def test_system_prompt_and_turns__are_read() -> None:
     found = interaction("claude-messages", 1)
     assert found.system == "You are a concise geography tutor."
-    assert [t.role for t in found.conversation] == ["user", "assistant", "user"]
-    assert found.conversation[1].text == "The Danube."
+    assert found.turns == 3
+    assert [t.role for t in turns("claude-messages", 1)] == ["user", "assistant", "user"]
+    assert turns("claude-messages", 1)[1].text == "The Danube."
     assert interaction("claude-messages", 2).system == "You are a helpful assistant."
     assert interaction("claude-text", 4).system == "You are a careful assistant."
     assert interaction("llama", 9).system == "You are a helpful assistant."
     assert interaction("llama", 10).system == "You are a helpful assistant."
     assert interaction("mistral", 12).system == "Be brief."
     assert interaction("cohere", 14).system == "You answer geography questions."
-    assert [t.role for t in interaction("cohere", 14).conversation] == ["user", "assistant", "user"]
+    assert [t.role for t in turns("cohere", 14)] == ["user", "assistant", "user"]
     assert interaction("converse", 17).system == "You can call tools."
 
 

@@ -13,7 +13,7 @@ from llmmon_shared.logs import InvocationLogRecord
 from llmmon_shared.model_ids import normalise_model_id
 from llmmon_shared.spec import discover
 from llmmon_traffic.compute import traffic_scores
-from tests.unit.test_extract import interaction, outcomes
+from tests.unit.test_extract import interaction, outcomes, turns
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 BLOCKED_MESSAGE = "Sorry, the model cannot answer this question."
@@ -76,8 +76,9 @@ def test_stream_with_done_sentinel__read_whole() -> None:
 def test_content_kinds__text_only_from_text_blocks() -> None:
     found = interaction("real-shapes", 51)
     assert found.prompt == "Then summarise it from the file."
-    assert [t.role for t in found.conversation] == ["user", "assistant", "user"]
-    assert found.conversation[0].text == "Summarise the attached report."
+    assert found.turns == 3
+    assert [t.role for t in turns("real-shapes", 51)] == ["user", "assistant", "user"]
+    assert turns("real-shapes", 51)[0].text == "Summarise the attached report."
 
 
 def test_output_without_text__a_counted_skip() -> None:

@@ -139,7 +139,9 @@ class Interaction:
     completion: str
     timestamp: datetime | None = None
     system: str | None = None
-    conversation: tuple[Turn, ...] = ()
+    turns: int = 0
+    """Turns of the request's conversation. Their texts are not kept (no service reads them, and
+    a long conversation per record held every earlier turn in memory)."""
     input_tokens: int | None = None
     output_tokens: int | None = None
     stop_reason: str | None = None
@@ -904,7 +906,7 @@ def clean_text(text: str) -> str:
 
 def _clean(interaction: Interaction) -> Interaction:
     texts = [interaction.prompt, interaction.completion, interaction.system or ""]
-    texts += [interaction.grounding or "", *(t.text for t in interaction.conversation)]
+    texts.append(interaction.grounding or "")
     if all(clean_text(text) is text for text in texts):
         return interaction  # the usual case: nothing to clean, no copy per record
     return replace(
@@ -913,7 +915,6 @@ def _clean(interaction: Interaction) -> Interaction:
         completion=clean_text(interaction.completion),
         system=clean_text(interaction.system) if interaction.system is not None else None,
         grounding=clean_text(interaction.grounding) if interaction.grounding else None,
-        conversation=tuple(Turn(t.role, clean_text(t.text)) for t in interaction.conversation),
     )
 
 
@@ -956,7 +957,7 @@ def _interaction(
         completion=text,
         timestamp=_timestamp(record.timestamp),
         system=system,
-        conversation=tuple(turns),
+        turns=len(turns),
         input_tokens=(record.input.input_token_count if record.input else None)
         or completion.input_tokens,
         output_tokens=(record.output.output_token_count if record.output else None)

@@ -5,8 +5,10 @@ truncate -> compute (in batches) -> metric points -> sink``.
 
 Guarantees the handler relies on:
 
-* metrics of an object are handed to the sink only after the whole object was read and scored, so
-  an object that fails midway emits nothing and is retried whole;
+* metrics go to the sink one chunk (a scored batch and the counts since the previous chunk) at a
+  time, and after each chunk the object's position is saved (the idempotency table, else the
+  container): a message that fails midway is retried from there, so no chunk is counted twice
+  and memory follows the batch, not the object;
 * a bad line is counted (``ParseErrors``) and skipped, a record that holds no scorable interaction
   is counted (``SkippedRecords`` by ``Reason``), never dropped silently;
 * an unreadable object or message raises, which the batch processor reports as that message's
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -49,6 +51,7 @@ from llmmon_shared.metrics import (
     PutMetricDataSink,
     Unit,
 )
+from llmmon_shared.progress import Checkpoint, DynamoProgress, MemoryProgress, ProgressStore
 from llmmon_shared.settings import ServiceSettings
 from llmmon_shared.text import is_sampled, truncate_chars
 
@@ -151,6 +154,14 @@ class ObjectReport:
     values_lost: int = 0
     """Metric values that could not be delivered after part of the object's went out."""
 
+    def merge(self, other: ObjectReport) -> None:
+        self.interactions.update(other.interactions)
+        self.skipped.update(other.skipped)
+        self.sampled_out.update(other.sampled_out)
+        self.parse_errors += other.parse_errors
+        self.scored += other.scored
+        self.values_lost += other.values_lost
+
     def as_log(self) -> dict[str, Any]:
         return {
             "key": self.key,
@@ -178,6 +189,8 @@ class Pipeline:
     """The scorer measures the model's response (similarity, sentiment, toxicity, refusal)."""
     reads_prompt: bool = False
     """The scorer also measures the prompt alone (comprehend's optional prompt toxicity)."""
+    progress: ProgressStore | None = None
+    """Where objects got to (the idempotency table when there is one, else this container)."""
 
     _once: Callable[..., dict[str, Any]] | None = field(init=False, default=None, repr=False)
     _duplicates: int = field(init=False, default=0, repr=False)
@@ -186,6 +199,17 @@ class Pipeline:
     _idempotency_config: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.progress is None:
+            self.progress = MemoryProgress()
+            if self.settings.idempotency_table:
+                from llmmon_shared.aws import client
+
+                self.progress = DynamoProgress(
+                    client("dynamodb", connect_timeout=2, read_timeout=5, max_attempts=3),
+                    self.settings.idempotency_table,
+                    self.service,
+                    self.settings.idempotency_ttl_s,
+                )
         if self.policy is None:
             self.policy = DimensionPolicy(
                 self.settings.metadata_dimensions, self.settings.metadata_max_values
@@ -196,60 +220,103 @@ class Pipeline:
     # -- one object ---------------------------------------------------------------------------
 
     def score_object(self, ref: ObjectRef) -> tuple[list[MetricPoint], ObjectReport]:
-        """Read and score a whole object. Raises on an unreadable object; emits nothing itself."""
+        """Read and score a whole object; all its points at once (for the CLI and benchmarks:
+        the handler delivers them chunk by chunk, see :meth:`process_object`). Raises on an
+        unreadable object; emits nothing itself."""
         report = ObjectReport(ref.key)
         points: list[MetricPoint] = []
-        records = 0
+        for chunk, _, _ in self.chunks(ref, report):
+            points.extend(chunk)
+        return points, report
+
+    def chunks(
+        self, ref: ObjectRef, report: ObjectReport, start: int = 0
+    ) -> Iterator[tuple[list[MetricPoint], int, bool]]:
+        """The object's metric points, one chunk per scored batch: ``(points, position, last)``.
+        A chunk holds the scores of its batch and the counts of every record read since the
+        previous chunk; ``position`` is the number of items (records and bad lines) read up to
+        its end, so a retry can resume after the last chunk that went out (``start``). Memory
+        follows the batch, not the object. ``report`` accumulates the whole object's counts."""
+        delta = ObjectReport(ref.key)
         batch: list[Interaction] = []
-        open_version = getattr(self.s3, "open_version", None)
-        try:
-            if open_version is not None:
-                raw = open_version(ref.bucket, ref.key, ref.version_id, ref.etag)
-            else:
-                raw = self.s3.open(ref.bucket, ref.key)
-        except SupersededObject:
-            raise
-        except Exception as exc:
-            raise ObjectUnavailableError(
-                f"cannot open s3://{ref.bucket}/{ref.key}: {type(exc).__name__}"
-            ) from exc
+        records = start  # a resumed object had records before ``start``
+        raw = self._open(ref)
+        position = 0
         with closing(raw):
-            for item in read_log_object(raw, self.limits):
+            for position, item in enumerate(read_log_object(raw, self.limits), start=1):
+                if position <= start:
+                    continue  # accounted for by a chunk that went out before
                 if isinstance(item, LineError):
-                    report.parse_errors += 1
+                    delta.parse_errors += 1
                     logger.warning(
                         "skipped bad line",
                         extra={"key": ref.key, "line": item.line_number, "reason": item.reason},
                     )
                     continue
                 records += 1
-                outcome = self._interaction(item, ref)
-                if isinstance(outcome, Skip):
-                    report.skipped[(outcome.model_id or UNKNOWN_MODEL, outcome.reason)] += 1
-                    continue
-                if not is_sampled(outcome.request_id, self.settings.sample_rate):
-                    report.sampled_out[outcome.model_id] += 1
-                    continue
-                if outcome.response_withheld and self.reads_response:
-                    # A guardrail's message is not the model's answer: the response is not scored.
-                    report.skipped[(outcome.model_id, SkipReason.GUARDRAIL_INTERVENED)] += 1
-                    if not self.reads_prompt:
-                        continue
-                report.interactions[outcome.model_id] += 1
-                batch.append(self._bounded(outcome))
+                taken = self._take(item, ref, delta)
+                if taken is not None:
+                    batch.append(self._bounded(taken))
                 if len(batch) >= self.settings.batch_size:
                     self._check_deadline()
-                    points.extend(self._score(batch, report))
-                    batch.clear()
-        if batch:
-            points.extend(self._score(batch, report))
-        if report.parse_errors and not records:
+                    yield self._chunk(batch, delta, report, start), position, False
+                    batch, delta = [], ObjectReport(ref.key)
+        position = max(position, start)
+        if (delta.parse_errors or report.parse_errors) and not records:
             raise UnreadableObjectError(
                 f"no line of s3://{ref.bucket}/{ref.key} is a log record "
-                f"({report.parse_errors} bad lines)"
+                f"({delta.parse_errors} bad lines)"
             )
-        points.extend(self._counters(report))
-        return points, report
+        points = self._chunk(batch, delta, report, start)
+        points.append(
+            MetricPoint("ObjectsProcessed", 1, Unit.COUNT, (("Service", self.service),), self.now())
+        )
+        yield points, position, True
+
+    def _open(self, ref: ObjectRef) -> IO[bytes]:
+        open_version = getattr(self.s3, "open_version", None)
+        try:
+            if open_version is not None:
+                return cast(IO[bytes], open_version(ref.bucket, ref.key, ref.version_id, ref.etag))
+            return self.s3.open(ref.bucket, ref.key)
+        except SupersededObject:
+            raise
+        except Exception as exc:
+            raise ObjectUnavailableError(
+                f"cannot open s3://{ref.bucket}/{ref.key}: {type(exc).__name__}"
+            ) from exc
+
+    def _take(
+        self, record: InvocationLogRecord, ref: ObjectRef, delta: ObjectReport
+    ) -> Interaction | None:
+        """Count one record in ``delta``; its interaction when it is to be scored."""
+        outcome = self._interaction(record, ref)
+        if isinstance(outcome, Skip):
+            delta.skipped[(outcome.model_id or UNKNOWN_MODEL, outcome.reason)] += 1
+            return None
+        if not is_sampled(outcome.request_id, self.settings.sample_rate):
+            delta.sampled_out[outcome.model_id] += 1
+            return None
+        if outcome.response_withheld and self.reads_response:
+            # A guardrail's message is not the model's answer: the response is not scored.
+            delta.skipped[(outcome.model_id, SkipReason.GUARDRAIL_INTERVENED)] += 1
+            if not self.reads_prompt:
+                return None
+        delta.interactions[outcome.model_id] += 1
+        return outcome
+
+    def _chunk(
+        self,
+        batch: Sequence[Interaction],
+        delta: ObjectReport,
+        report: ObjectReport,
+        start: int,
+    ) -> list[MetricPoint]:
+        """Scores of ``batch`` and the counters of ``delta``, which is then added to ``report``."""
+        points = self._score(batch, delta, scored_before=report.scored > 0 or start > 0)
+        points.extend(self._counters(delta))
+        report.merge(delta)
+        return points
 
     @property
     def limits(self) -> Limits:
@@ -311,7 +378,11 @@ class Pipeline:
         return results
 
     def _isolated(
-        self, batch: Sequence[Interaction], report: ObjectReport, error: Exception
+        self,
+        batch: Sequence[Interaction],
+        report: ObjectReport,
+        error: Exception,
+        scored_before: bool,
     ) -> list[Scores | None]:
         """The batch failed: score each record alone, so one bad record costs only itself. If
         every record fails alone too and none of the object was scored yet, the failure is not
@@ -326,7 +397,7 @@ class Pipeline:
                 if _transient(exc):
                     raise
                 results.append(None)
-        if all(r is None for r in results) and not report.scored:
+        if all(r is None for r in results) and not scored_before:
             raise error
         for interaction, result in zip(batch, results, strict=True):
             if result is None:
@@ -338,13 +409,17 @@ class Pipeline:
                 )
         return results
 
-    def _score(self, batch: Sequence[Interaction], report: ObjectReport) -> list[MetricPoint]:
+    def _score(
+        self, batch: Sequence[Interaction], report: ObjectReport, scored_before: bool
+    ) -> list[MetricPoint]:
         assert self.policy is not None
+        if not batch:
+            return []
         results: Sequence[Scores | None]
         try:
             results = self._compute(batch)
         except Exception as exc:
-            results = self._isolated(batch, report, exc)
+            results = self._isolated(batch, report, exc, scored_before)
         report.scored += sum(r is not None for r in results)
         now = self.now()
         points: list[MetricPoint] = []
@@ -404,7 +479,8 @@ class Pipeline:
         ]
         points.append(MetricPoint("ParseErrors", report.parse_errors, Unit.COUNT, (service,), now))
         # Health as ratios (the Average of 0/1 values): lines that are not records, records
-        # llmmon could not read; and one ObjectsProcessed per object scored (the watcher).
+        # llmmon could not read. (One ObjectsProcessed per object, the watcher's metric, comes
+        # with its last chunk.)
         read = sum(report.interactions.values()) + sum(report.skipped.values())
         read += sum(report.sampled_out.values())
         unreadable = sum(n for (_, reason), n in report.skipped.items() if reason in UNREADABLE)
@@ -414,43 +490,75 @@ class Pipeline:
         points += [MetricPoint("UnreadableRecord", 0.0, Unit.NONE, (service,), now)] * (
             read - unreadable
         )
-        points.append(MetricPoint("ObjectsProcessed", 1, Unit.COUNT, (service,), now))
         return points
 
     # -- one message, one event ---------------------------------------------------------------
 
     def process_object(self, ref: ObjectRef) -> dict[str, Any]:
-        """Score one object and deliver its metrics; returns the report's summary. With an
-        idempotency table this runs at most once per object version (see ``_idempotent``)."""
+        """Score one object and deliver its metrics chunk by chunk (one chunk per scored batch),
+        recording after each chunk how far the object got: a retry resumes after the last chunk
+        that went out, so nothing is counted twice and memory follows the batch. Returns the
+        report's summary. With an idempotency table this runs at most once per object version
+        (see ``_idempotent``)."""
         reason = self._outside_log_prefix(ref)
-        if reason is None:
-            try:
-                points, report = self.score_object(ref)
-            except SupersededObject:
-                reason = "superseded-object"
-            except ObjectTooLarge as exc:
-                reason = exc.reason
         if reason is not None:
-            # Not ours to read, overwritten since its event (that content is gone; the new
-            # content's own event scores it), or over a work or size bound: a counted skip, not
-            # a failure (a retry could never do better). Nothing of the object is emitted.
-            logger.warning(
-                "object skipped",
-                extra={"service": self.service, "key": ref.key, "reason": reason},
+            return self._skip_object(ref, reason)
+        version = _version(ref)
+        assert self.progress is not None
+        checkpoint = self.progress.load(version)
+        if checkpoint.done:
+            # Delivered in full before; only its COMPLETED mark was lost (see CompletingStore).
+            self._duplicates += 1
+            return {"key": ref.key, "duplicate": True}
+        report = ObjectReport(ref.key)
+        unsafe = False  # a checkpoint could not be saved: a retry would count chunks twice
+        try:
+            for points, position, last in self.chunks(ref, report, checkpoint.position):
+                self._deliver(points, ref, report)
+                unsafe |= not self._save(version, Checkpoint(position, last))
+        except SupersededObject:
+            return self._skip_object(ref, "superseded-object", version)
+        except ObjectTooLarge as exc:
+            # Over a work or size bound: a retry could never do better. Chunks before the bound
+            # went out; the rest of the object is the counted skip.
+            return self._skip_object(ref, exc.reason, version)
+        except Exception as exc:
+            if not unsafe:
+                raise  # retried from the last checkpoint
+            logger.error(
+                "object stopped after a checkpoint failure; the rest is not scored",
+                extra={"service": self.service, "key": ref.key, "error": type(exc).__name__},
             )
-            self.sink.add([self._object_skip(reason)])
-            self.sink.flush()
-            return {"key": ref.key, "skipped_object": reason}
+            return self._skip_object(ref, "unsafe-to-retry")
+        summary = report.as_log()
+        logger.info("object scored", extra={"service": self.service, **summary})
+        return summary
+
+    def _skip_object(
+        self, ref: ObjectRef, reason: str, version: str | None = None
+    ) -> dict[str, Any]:
+        """Not ours to read, overwritten since its event (that content is gone; the new
+        content's own event scores it), or over a bound: a counted skip, not a failure."""
+        logger.warning(
+            "object skipped", extra={"service": self.service, "key": ref.key, "reason": reason}
+        )
+        self.sink.add([self._object_skip(reason)])
+        self.sink.flush()
+        if version is not None:
+            self._save(version, Checkpoint(0, True))
+        return {"key": ref.key, "skipped_object": reason}
+
+    def _deliver(self, points: list[MetricPoint], ref: ObjectRef, report: ObjectReport) -> None:
         self.sink.add(points)
         try:
             self.sink.flush()
         except EmitError as exc:
             if exc.sent == 0:
-                raise  # nothing went out: the whole object may be retried
-            # Part of the object's metrics went out: a retry would count them twice. The message
-            # is acknowledged and what could not be delivered is logged as lost.
+                raise  # nothing of this chunk went out: retried from the last checkpoint
+            # Part of the chunk went out: sending it again would count that part twice. What
+            # could not be delivered is logged as lost and the object goes on.
             logger.error(
-                "metrics partly delivered; object not retried",
+                "metrics partly delivered; the rest of the chunk is lost",
                 extra={
                     "service": self.service,
                     "key": ref.key,
@@ -459,10 +567,24 @@ class Pipeline:
                     "values_lost": exc.lost_values,
                 },
             )
-            report.values_lost = exc.lost_values
-        summary = report.as_log()
-        logger.info("object scored", extra={"service": self.service, **summary})
-        return summary
+            report.values_lost += exc.lost_values
+
+    def _save(self, version: str, checkpoint: Checkpoint) -> bool:
+        assert self.progress is not None
+        for attempt in range(3):
+            try:
+                self.progress.save(version, checkpoint)
+                return True
+            except Exception as exc:
+                if attempt == 2:
+                    self._completion_failures += 1
+                    logger.error(
+                        "checkpoint not saved",
+                        extra={"service": self.service, "error": type(exc).__name__},
+                    )
+                    return False
+                time.sleep(0.2 * 2**attempt)
+        return False
 
     def _idempotent(self, table: str) -> Callable[..., dict[str, Any]]:
         """``process_object`` behind Powertools idempotency, keyed by service and object version
@@ -521,10 +643,10 @@ class Pipeline:
             config=self._idempotency_config,
             key_prefix=self.service,
         )
-        def once(version: dict[str, str]) -> dict[str, Any]:
-            return self.process_object(
-                ObjectRef(version["bucket"], version["key"], None, version["etag"] or None)
-            )
+        def once(version: dict[str, str], ref: ObjectRef) -> dict[str, Any]:
+            # ``version`` is the key (unchanged since the first release, so records written
+            # before an upgrade still match); ``ref`` is the event's object as it named it.
+            return self.process_object(ref)
 
         return cast(Callable[..., dict[str, Any]], once)
 
@@ -547,7 +669,8 @@ class Pipeline:
                         "bucket": ref.bucket,
                         "key": ref.key,
                         "etag": ref.etag or ref.sequencer or "",
-                    }
+                    },
+                    ref=ref,
                 )
             )
             if self._completion_failures > failures:
@@ -695,6 +818,11 @@ def _transient(exc: BaseException) -> bool:
         return False
     status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return code in RETRYABLE_CODES or int(status or 0) >= 500
+
+
+def _version(ref: ObjectRef) -> str:
+    """One version of one object, as its event names it."""
+    return f"{ref.bucket}/{ref.key}#{ref.version_id or ref.etag or ref.sequencer or ''}"
 
 
 def _object_names(body: str) -> str:

@@ -1,0 +1,82 @@
+"""How far scoring of one object version got: the position after the last chunk whose metrics
+went out. A message that fails midway (a backend down, the deadline, a crash) resumes there on
+its retry instead of scoring, and counting, the first chunks again."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Checkpoint", "DynamoProgress", "MemoryProgress", "ProgressStore"]
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    position: int = 0
+    """Items of the object (records and bad lines, in order) read and accounted for."""
+    done: bool = False
+    """Every metric of the object went out."""
+
+
+class ProgressStore(Protocol):
+    def load(self, version: str) -> Checkpoint: ...
+
+    def save(self, version: str, checkpoint: Checkpoint) -> None: ...
+
+
+@dataclass
+class MemoryProgress:
+    """Per container, for runs without an idempotency table: resumes an object this container
+    left midway. A finished object is forgotten (without the table nothing stops a redelivery)."""
+
+    max_entries: int = 1024
+    _entries: OrderedDict[str, Checkpoint] = field(default_factory=OrderedDict)
+
+    def load(self, version: str) -> Checkpoint:
+        return self._entries.get(version, Checkpoint())
+
+    def save(self, version: str, checkpoint: Checkpoint) -> None:
+        if checkpoint.done:
+            self._entries.pop(version, None)
+            return
+        self._entries[version] = checkpoint
+        self._entries.move_to_end(version)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
+@dataclass
+class DynamoProgress:
+    """Checkpoints in the idempotency table, keyed ``<service>#progress#<hash>`` (inside the
+    service's ``dynamodb:LeadingKeys``), expiring with the idempotency records."""
+
+    client: Any
+    table: str
+    service: str
+    ttl_s: int
+
+    def _key(self, version: str) -> dict[str, Any]:
+        digest = hashlib.sha256(version.encode("utf-8", "surrogatepass")).hexdigest()
+        return {"id": {"S": f"{self.service}#progress#{digest}"}}
+
+    def load(self, version: str) -> Checkpoint:
+        item = self.client.get_item(
+            TableName=self.table, Key=self._key(version), ConsistentRead=True
+        ).get("Item")
+        if not item:
+            return Checkpoint()
+        return Checkpoint(int(item["position"]["N"]), bool(item.get("done", {}).get("BOOL")))
+
+    def save(self, version: str, checkpoint: Checkpoint) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item={
+                **self._key(version),
+                "position": {"N": str(checkpoint.position)},
+                "done": {"BOOL": checkpoint.done},
+                "expiration": {"N": str(int(time.time()) + self.ttl_s)},
+            },
+        )
