@@ -2,14 +2,16 @@
 DynamoDB or an in-memory reader): for each, records expected / scored / double-counted / lost,
 peak RSS and wall time against the function timeout.
 
-Run: ``uv run python benchmarks/chaos.py`` (about 2 minutes; ``--case NAME`` runs one). The same
-behaviours are asserted by the test suite (tests/functional/test_idempotency.py,
-test_limits_and_scope.py, test_runtime.py); this script measures them.
+Run: ``uv run python benchmarks/chaos.py`` (about 2 minutes; ``--case NAME`` runs one;
+``--kills N`` adds N random SIGKILLs of a worker scoring through a moto server). The suite runs
+every case with the ``chaos`` marker (tests/integration/test_chaos.py): the fast ones in CI, all of
+them with ``uv run pytest -m chaos``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -68,13 +70,37 @@ def event(bucket: str = BUCKET, key: str = KEY, etag: str | None = None) -> str:
     return json.dumps(s3_event(bucket, key, etag=etag or "e"))
 
 
+class TallySink:
+    """A sink that keeps, per metric name, only the values' count and sum (a sink that kept every
+    point would measure itself, not the pipeline)."""
+
+    def __init__(self) -> None:
+        self.pending: list[Any] = []
+        self.tally: dict[str, list[float]] = {}
+
+    def add(self, points: Any) -> None:
+        self.pending.extend(points)
+
+    def flush(self) -> None:
+        for point in self.pending:
+            counted = self.tally.setdefault(point.name, [0, 0.0])
+            counted[0] += 1
+            counted[1] += point.value
+        self.pending = []
+
+    def count(self, name: str) -> int:
+        return int(self.tally.get(name, [0, 0.0])[0])
+
+    def total(self, name: str) -> float:
+        return self.tally.get(name, [0, 0.0])[1]
+
+
 def memory_pipeline(objects: dict[tuple[str, str], bytes], **settings: Any) -> tuple[Any, Any]:
-    from llmmon_shared.metrics import MemorySink
     from llmmon_shared.runtime import Pipeline
     from llmmon_shared.settings import ServiceSettings
     from tests.conftest import DictS3Reader
 
-    sink = MemorySink()
+    sink = TallySink()
     pipeline = Pipeline(
         "chaos", count, {}, DictS3Reader(objects), sink, ServiceSettings(**settings)
     )
@@ -204,18 +230,22 @@ def case_object_overwritten() -> dict[str, Any]:
     return with_moto(run)
 
 
-def _bounded(objects: dict[tuple[str, str], bytes], expected: int) -> dict[str, Any]:
+def _bounded(
+    objects: dict[tuple[str, str], bytes], expected: int, compute: Any = None
+) -> dict[str, Any]:
     from tests.conftest import sqs_event
 
     pipeline, sink = memory_pipeline(objects)
+    if compute is not None:
+        pipeline.compute = compute
     result = pipeline.handle_event(sqs_event([event()]))
-    skips = sum(sink.values("SkippedObjects")) + sum(sink.values("SkippedRecords"))
+    skips = sink.total("SkippedObjects") + sink.total("SkippedRecords")
     return outcome(
         expected,
-        len(sink.values("Scored")),
-        lost_counted=int(skips or (expected - len(sink.values("Scored")))),
+        sink.count("Scored"),
+        lost_counted=int(skips),
         failed_messages=len(result["batchItemFailures"]),
-        bad_lines=int(sum(sink.values("ParseErrors"))),
+        bad_lines=int(sink.total("ParseErrors")),
     )
 
 
@@ -250,6 +280,28 @@ def case_32_mib_of_empty_objects() -> dict[str, Any]:
     return _bounded({(BUCKET, KEY): data}, expected=0)
 
 
+def case_200_records_sharing_one_5_mb_body() -> dict[str, Any]:
+    """200 records whose large-data input is the same 5 MB body, at batch size 128."""
+    path = f"{PREFIX}/data/shared_input.json.gz"
+    body = gzip.compress(json.dumps({"inputText": "Where is Paris? " * 330_000}).encode())
+    log = lines([record(n, input={"inputBodyS3Path": f"s3://{BUCKET}/{path}"}) for n in range(200)])
+    return _bounded({(BUCKET, KEY): log, (BUCKET, path): body}, expected=200)
+
+
+def case_60k_records_in_one_object() -> dict[str, Any]:
+    """60,000 records in one object, five distinct values each (as a service's scores): memory
+    follows the batch, not the object."""
+
+    def five(batch: Sequence[Any]) -> list[dict[str, float]]:
+        return [
+            {"Scored": 1.0, **{f"Score{k}": float(i.request_id[2:]) + k for k in range(4)}}
+            for i in batch
+        ]
+
+    objects = {(BUCKET, KEY): lines([record(n) for n in range(60_000)])}
+    return _bounded(objects, expected=60_000, compute=five)
+
+
 def case_lone_surrogate_in_one_of_51() -> dict[str, Any]:
     """The real similarity scorer (MiniLM tokenizer) over 51 records, one with ``\\ud800``."""
     from llmmon_shared.metrics import MemorySink
@@ -278,8 +330,8 @@ def case_foreign_bucket_and_body_path() -> dict[str, Any]:
     pipeline, sink = memory_pipeline(objects, log_bucket=BUCKET, log_prefix="bedrock")
     pipeline.handle_event(sqs_event([event("intruder"), event()]))
     read = [key for key in pipeline.s3.opened if key[0] != BUCKET]
-    skips = int(sum(sink.values("SkippedObjects")) + sum(sink.values("SkippedRecords")))
-    return outcome(1, len(sink.values("Scored")), foreign_reads=len(read), counted_skips=skips)
+    skips = int(sink.total("SkippedObjects") + sink.total("SkippedRecords"))
+    return outcome(1, sink.count("Scored"), foreign_reads=len(read), counted_skips=skips)
 
 
 def case_idempotency_endpoint_never_answers() -> dict[str, Any]:
@@ -320,7 +372,198 @@ def case_idempotency_endpoint_never_answers() -> dict[str, Any]:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# Random kills: a worker process scoring objects through the idempotency table and checkpoints
+# of a moto server, its EMF output appended to a file, killed (SIGKILL) at random moments and
+# restarted until every message is acknowledged. Any value in the output twice was counted
+# twice; any record's value missing was lost.
+
+KILL_OBJECTS, KILL_RECORDS, KILL_BATCH = 16, 300, 64
+
+
+def kill_worker(folder: Path) -> None:
+    """One worker's life: every message not yet acknowledged, in order, as Lambda would."""
+    from llmmon.local.worker import LambdaContext
+    from llmmon_shared.metrics import EmfSink
+    from llmmon_shared.runtime import Pipeline
+    from llmmon_shared.settings import ServiceSettings
+    from tests.conftest import sqs_event
+
+    def score(batch: Sequence[Any]) -> list[dict[str, float]]:
+        time.sleep(0.004 * len(batch))  # a scorer's work
+        return [{"Scored": float(i.request_id[2:])} for i in batch]
+
+    messages = json.loads((folder / "messages.json").read_text())
+    acked = folder / "acked"
+    done = set(acked.read_text().split()) if acked.exists() else set()
+    stats = {"window_s": 0.0, "busy_s": 0.0}
+    original_deliver, original_save = Pipeline._deliver, Pipeline._save
+    opened = {"at": 0.0}
+
+    def deliver(self: Any, *args: Any) -> None:
+        original_deliver(self, *args)
+        opened["at"] = time.monotonic()  # the chunk is out; its checkpoint is not saved yet
+
+    def save(self: Any, *args: Any) -> bool:
+        saved = original_save(self, *args)
+        if opened["at"]:
+            stats["window_s"] += time.monotonic() - opened["at"]
+            opened["at"] = 0.0
+        return saved
+
+    Pipeline._deliver, Pipeline._save = deliver, save  # type: ignore[method-assign]
+    with (folder / "emf.log").open("a", buffering=1) as out:
+        pipeline = Pipeline(
+            "chaos",
+            score,
+            {},
+            _boto_reader(),
+            EmfSink("chaos", out),
+            ServiceSettings(idempotency_table="idem", batch_size=KILL_BATCH),
+        )
+        for message_id, body in messages:
+            if message_id in done:
+                continue
+            while True:
+                started = time.monotonic()
+                context = LambdaContext("chaos", 1024, "arn", message_id, time.monotonic() + 2)
+                result = pipeline.handle_event(sqs_event([body]), context)
+                stats["busy_s"] += time.monotonic() - started
+                if not result["batchItemFailures"]:
+                    break
+                time.sleep(0.5)  # in progress elsewhere (a killed worker's record): later
+            with acked.open("a") as handle:
+                handle.write(message_id + "\n")
+            (folder / f"stats-{os.getpid()}.json").write_text(json.dumps(stats))
+
+
+def _boto_reader() -> Any:
+    from llmmon_shared.aws import client
+    from llmmon_shared.runtime import Boto3S3Reader
+
+    return Boto3S3Reader(client("s3"))
+
+
+def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
+    import random
+    import signal
+    import tempfile
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import s3_event
+
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    rng = random.Random(seed)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "LLMMON_LOG_LEVEL": "ERROR",
+    }
+    os.environ.update({k: env[k] for k in env if k.startswith("AWS_")})
+    started = time.monotonic()
+    try:
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        boto3.client("dynamodb").create_table(
+            TableName="idem",
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
+        messages = []
+        for o in range(KILL_OBJECTS):
+            key = f"{PREFIX}/20261128T0700{o:02d}000Z_kill.json.gz"
+            records = [record(o * KILL_RECORDS + n) for n in range(KILL_RECORDS)]
+            etag = s3.put_object(Bucket=BUCKET, Key=key, Body=lines(records))["ETag"]
+            messages.append((f"m-{o}", json.dumps(s3_event(BUCKET, key, etag=etag.strip('"')))))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "messages.json").write_text(json.dumps(messages))
+            killed = lives = 0
+            while True:
+                lives += 1
+                child = subprocess.Popen(
+                    [sys.executable, __file__, "--kill-worker", str(folder)], env=env
+                )
+                try:
+                    child.wait(timeout=rng.uniform(1.0, 5.0) if killed < kills else 600)
+                except subprocess.TimeoutExpired:
+                    child.send_signal(signal.SIGKILL)
+                    child.wait()
+                    killed += 1
+                    continue
+                if child.returncode:
+                    raise RuntimeError(f"kill worker failed with {child.returncode}")
+                break
+            seen: dict[float, int] = {}
+            torn = 0
+            for line in (folder / "emf.log").read_text().splitlines():
+                try:
+                    values = json.loads(line).get("Scored", [])
+                except json.JSONDecodeError:
+                    torn += 1  # a line cut by the kill: CloudWatch drops it
+                    continue
+                for value in values if isinstance(values, list) else [values]:
+                    seen[value] = seen.get(value, 0) + 1
+            window = busy = 0.0
+            for stats in folder.glob("stats-*.json"):
+                figures = json.loads(stats.read_text())
+                window, busy = window + figures["window_s"], busy + figures["busy_s"]
+    finally:
+        server.stop()
+    expected = KILL_OBJECTS * KILL_RECORDS
+    twice = sum(n - 1 for n in seen.values() if n > 1)
+    return {
+        "expected": expected,
+        "scored": len(seen),
+        "double": twice,
+        "lost": expected - len(seen),
+        "counted_skips": 0,
+        "kills": killed,
+        "worker_lives": lives,
+        "chunks_counted_twice": sum(1 for n in seen.values() if n > 1) // KILL_BATCH,
+        "torn_lines": torn,
+        "window_share": round(window / busy, 5) if busy else None,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident set of this process (VmHWM), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> float:
+    """Free what the case's set-up let go of and restart the peak there (``clear_refs`` 5), so
+    the growth measured is the handler's, not the building of its input."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    return _peak_rss_mb()
 
 
 def run_case(name: str) -> dict[str, Any]:
@@ -331,7 +574,8 @@ def run_case(name: str) -> dict[str, Any]:
     handle = Pipeline.handle_event
 
     def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
-        spent.setdefault("rss_before", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        if "rss_before" not in spent:
+            spent["rss_before"] = _reset_peak()
         started = time.monotonic()
         try:
             return handle(self, *args, **kwargs)
@@ -340,7 +584,7 @@ def run_case(name: str) -> dict[str, Any]:
 
     Pipeline.handle_event = timed  # type: ignore[method-assign]
     result = CASES[name]()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _peak_rss_mb()
     result["wall_s"] = round(spent["s"], 1)
     result["peak_rss_mb"] = round(peak)
     result["rss_growth_mb"] = round(peak - spent.get("rss_before", peak))
@@ -350,7 +594,12 @@ def run_case(name: str) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--case", choices=sorted(CASES))
+    parser.add_argument("--kills", type=int, default=0, help="also run N random kills")
+    parser.add_argument("--kill-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.kill_worker:
+        kill_worker(args.kill_worker)
+        return 0
     if args.case:
         print(json.dumps(run_case(args.case)))
         return 0
@@ -377,6 +626,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['lost']} | {r['counted_skips']} | {r['peak_rss_mb']} MB "
             f"(+{r['rss_growth_mb']} MB) | {r['wall_s']} s |"
         )
+    if args.kills:
+        r = random_kills(args.kills)
+        print(
+            f"| {r['kills']} random kills ({r['worker_lives']} worker lives) | {r['expected']} | "
+            f"{r['scored']} | {r['double']} | {r['lost']} | 0 | - | {r['wall_s']} s in all |"
+        )
+        print(json.dumps(r))
     return 0
 
 

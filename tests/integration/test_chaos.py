@@ -1,0 +1,62 @@
+"""The chaos cases of benchmarks/chaos.py, each in a fresh process, against their targets: nothing
+counted twice, nothing lost without a counted reason, peak RSS under the function's memory with
+25% to spare, the handler well inside the function timeout.
+
+CI runs the fast ones; ``uv run pytest -m chaos`` runs all of them, the random kills included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import chaos  # noqa: E402
+
+MEMORY_MB = 1024  # similarity's and refusal's function memory
+SLOW = {"idempotency_endpoint_never_answers", "32_mib_of_empty_objects", "60k_records_in_one_object"}
+
+pytestmark = [pytest.mark.chaos, pytest.mark.integration]
+
+
+def run_case(name: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "chaos.py"), "--case", name],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in sorted(chaos.CASES)],
+)
+def test_chaos_case__nothing_twice_nothing_lost_within_bounds(name: str) -> None:
+    result = run_case(name)
+    assert result["double"] == 0, result
+    assert result["lost"] == 0, result
+    assert result["peak_rss_mb"] <= MEMORY_MB * 0.75, result
+    assert result["wall_s"] < chaos.TIMEOUT_S * 0.5, result
+
+
+@pytest.mark.slow
+def test_random_kills__no_value_counted_twice_beyond_the_documented_window() -> None:
+    result = chaos.random_kills(kills=12)
+    assert result["lost"] == 0 and result["torn_lines"] == 0, result
+    # A kill between a chunk's emit and its checkpoint sends that chunk again on the retry
+    # (docs/operations.md): that is the only way a value may be counted twice.
+    assert result["double"] <= result["chunks_counted_twice"] * chaos.KILL_BATCH, result
+    assert result["chunks_counted_twice"] <= result["kills"], result
