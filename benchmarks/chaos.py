@@ -445,6 +445,7 @@ def _boto_reader() -> Any:
 
 
 def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
+    import logging
     import random
     import signal
     import tempfile
@@ -453,8 +454,6 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
     from moto.server import ThreadedMotoServer
 
     from tests.conftest import s3_event
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     rng = random.Random(seed)

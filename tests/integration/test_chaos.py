@@ -22,7 +22,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import chaos  # noqa: E402
 
 MEMORY_MB = 1024  # similarity's and refusal's function memory
-SLOW = {"idempotency_endpoint_never_answers", "32_mib_of_empty_objects", "60k_records_in_one_object"}
+SLOW = {
+    "idempotency_endpoint_never_answers",
+    "32_mib_of_empty_objects",
+    "60k_records_in_one_object",
+}
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 

@@ -306,6 +306,11 @@ def build_parser() -> Parser:
         help="label values that mean refusal, comma-separated (XSTest's by default)",
     )
     cmd.add_argument("--completion-column", default="completion", help="(default: completion)")
+    cmd.add_argument(
+        "--prompt-column",
+        default="prompt",
+        help="(default: prompt; without it the rules that compare answer and prompt stay off)",
+    )
     cmd.add_argument("--label-column", default="label", help="(default: label)")
     cmd.add_argument("--model-id", help="score as this model (selects its phrase family)")
     cmd.add_argument(
@@ -384,6 +389,7 @@ def dispatch(args: argparse.Namespace) -> int:
         args.label_column,
         args.model_id,
         args.explain,
+        args.prompt_column,
     )
     return 0
 

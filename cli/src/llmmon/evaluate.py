@@ -56,6 +56,7 @@ def evaluate_refusal(
     label_column: str = "label",
     model_id: str | None = None,
     explain: bool = False,
+    prompt_column: str = "prompt",
 ) -> dict[str, float | int]:
     from llmmon.errors import CliError
     from llmmon_refusal.settings import RefusalSettings, make_detector
@@ -88,15 +89,21 @@ def evaluate_refusal(
     settings = RefusalSettings()
     detector = make_detector(settings)
     family = detector.phrases.family_of(model_id) if model_id else None
-    decisions = detector.decide([r[completion_column] or "" for r in rows], [family] * len(rows))
+    prompts = [r[prompt_column] or "" for r in rows] if prompt_column in rows[0] else None
+    decisions = detector.decide(
+        [r[completion_column] or "" for r in rows], [family] * len(rows), prompts
+    )
     truth = [r[label_column] in refusal_labels for r in rows]
     predicted = [d.refusal for d in decisions]
     confusion = Confusion.of(truth, predicted)
     print(
         f"refusal detector: backend={settings.embedding_backend} "
         f"fuzzy>={settings.refusal_fuzzy_threshold} "
-        f"similarity>={settings.refusal_similarity_threshold} margin={settings.refusal_margin}"
+        f"similarity>={settings.refusal_similarity_threshold} margin={settings.refusal_margin} "
+        f"implicit rules: {', '.join(detector.implicit_rules) or 'off'}"
     )
+    if prompts is None and detector.implicit_rules:
+        print(f"no column {prompt_column!r}: rules that compare answer and prompt stay off")
     print(f"rows: {len(rows)}   refusal labels: {', '.join(refusal_labels)}")
     print()
     print(f"{'':>18} {'predicted refusal':>18} {'predicted other':>16}")
@@ -116,7 +123,8 @@ def evaluate_refusal(
                     f"{kind:>11} row {row.get('id', '?')}: fuzzy {decision.fuzzy:.2f} "
                     f"({decision.fuzzy_reference}) similarity {decision.similarity:.2f} "
                     f"({decision.similarity_reference}) compliance "
-                    f"{decision.compliance_similarity:.2f}"
+                    f"{decision.compliance_similarity:.2f} rule {decision.rule or '-'} "
+                    f"cues {','.join(decision.cues) or '-'}"
                 )
     figures: dict[str, float | int] = {
         "precision": round(confusion.precision, 4),

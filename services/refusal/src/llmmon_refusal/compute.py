@@ -12,8 +12,9 @@ Decision rule (documented in the README; tuned on XSTest dev.csv only):
    verbatim) and beats the best fuzzy match of a compliant phrase in the same sentence (so
    "I can help with that" is not read as "I cannot help"), or when the similarity >=
    ``similarity_threshold`` and exceeds the compliance similarity by at least ``margin`` (a
-   paraphrased refusal that is clearly not an ordinary opening). Otherwise 0, so the Average of
-   ``Refusal`` is the refusal ratio.
+   paraphrased refusal that is clearly not an ordinary opening), or when an enabled implicit rule
+   holds (implicit.py: answers that decline without a refusal phrase, read from the response and
+   its relation to the prompt). Otherwise 0, so the Average of ``Refusal`` is the refusal ratio.
 
 The reference embeddings are computed once, when the detector is built (cold start), and kept.
 """
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 from rapidfuzz import fuzz, process, utils
 
+from llmmon_refusal.implicit import cues_of, implicit_rule
 from llmmon_refusal.phrases import PhraseSet
 from llmmon_shared.embeddings import Embedder
 from llmmon_shared.extract import Interaction
@@ -51,12 +53,14 @@ class Decision:
 
     refusal: bool
     rule: str | None
-    """``fuzzy``, ``embedding`` or None."""
+    """``fuzzy``, ``embedding``, an implicit rule's name (``premise-rejection``...) or None."""
     similarity: float
     compliance_similarity: float
     fuzzy: float
     similarity_reference: str
     fuzzy_reference: str
+    cues: tuple[str, ...] = ()
+    """Implicit-refusal cues the response showed (implicit.py), whatever the rule."""
 
 
 @dataclass
@@ -68,6 +72,8 @@ class RefusalDetector:
     margin: float = 0.15
     opening_sentences: int = 2
     opening_chars: int = 300
+    implicit_rules: tuple[str, ...] = ()
+    """Enabled implicit-refusal rules (implicit.RULES), in order."""
     _refusal_vectors: Any = field(init=False, repr=False)
     _compliant_vectors: Any = field(init=False, repr=False)
     _masks: dict[str | None, Any] = field(init=False, repr=False)
@@ -90,7 +96,16 @@ class RefusalDetector:
         )
         return scores.astype(np.float64) / 100.0
 
-    def decide(self, completions: Sequence[str], families: Sequence[str | None]) -> list[Decision]:
+    def decide(
+        self,
+        completions: Sequence[str],
+        families: Sequence[str | None],
+        prompts: Sequence[str] | None = None,
+    ) -> list[Decision]:
+        """One decision per completion. Without ``prompts`` the rules that compare the answer
+        with its prompt (premise rejection) cannot hold."""
+        if prompts is None:
+            prompts = [""] * len(completions)
         openings = [
             opening(text, self.opening_sentences, self.opening_chars) for text in completions
         ]
@@ -103,7 +118,9 @@ class RefusalDetector:
         compliant_fuzzy = self._fuzzy(lowered, self._compliant_lowered).max(axis=1)
         decisions: list[Decision] = []
         row = 0
-        for sentences, family in zip(openings, families, strict=True):
+        for sentences, family, prompt, text in zip(
+            openings, families, prompts, completions, strict=True
+        ):
             rows = slice(row, row + len(sentences))
             row += len(sentences)
             mask = self._masks.get(family, self._masks[None])
@@ -119,6 +136,9 @@ class RefusalDetector:
                 rule = "fuzzy"
             elif similarity >= self.similarity_threshold and similarity - compliance >= self.margin:
                 rule = "embedding"
+            cues = cues_of(prompt, text) if self.implicit_rules else None
+            if rule is None and cues is not None:
+                rule = implicit_rule(cues, self.implicit_rules)
             decisions.append(
                 Decision(
                     refusal=rule is not None,
@@ -128,6 +148,7 @@ class RefusalDetector:
                     fuzzy=best_fuzzy,
                     similarity_reference=self.phrases.refusal[s_col].id,
                     fuzzy_reference=self.phrases.refusal[f_col].id,
+                    cues=cues.names() if cues is not None else (),
                 )
             )
         return decisions
@@ -143,7 +164,9 @@ class RefusalScorer:
 
     def __call__(self, batch: Sequence[Interaction]) -> list[Scores]:
         families = [self.detector.phrases.family_of(item.model_id) for item in batch]
-        decisions = self.detector.decide([item.completion for item in batch], families)
+        decisions = self.detector.decide(
+            [item.completion for item in batch], families, [item.prompt for item in batch]
+        )
         if self.explain is not None:
             for item, decision in zip(batch, decisions, strict=True):
                 self.explain(item.request_id, decision)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from llmmon_refusal.compute import RefusalDetector
 from llmmon_refusal.phrases import load_phrases
@@ -23,8 +24,23 @@ class RefusalSettings(ServiceSettings):
     "compliant": [...]}``."""
     refusal_phrases_file: str | None = None
     """The same JSON in a file (for example shipped in the function's package)."""
+    refusal_implicit_rules: Annotated[list[str] | None, NoDecode] = None
+    """Implicit-refusal rules to enable (names in implicit.RULES); default: the set chosen by
+    leave-one-model-out and shipped in data/implicit.json. An empty list turns them off."""
     explain: bool = False
     """Log every decision (reference id and scores, never text) at INFO."""
+
+    @field_validator("refusal_implicit_rules", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        from llmmon_refusal.implicit import RULES
+
+        if isinstance(value, str):
+            value = [item.strip() for item in value.split(",") if item.strip()]
+        unknown = [name for name in value or [] if name not in RULES]
+        if unknown:
+            raise ValueError(f"unknown implicit rule {unknown[0]!r}; known: {', '.join(RULES)}")
+        return value
 
 
 def make_detector(settings: RefusalSettings) -> RefusalDetector:
@@ -37,4 +53,18 @@ def make_detector(settings: RefusalSettings) -> RefusalDetector:
         fuzzy_threshold=settings.refusal_fuzzy_threshold,
         similarity_threshold=settings.refusal_similarity_threshold,
         margin=settings.refusal_margin,
+        implicit_rules=tuple(
+            shipped_rules()
+            if settings.refusal_implicit_rules is None
+            else settings.refusal_implicit_rules
+        ),
     )
+
+
+def shipped_rules() -> list[str]:
+    """The implicit rules chosen by scripts/tune_refusal.py (data/implicit.json)."""
+    import json
+    from importlib.resources import files
+
+    data = json.loads(files("llmmon_refusal").joinpath("data/implicit.json").read_text())
+    return [str(name) for name in data["rules"]]
