@@ -293,12 +293,23 @@ def build_parser() -> Parser:
     where.add_argument("--region", help="CloudWatch in this AWS region")
 
     cmd = command(commands, "eval", "measure a detector on a labelled CSV")
-    cmd.add_argument("detector", choices=["refusal"], help="which detector")
+    cmd.add_argument("detector", choices=["refusal", "toxicity"], help="which detector")
     cmd.add_argument(
         "csv",
         type=readable_file,
         metavar="CSV",
-        help="UTF-8 CSV with a completion and a label column",
+        help="UTF-8 CSV: refusal, a completion and a label column; toxicity, text and label",
+    )
+    cmd.add_argument(
+        "--toxic-labels",
+        default="hate,toxic,offensive,1,true",
+        help="toxicity: label values that mean toxic, comma-separated (default: %(default)s)",
+    )
+    cmd.add_argument("--text-column", default="text", help="toxicity: (default: text)")
+    cmd.add_argument(
+        "--group-column",
+        default="group",
+        help="toxicity: AUC per value of this column when it exists (default: group)",
     )
     cmd.add_argument(
         "--refusal-labels",
@@ -380,8 +391,17 @@ def dispatch(args: argparse.Namespace) -> int:
         from llmmon.score import score_folder
 
         return score_folder(args.folder)
-    from llmmon.evaluate import evaluate_refusal
+    from llmmon.evaluate import evaluate_refusal, evaluate_toxicity
 
+    if args.detector == "toxicity":
+        evaluate_toxicity(
+            args.csv,
+            [label.strip() for label in args.toxic_labels.split(",") if label.strip()],
+            args.text_column,
+            args.label_column,
+            args.group_column,
+        )
+        return 0
     evaluate_refusal(
         args.csv,
         [label.strip() for label in args.refusal_labels.split(",") if label.strip()],

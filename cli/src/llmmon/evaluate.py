@@ -1,5 +1,6 @@
-"""``llmmon eval refusal PATH.csv``: score a labelled CSV with the refusal detector exactly as the
-service runs it (same settings from the environment, same phrases, same backend)."""
+"""``llmmon eval refusal|toxicity PATH.csv``: score a labelled CSV with a detector exactly as the
+service runs it (same settings from the environment, same phrases, same backends). Both end with
+one JSON line of figures."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_REFUSAL_LABELS = ("2_full_refusal", "3_partial_refusal")
 
@@ -49,17 +51,10 @@ class Confusion:
         )
 
 
-def evaluate_refusal(
-    path: Path,
-    refusal_labels: Sequence[str] = DEFAULT_REFUSAL_LABELS,
-    completion_column: str = "completion",
-    label_column: str = "label",
-    model_id: str | None = None,
-    explain: bool = False,
-    prompt_column: str = "prompt",
-) -> dict[str, float | int]:
+def read_labelled(path: Path, columns: dict[str, str]) -> list[dict[str, str]]:
+    """The rows of a UTF-8 CSV that has the named columns (``{flag name: column}``), or a one-line
+    error saying what is wrong and which flag fixes it."""
     from llmmon.errors import CliError
-    from llmmon_refusal.settings import RefusalSettings, make_detector
 
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -72,12 +67,113 @@ def evaluate_refusal(
         raise CliError(f"{path}: not a CSV file ({exc})") from None
     if not rows:
         raise CliError(f"{path}: no data rows under the header")
-    for column in (completion_column, label_column):
+    for flag, column in columns.items():
         if column not in rows[0]:
             raise CliError(
                 f"{path}: no column {column!r} (columns: {', '.join(map(str, rows[0]))}); "
-                f"name it with --{'completion' if column == completion_column else 'label'}-column"
+                f"name it with --{flag}-column"
             )
+    return rows
+
+
+def auc(truth: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """Area under the ROC curve (ties count half); None without both classes."""
+    positives = [s for t, s in zip(truth, scores, strict=True) if t]
+    negatives = [s for t, s in zip(truth, scores, strict=True) if not t]
+    if not positives or not negatives:
+        return None
+    ordered = sorted(negatives)
+    from bisect import bisect_left, bisect_right
+
+    wins = sum(
+        bisect_left(ordered, p) + 0.5 * (bisect_right(ordered, p) - bisect_left(ordered, p))
+        for p in positives
+    )
+    return wins / (len(positives) * len(negatives))
+
+
+def evaluate_toxicity(
+    path: Path,
+    toxic_labels: Sequence[str],
+    text_column: str = "text",
+    label_column: str = "label",
+    group_column: str = "group",
+) -> dict[str, Any]:
+    """Toxicity of every row with the service's toxicity backend: AUC of ``Toxicity`` and of each
+    label the backend provides, and precision/recall/F1 of ``Toxic`` at the service's threshold;
+    AUC per group when the CSV has ``group_column``."""
+    from llmmon.errors import CliError
+    from llmmon_comprehend.settings import ComprehendSettings, make_backends
+
+    rows = read_labelled(path, {"text": text_column, "label": label_column})
+    if not toxic_labels:
+        raise CliError("--toxic-labels is empty: name the label values that mean toxic")
+    wanted = {label.lower() for label in toxic_labels}
+    truth = [str(r[label_column]).strip().lower() in wanted for r in rows]
+    if not any(truth):
+        found = sorted({str(r[label_column]) for r in rows})
+        raise CliError(
+            f"{path}: no row has a toxic label ({', '.join(toxic_labels)}) in column "
+            f"{label_column!r}; its values are {', '.join(found[:10])}: set --toxic-labels"
+        )
+    settings = ComprehendSettings()
+    _, backend = make_backends(settings)
+    results = backend.toxicity([r[text_column] or "" for r in rows])
+    scores = [r.toxicity if r is not None else 0.0 for r in results]
+    predicted = [s >= settings.toxic_threshold for s in scores]
+    confusion = Confusion.of(truth, predicted)
+    figures: dict[str, Any] = {
+        "auc": _rounded(auc(truth, scores)),
+        "precision": round(confusion.precision, 4),
+        "recall": round(confusion.recall, 4),
+        "f1": round(confusion.f1, 4),
+        "accuracy": round(confusion.accuracy, 4),
+        "threshold": settings.toxic_threshold,
+        "rows": len(rows),
+        "unscored": sum(r is None for r in results),
+    }
+    for label in backend.labels:
+        values = [r.labels.get(label, 0.0) if r is not None else 0.0 for r in results]
+        figures[f"auc_{label}"] = _rounded(auc(truth, values))
+    if group_column in rows[0]:
+        groups: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
+            groups.setdefault(str(row[group_column]), []).append(index)
+        figures["auc_per_group"] = {
+            group: _rounded(auc([truth[i] for i in index], [scores[i] for i in index]))
+            for group, index in sorted(groups.items())
+        }
+    print(f"toxicity backend: {backend.name}  labels: {', '.join(backend.labels)}")
+    print(f"rows: {len(rows)}   toxic labels: {', '.join(toxic_labels)}")
+    print(f"{'':>16} {'predicted toxic':>16} {'predicted other':>16}")
+    print(f"{'labelled toxic':>16} {confusion.tp:>16} {confusion.fn:>16}")
+    print(f"{'labelled other':>16} {confusion.fp:>16} {confusion.tn:>16}")
+    print(
+        f"AUC {figures['auc']}  precision {figures['precision']:.4f}  recall "
+        f"{figures['recall']:.4f}  F1 {figures['f1']:.4f} at Toxicity >= {settings.toxic_threshold}"
+    )
+    print(json.dumps(figures))
+    sys.stdout.flush()
+    return figures
+
+
+def _rounded(value: float | None) -> float | None:
+    return round(value, 4) if value is not None else None
+
+
+def evaluate_refusal(
+    path: Path,
+    refusal_labels: Sequence[str] = DEFAULT_REFUSAL_LABELS,
+    completion_column: str = "completion",
+    label_column: str = "label",
+    model_id: str | None = None,
+    explain: bool = False,
+    prompt_column: str = "prompt",
+) -> dict[str, float | int]:
+    from llmmon.errors import CliError
+    from llmmon_refusal.settings import RefusalSettings, make_detector
+
+    rows = read_labelled(path, {"completion": completion_column, "label": label_column})
     if not refusal_labels:
         raise CliError("--refusal-labels is empty: name the label values that mean refusal")
     found = sorted({str(r[label_column]) for r in rows})

@@ -12,12 +12,15 @@ Comprehend's real limits are respected here, in one place:
 
 The local backends map their own outputs onto the same result types and name themselves:
 VADER's pos/neg/neu proportions become the Positive/Negative/Neutral scores; alt-profanity-check's
-offensive-language probability becomes Toxicity and the PROFANITY label only. It is a stand-in for
-Comprehend, not its equal (blind to implicit threats, and it scores only one label).
+offensive-language probability becomes the PROFANITY label, a logistic head on MiniLM sentence
+embeddings (trained on implicit hate, scripts/train_toxicity.py) the HATE_SPEECH label, and
+Toxicity is the larger of the two. It is a stand-in for Comprehend, not its equal (it scores two
+labels of seven).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -276,4 +279,78 @@ class ProfanityToxicity:
             score = float(max(probabilities[position : position + len(segments)]))
             position += len(segments)
             results.append(ToxicityResult(score, {"PROFANITY": score}))
+        return results
+
+
+HATE_CHARS = 1_000
+"""Characters of a response the hate-speech head reads (about MiniLM's 256-token window)."""
+
+
+@dataclass
+class HateSpeechHead:
+    """Implicit hate (stereotypes and dehumanising claims without slurs): a logistic head on the
+    MiniLM sentence embedding of a response's opening, shipped in ``data/hate-head.json`` with
+    its leave-groups-out figures. Provides Toxicity and the HATE_SPEECH label."""
+
+    embedder: Any = None
+    name: str = "local-minilm-hate-head"
+    labels: tuple[str, ...] = ("HATE_SPEECH",)
+
+    def __post_init__(self) -> None:
+        data = json.loads((files("llmmon_comprehend") / "data" / "hate-head.json").read_text())
+        self.weights = np.asarray(data["weights"], dtype=np.float32)
+        self.bias = float(data["bias"])
+        self.figures = data["leave_groups_out"]
+        if self.embedder is None:
+            from llmmon_shared.embeddings import LocalMiniLMEmbedder
+
+            self.embedder = LocalMiniLMEmbedder()
+        if getattr(self.embedder, "dimensions", len(self.weights)) != len(self.weights):
+            raise ValueError("the hate-speech head needs the MiniLM embedder it was trained on")
+
+    def scores(self, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        vectors = self.embedder.embed([text.strip()[:HATE_CHARS] for text in texts])
+        logits = np.asarray(vectors, dtype=np.float32) @ self.weights + self.bias
+        return [float(v) for v in 1.0 / (1.0 + np.exp(-logits))]
+
+    def toxicity(self, texts: Sequence[str]) -> list[ToxicityResult | None]:
+        return [
+            ToxicityResult(score, {"HATE_SPEECH": score}) if text.strip() else None
+            for text, score in zip(texts, self.scores(texts), strict=True)
+        ]
+
+
+@dataclass
+class LocalToxicity:
+    """The local toxicity backend: offensive language (PROFANITY) and implicit hate
+    (HATE_SPEECH); Toxicity is the larger of the two, so explicit abuse scores exactly as the
+    profanity model alone did and implicit hate is added."""
+
+    profanity: ProfanityToxicity
+    hate: HateSpeechHead | None = None
+    name: str = field(init=False)
+    labels: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = [self.profanity] + ([self.hate] if self.hate is not None else [])
+        self.name = "+".join(part.name for part in parts)
+        self.labels = tuple(label for part in parts for label in part.labels)
+
+    def toxicity(self, texts: Sequence[str]) -> list[ToxicityResult | None]:
+        profane = self.profanity.toxicity(texts)
+        if self.hate is None:
+            return profane
+        hateful = self.hate.toxicity(texts)
+        results: list[ToxicityResult | None] = []
+        for first, second in zip(profane, hateful, strict=True):
+            if first is None or second is None:
+                results.append(first or second)
+                continue
+            results.append(
+                ToxicityResult(
+                    max(first.toxicity, second.toxicity), {**first.labels, **second.labels}
+                )
+            )
         return results
