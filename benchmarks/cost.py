@@ -35,6 +35,8 @@ SENTIMENT = {
 }
 
 SCORING_SERVICES = ("similarity", "comprehend", "refusal")
+CASCADE_SENTIMENT_RATE = 0.1
+"""Sentiment sample rate of the second cascade variant the cost model prices."""
 """The services the cost model prices: the ones that call a model. The traffic service reads log
 fields only; it is not in these figures (its own cost is a Lambda and a queue per object)."""
 
@@ -159,7 +161,8 @@ class _Bytes(logging.Handler):
 def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
     """Each service's real pipeline with the managed backends against FakeAws."""
     from llmmon_comprehend.backends import ComprehendBackend
-    from llmmon_comprehend.compute import ComprehendScorer
+    from llmmon_comprehend.compute import ComprehendScorer, ToxicityGate
+    from llmmon_comprehend.settings import ComprehendSettings, local_toxicity
     from llmmon_comprehend.spec import SERVICE as COMPREHEND
     from llmmon_refusal.compute import RefusalDetector, RefusalScorer
     from llmmon_refusal.phrases import load_phrases
@@ -170,18 +173,43 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
     from llmmon_similarity.compute import SimilarityScorer
     from llmmon_similarity.spec import SERVICE as SIMILARITY
 
+    gate_settings = ComprehendSettings(comprehend_backend="cascade")
+    gates = {
+        "HATE_SPEECH": gate_settings.toxicity_gate_hate_speech,
+        "PROFANITY": gate_settings.toxicity_gate_profanity,
+    }
+
+    def cascade(aws: Any, sentiment_rate: float) -> Any:
+        managed = ComprehendBackend(aws.client("comprehend"))
+        gate = ToxicityGate(
+            local_toxicity(gate_settings), gates, gate_settings.toxicity_calibration_rate
+        )
+        return ComprehendScorer(managed, managed, gate=gate, sentiment_sample_rate=sentiment_rate)
+
     results = {}
-    for spec, make in [
-        (SIMILARITY, lambda aws: SimilarityScorer(TitanEmbedder(aws.client("bedrock-runtime")))),
+    for label, spec, make in [
         (
+            "similarity",
+            SIMILARITY,
+            lambda aws: SimilarityScorer(TitanEmbedder(aws.client("bedrock-runtime"))),
+        ),
+        (
+            "comprehend",
             COMPREHEND,
             lambda aws: ComprehendScorer(*(2 * [ComprehendBackend(aws.client("comprehend"))])),
         ),
         (
+            "refusal",
             REFUSAL,
             lambda aws: RefusalScorer(
                 RefusalDetector(TitanEmbedder(aws.client("bedrock-runtime")), load_phrases())
             ),
+        ),
+        ("comprehend-cascade", COMPREHEND, lambda aws: cascade(aws, 1.0)),
+        (
+            f"comprehend-cascade-sentiment-{CASCADE_SENTIMENT_RATE}",
+            COMPREHEND,
+            lambda aws: cascade(aws, CASCADE_SENTIMENT_RATE),
         ),
     ]:
         aws = FakeAws(prices)
@@ -206,7 +234,7 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
             pipeline.process_object(ObjectRef("bench", key, None, None))
         compute_s = time.perf_counter() - started
         logging.getLogger("llmmon").removeHandler(logs)
-        results[spec.name] = {
+        results[label] = {
             "usage": aws.usage,
             "compute_s": compute_s,
             "emf_bytes": len(emf.getvalue()),
@@ -251,7 +279,9 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     per_object = prices["records_per_log_object"]
     objects = 1_000_000 / per_object
     invocations = objects / prices["sqs_batch_size"]
-    managed = run_managed(work, prices)
+    everything = run_managed(work, prices)
+    managed = {name: everything[name] for name in SCORING_SERVICES}
+    variants = {name: run for name, run in everything.items() if name not in managed}
     local_seconds = run_local(work)
     gb_s = prices["lambda_per_gb_second"]
     log_gb = prices["cloudwatch_logs_ingestion_per_gb"] / 1e9
@@ -282,6 +312,35 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         ours["lambda_duration"] += seconds * run["memory_mb"] / 1024 * gb_s
         ours["logs_emf"] += (run["emf_bytes"] + run["log_bytes"]) * scale * log_gb
     ours_total = sum(ours.values())
+
+    def per_million(run: dict[str, Any]) -> dict[str, float]:
+        usage: Usage = run["usage"]
+        api_ms = (
+            usage.calls["BatchDetectSentiment"] * latency["comprehend_batch_detect_sentiment"]
+            + usage.calls["DetectToxicContent"] * latency["comprehend_detect_toxic_content"] / 4
+        )
+        seconds = (run["compute_s"] + api_ms / 1000) * scale + objects * overhead_ms / 1000
+        return {
+            "comprehend": usage.comprehend_units * scale * prices["comprehend_unit"],
+            "lambda_duration": seconds * run["memory_mb"] / 1024 * gb_s,
+            "toxicity_calls_per_interaction": usage.calls["DetectToxicContent"] / n,
+        }
+
+    # The comprehend service alone: all-managed against the cascade variants.
+    comprehend_alone = per_million(managed["comprehend"])
+    cascades = {}
+    for name, run in variants.items():
+        figures = per_million(run)
+        cascades[name] = {
+            "comprehend": round(figures["comprehend"], 2),
+            "lambda_duration": round(figures["lambda_duration"], 2),
+            "toxicity_calls_per_interaction": round(figures["toxicity_calls_per_interaction"], 3),
+            "ratio_to_managed": round(
+                (figures["comprehend"] + figures["lambda_duration"])
+                / (comprehend_alone["comprehend"] + comprehend_alone["lambda_duration"]),
+                3,
+            ),
+        }
 
     # The naive design the issue describes, at equal coverage: one Lambda invocation per record,
     # one Comprehend call per Comprehend metric per record (each score its own DetectSentiment
@@ -378,6 +437,8 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         },
         "metrics_per_record": metrics_per_record,
         "cold_start_reference_calls": managed["refusal"]["cold_calls"],
+        "comprehend_managed_alone": {k: round(v, 2) for k, v in comprehend_alone.items()},
+        "comprehend_cascade": cascades,
     }
     print(
         f"  ours (managed backends) ${ours_total:,.2f} per 1M interactions "
@@ -402,6 +463,17 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
     )
     print(
         "  ours by sample rate: " + ", ".join(f"{r}: ${v:,.2f}" for r, v in sampling.items()),
+        flush=True,
+    )
+    print(
+        f"  comprehend service, managed: Comprehend ${comprehend_alone['comprehend']:,.2f} + "
+        f"Lambda ${comprehend_alone['lambda_duration']:,.2f} per 1M; "
+        + "; ".join(
+            f"{name}: Comprehend ${c['comprehend']:,.2f} + Lambda ${c['lambda_duration']:,.2f} "
+            f"({c['ratio_to_managed']}x, {c['toxicity_calls_per_interaction']} DetectToxicContent "
+            "per interaction)"
+            for name, c in cascades.items()
+        ),
         flush=True,
     )
     return result

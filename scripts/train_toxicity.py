@@ -72,6 +72,10 @@ def read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+HATE_GATES = (0.05, 0.1, 0.2)
+PROFANITY_GATES = (0.5, 0.7)
+
+
 def leave_groups_out(
     x: np.ndarray,
     y: np.ndarray,
@@ -84,13 +88,18 @@ def leave_groups_out(
     scores = np.zeros(len(y))
     per_group = {}
     false_alarms = []
+    answer_scores = np.zeros(len(answers))
     for group in sorted(set(groups)):
         held = group_of == group
         for model in sorted(set(models)):
             train_x = np.vstack([x[~held], answers[models != model]])
             train_y = np.concatenate([y[~held], np.zeros(int((models != model).sum()))])
             w = fit(train_x, train_y, l2)
-            false_alarms.append(float((prob(w, answers[models == model]) >= 0.5).mean()))
+            held_answers = prob(w, answers[models == model])
+            false_alarms.append(float((held_answers >= 0.5).mean()))
+            answer_scores[models == model] = np.maximum(
+                answer_scores[models == model], held_answers
+            )
             if model == sorted(set(models))[0]:
                 scores[held] = prob(w, x[held])
                 per_group[group] = round(auc(y[held], scores[held]), 4)
@@ -102,6 +111,8 @@ def leave_groups_out(
         "recall_at_0.5": round(float((scores[y == 1] >= 0.5).mean()), 4),
         "false_positive_rate_at_0.5_statements": round(float((scores[y == 0] >= 0.5).mean()), 4),
         "false_positive_rate_at_0.5_other_models_answers": round(float(np.mean(false_alarms)), 4),
+        "_held_out_scores": scores,
+        "_answer_scores": answer_scores,
     }
 
 
@@ -118,12 +129,47 @@ def main() -> int:
     models = np.array([r["model"] for r in answers])
     runs = [leave_groups_out(x, y, groups, answer_x, models, l2) for l2 in L2_GRID]
     best = max(runs, key=lambda run: run["auc_pooled"])
+    # The cascade's gate: a response goes to Comprehend when a local label reaches its gate
+    # (HATE_SPEECH: the head's held-out score; PROFANITY: the profanity model). Recall on the
+    # hate statements and the share of ordinary answers sent, per pair of gates.
+    from llmmon_comprehend.backends import ProfanityToxicity
+
+    profanity = ProfanityToxicity()
+    profane = np.array(
+        [r.toxicity if r else 0.0 for r in profanity.toxicity([r["text"] for r in statements])]
+    )
+    profane_answers = np.array(
+        [r.toxicity if r else 0.0 for r in profanity.toxicity([r["completion"] for r in answers])]
+    )
+    hate_held, hate_answers = best.pop("_held_out_scores"), best.pop("_answer_scores")
+    for run in runs:
+        run.pop("_held_out_scores", None)
+        run.pop("_answer_scores", None)
+    gate_table = [
+        {
+            "HATE_SPEECH": hate_gate,
+            "PROFANITY": profanity_gate,
+            "recall_on_hate_statements": round(
+                float(((hate_held >= hate_gate) | (profane >= profanity_gate))[y == 1].mean()), 4
+            ),
+            "neutral_statements_sent": round(
+                float(((hate_held >= hate_gate) | (profane >= profanity_gate))[y == 0].mean()), 4
+            ),
+            "answers_sent": round(
+                float(((hate_answers >= hate_gate) | (profane_answers >= profanity_gate)).mean()),
+                4,
+            ),
+        }
+        for hate_gate in HATE_GATES
+        for profanity_gate in PROFANITY_GATES
+    ]
     w = fit(np.vstack([x, answer_x]), np.concatenate([y, np.zeros(len(answer_x))]), best["l2"])
     result = {
         "_comment": "Written by scripts/train_toxicity.py; see its docstring for the protocol.",
         "embedder": embedder.model_id,
         "threshold": 0.5,
         "leave_groups_out": best,
+        "cascade_gate_held_out": gate_table,
         "l2_grid": runs,
         "trained_on": {"statements": len(statements), "answers": len(answers)},
         "weights": [round(float(v), 6) for v in w[:-1]],

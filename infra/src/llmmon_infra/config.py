@@ -38,7 +38,7 @@ class StackConfig:
     max_chars: int = 8000
     metrics_sink: Sink = "emf"
     embedding_backend: Literal["bedrock", "local"] = "bedrock"
-    comprehend_backend: Literal["comprehend", "local"] = "comprehend"
+    comprehend_backend: Literal["comprehend", "local", "cascade"] = "comprehend"
     titan_dimensions: int = 512
     metadata_dimensions: tuple[str, ...] = ()
     log_retention_days: int = 30

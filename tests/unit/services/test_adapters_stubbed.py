@@ -186,3 +186,61 @@ def test_toxic_content__one_document_per_call_segmented_max_over_segments(
     assert result is not None
     assert result.toxicity == 0.7
     assert result.labels["INSULT"] == 0.65 and result.labels["GRAPHIC"] == 0.01
+
+
+def test_cascade__comprehend_only_above_the_gate_and_for_the_calibration_sample(
+    comprehend: tuple[Any, Stubber],
+) -> None:
+    from llmmon_comprehend.backends import ToxicityResult
+    from llmmon_comprehend.compute import ComprehendScorer, ToxicityGate
+    from llmmon_shared.extract import Interaction
+    from llmmon_shared.text import is_sampled
+
+    c, stubber = comprehend
+
+    class Local:
+        name, labels = "fake-local", ("PROFANITY",)
+
+        def toxicity(self, texts: Any) -> list[ToxicityResult | None]:
+            return [
+                ToxicityResult(score, {"PROFANITY": score})
+                for score in (0.9 if "awful" in t else 0.01 for t in texts)
+            ]
+
+    # Request ids: one calibration-sampled (2%) and one not, found deterministically.
+    ids = [f"req-{n}" for n in range(500)]
+    sampled = next(i for i in ids if is_sampled(f"{i}#calibration", 0.02))
+    plain = next(i for i in ids if not is_sampled(f"{i}#calibration", 0.02))
+    other = next(i for i in ids if i != plain and not is_sampled(f"{i}#calibration", 0.02))
+    batch = [
+        Interaction(other, "m", "InvokeModel", "t", "q", "You are awful."),  # above the gate
+        Interaction(plain, "m", "InvokeModel", "t", "q", "Paris is in France."),  # below
+        Interaction(sampled, "m", "InvokeModel", "t", "q", "Rivers flow to the sea."),  # sample
+    ]
+    for text, toxicity in (("You are awful.", 0.8), ("Rivers flow to the sea.", 0.02)):
+        stubber.add_response(
+            "detect_toxic_content",
+            {"ResultList": [{"Toxicity": toxicity, "Labels": [{"Name": "INSULT", "Score": 0.7}]}]},
+            {"TextSegments": [{"Text": text}], "LanguageCode": "en"},
+        )
+
+    class NoSentiment:
+        name = "none"
+
+        def sentiment(self, texts: Any) -> list[Any]:
+            assert not texts  # sentiment sampled out entirely here
+            return []
+
+    managed = ComprehendBackend(c, sleep=lambda _: None, workers=1)
+    scorer = ComprehendScorer(
+        NoSentiment(),
+        managed,
+        gate=ToxicityGate(Local(), {"PROFANITY": 0.5}, 0.02),
+        sentiment_sample_rate=0.0,
+    )
+    above, below, calibration = scorer(batch)
+    assert above["ToxicityByComprehend"] == 1.0 and above["Toxicity"] == 0.8
+    assert above["ToxicityInsult"] == 0.7 and "ToxicityLocal" not in above
+    assert below == {"Toxicity": 0.01, "Toxic": 0.0, "ToxicityByComprehend": 0.0}
+    assert calibration["ToxicityByComprehend"] == 1.0 and calibration["ToxicityLocal"] == 0.01
+    assert calibration["Toxicity"] == 0.02

@@ -47,9 +47,7 @@ def test_shipped_head__its_leave_groups_out_figures_are_recorded() -> None:
 def test_implicit_hate__above_the_threshold_neutral_and_answers_below(
     local: LocalToxicity,
 ) -> None:
-    hate, neutral, answers = (
-        local.toxicity(texts) for texts in (IMPLICIT_HATE, NEUTRAL, ANSWERS)
-    )
+    hate, neutral, answers = (local.toxicity(texts) for texts in (IMPLICIT_HATE, NEUTRAL, ANSWERS))
     scores = [r.labels["HATE_SPEECH"] for r in hate if r is not None]
     # Recall on held-out groups is about 0.73 at 0.5 (hate-head.json): the women stereotype, a
     # group dev.csv does not have, scores 0.21 today. Two of three pass, none of the others.

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from llmmon_comprehend.compute import ComprehendScorer
-from llmmon_comprehend.settings import ComprehendSettings, make_backends
+from llmmon_comprehend.settings import ComprehendSettings, make_scorer
 from llmmon_comprehend.spec import SERVICE
 from llmmon_shared.logs import S3Reader
 from llmmon_shared.metrics import MetricSink
@@ -15,16 +14,16 @@ from llmmon_shared.runtime import Pipeline, build_pipeline, lambda_entry
 def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) -> Pipeline:
     """Built once per cold start: settings, clients and the local models if chosen."""
     settings = ComprehendSettings()
-    sentiment, toxicity = make_backends(settings)
+    scorer = make_scorer(settings)
     logging.getLogger("llmmon").info(
         "comprehend backends",
         extra={
-            "sentiment": sentiment.name,
-            "toxicity": toxicity.name,
-            "toxicity_labels": list(toxicity.labels),
+            "sentiment": scorer.sentiment.name,
+            "toxicity": scorer.toxicity.name,
+            "toxicity_labels": list(scorer.toxicity.labels),
+            "toxicity_gate": scorer.gate.local.name if scorer.gate else None,
         },
     )
-    scorer = ComprehendScorer(sentiment, toxicity, settings.toxic_threshold, settings.score_prompt)
     return build_pipeline(
         SERVICE.name, scorer, SERVICE.units, settings, s3, sink, reads_prompt=settings.score_prompt
     )

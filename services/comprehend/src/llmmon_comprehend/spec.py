@@ -26,6 +26,17 @@ _metrics = [
         for label in TOXICITY_LABELS
     ),
     MetricSpec("Toxic", Unit.NONE, "1 when Toxicity >= the threshold (Average = toxic ratio)"),
+    MetricSpec(
+        "ToxicityByComprehend",
+        Unit.NONE,
+        "cascade: 1 when Comprehend scored the response, 0 when the local gate did (Average = "
+        "share sent to Comprehend)",
+    ),
+    MetricSpec(
+        "ToxicityLocal",
+        Unit.NONE,
+        "cascade: the local model's Toxicity of a calibration-sample response, beside Comprehend's",
+    ),
     MetricSpec("PromptToxicity", Unit.NONE, "Toxicity of the user prompt (when enabled)"),
     MetricSpec("PromptToxic", Unit.NONE, "1 when the prompt's toxicity >= the threshold"),
     MetricSpec("ScoringErrors", Unit.COUNT, "Documents Comprehend could not score", "Sum"),
