@@ -154,6 +154,25 @@ def test_anomaly_detection_alarms_when_enabled(stack: Stack) -> None:
         assert "ANOMALY_DETECTION_BAND" in json.dumps(alarm["metricQueries"])
 
 
+def test_ratio_alarms_judge_only_periods_with_enough_samples(stack: Stack) -> None:
+    """Average alarms (ratios and mean scores) are metric math: the Average where the period's
+    SampleCount reaches the floor, no datapoint otherwise; other statistics stay plain."""
+    alarms = [a for a in stack.inputs(ALARM) if "Drift" not in a["name"]]
+    gated = [a for a in alarms if "metricQueries" in a]
+    plain = [a for a in alarms if "metricQueries" not in a]
+    assert any(a["name"].endswith("HighRefusalRatio-" + MODELS[0]) for a in gated)
+    assert any(a["name"].endswith("HighUnreadableRecords") for a in gated)
+    for alarm in gated:
+        queries = {q["id"]: q for q in alarm["metricQueries"]}
+        assert queries["m"]["metric"]["stat"] == "Average"
+        assert queries["n"]["metric"]["stat"] == "SampleCount"
+        assert queries["n"]["metric"]["metricName"] == queries["m"]["metric"]["metricName"]
+        assert queries["judged"]["expression"] == "IF(n >= 20, m)"
+        assert queries["judged"]["returnData"] and not queries["m"]["returnData"]
+        assert "threshold" in alarm and "metricName" not in alarm
+    assert all(a["statistic"] != "Average" for a in plain)
+
+
 def test_no_iam_statement_allows_wildcard_actions_or_unscoped_resources(stack: Stack) -> None:
     """Wildcards are for denying only (the bucket's TLS rule denies s3:* without TLS)."""
     for typ, policy in stack.policies():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from llmmon_shared.alarms import (
     CompositeAlarmDef,
     MetricAlarmDef,
     build_alarms,
+    check_overrides,
 )
 
 NOW = datetime(2026, 11, 28, 12, 0, 30, tzinfo=UTC)
@@ -261,3 +263,74 @@ def test_watcher__unreadable_records_and_bad_lines_as_ratios() -> None:
     assert engine.states[names.alarm("traffic", "HighUnreadableRecords")] == ALARM
     assert engine.states[names.alarm("traffic", "HighBadLines")] == OK
     assert engine.states[names.composite(PIPELINE_UNHEALTHY)] == ALARM
+
+
+class FakeStatistics:
+    """GetMetricStatistics answering Average and SampleCount per 5-minute period."""
+
+    def __init__(self, periods: list[tuple[float, int]]) -> None:
+        self.periods = periods  # (average, sample count), the last one ends at NOW
+        self.asked: list[list[str]] = []
+
+    def get_metric_statistics(self, **request: Any) -> dict[str, Any]:
+        self.asked.append(request["Statistics"])
+        first = NOW - timedelta(seconds=300 * (len(self.periods) - 1))
+        return {
+            "Datapoints": [
+                {
+                    "Timestamp": first + timedelta(seconds=300 * i),
+                    "Average": average,
+                    "SampleCount": float(count),
+                }
+                for i, (average, count) in enumerate(self.periods)
+            ]
+        }
+
+
+@pytest.mark.parametrize(
+    ("periods", "expected"),
+    [
+        ([(0.5, 2), (1.0, 1), (0.5, 2)], OK),  # thin traffic: 1 refusal of 2 calls is no 50%
+        ([(0.5, 40), (0.6, 25), (0.5, 30)], ALARM),  # the same ratios over enough calls
+        ([(0.5, 40), (1.0, 1), (0.5, 30)], ALARM),  # one thin period is missing, 2 of 3 breach
+    ],
+)
+def test_ratio_alarm__judges_only_periods_with_enough_samples(
+    periods: list[tuple[float, int]], expected: str
+) -> None:
+    from llmmon.alarm_eval import CloudWatchSource
+    from llmmon_shared.spec import discover
+
+    services = {"refusal": discover()["refusal"]}
+    alarms = build_alarms(services, ["m"], "llmmon", AlarmNames("t"))
+    ratio = next(a for a in alarms.metric_alarms if a.metric == "Refusal")
+    assert ratio.statistic == "Average" and ratio.min_samples == 20
+    client = FakeStatistics(periods)
+    engine = AlarmEngine(AlarmSet((ratio,)), CloudWatchSource(client))
+    engine.evaluate(NOW)
+    assert engine.states[ratio.name] == expected
+    assert ["Average", "SampleCount"] in client.asked
+
+
+def test_min_samples__stack_default_and_per_alarm_override() -> None:
+    from llmmon_shared.spec import discover
+
+    services = discover()
+    alarms = build_alarms(
+        services,
+        ["m"],
+        "llmmon",
+        AlarmNames("t"),
+        overrides={"refusal": {"HighRefusalRatio": {"min_samples": "50"}}},
+        min_samples=5,
+    )
+    by_metric = {a.name.split("-")[2]: a for a in alarms.metric_alarms if a.kind == "quality"}
+    assert by_metric["HighRefusalRatio"].min_samples == 50
+    assert all(
+        a.min_samples == 5
+        for n, a in by_metric.items()
+        if n != "HighRefusalRatio" and a.statistic == "Average"
+    )
+    assert all(a.min_samples is None for a in alarms.metric_alarms if a.statistic != "Average")
+    with pytest.raises(ValueError, match="not a whole number"):
+        check_overrides(services, {"refusal": {"HighRefusalRatio": {"min_samples": "0"}}})

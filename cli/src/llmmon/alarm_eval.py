@@ -325,10 +325,12 @@ class CloudWatchSource:
             StartTime=start,
             EndTime=end,
             Period=alarm.period_s,
-            Statistics=[alarm.statistic],
+            Statistics=[alarm.statistic, "SampleCount"] if alarm.min_samples else [alarm.statistic],
         )
         found: dict[datetime, float] = {}
         for point in response.get("Datapoints", []):
+            if alarm.min_samples and point.get("SampleCount", 0) < alarm.min_samples:
+                continue  # too few values to judge: missing data, as CloudWatch's IF(n >= N, m)
             stamp = point["Timestamp"]
             stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
             aligned = int(stamp.timestamp()) // alarm.period_s * alarm.period_s
@@ -350,7 +352,14 @@ class HistorySource:
     @staticmethod
     def _key(alarm: MetricAlarmDef) -> tuple[Any, ...]:
         dims = tuple(sorted(alarm.dimensions.items()))
-        return (alarm.namespace, alarm.metric, dims, alarm.statistic, alarm.period_s)
+        return (
+            alarm.namespace,
+            alarm.metric,
+            dims,
+            alarm.statistic,
+            alarm.period_s,
+            alarm.min_samples,
+        )
 
     def prefetch(self, alarm: MetricAlarmDef) -> dict[datetime, float]:
         key = self._key(alarm)

@@ -282,6 +282,12 @@ def build_parser() -> Parser:
     cmd.add_argument(
         "--with-health", action="store_true", help="also replay the pipeline-health alarms"
     )
+    cmd.add_argument(
+        "--min-samples",
+        type=positive(int),
+        metavar="N",
+        help="values a period needs before a ratio alarm judges it (default: each alarm's, 20)",
+    )
     where = cmd.add_mutually_exclusive_group()
     where.add_argument("--endpoint", metavar="URL", help="a CloudWatch endpoint URL")
     where.add_argument(
@@ -479,6 +485,7 @@ def _backtest(args: argparse.Namespace) -> int:
         args.prefix,
         overrides,
         args.with_health,
+        args.min_samples,
     )
 
 

@@ -401,6 +401,31 @@ def _metric_alarm(
             ],
             **common,
         )
+    if definition.min_samples is not None:
+        # Judge only periods with enough values: the Average where SampleCount >= N, no
+        # datapoint otherwise (treat_missing_data decides), so thin traffic cannot fire a ratio.
+        def metric(stat: str) -> dict[str, Any]:
+            return {
+                "namespace": definition.namespace,
+                "metric_name": definition.metric,
+                "dimensions": dict(definition.dimensions),
+                "period": definition.period_s,
+                "stat": stat,
+            }
+
+        queries: list[Any] = [
+            {"id": "m", "return_data": False, "metric": metric(definition.statistic)},
+            {"id": "n", "return_data": False, "metric": metric("SampleCount")},
+            {
+                "id": "judged",
+                "label": f"{definition.metric} over periods with >= {definition.min_samples}",
+                "return_data": True,
+                "expression": f"IF(n >= {definition.min_samples}, m)",
+            },
+        ]
+        return aws.cloudwatch.MetricAlarm(
+            definition.name, threshold=definition.threshold, metric_queries=queries, **common
+        )
     return aws.cloudwatch.MetricAlarm(
         definition.name,
         namespace=definition.namespace,

@@ -40,6 +40,8 @@ class StackConfig:
     embedding_backend: Literal["bedrock", "local"] = "bedrock"
     comprehend_backend: Literal["comprehend", "local", "cascade"] = "comprehend"
     titan_dimensions: int = 512
+    alarm_min_samples: int = 20
+    """Values a period needs before a ratio (Average) alarm judges it."""
     metadata_dimensions: tuple[str, ...] = ()
     log_retention_days: int = 30
     max_receive_count: int = 5
@@ -80,6 +82,8 @@ class StackConfig:
             raise ValueError("metricsSink must be emf or putmetricdata")
         if self.max_receive_count < 1:
             raise ValueError("maxReceiveCount must be at least 1")
+        if self.alarm_min_samples < 1:
+            raise ValueError("alarmMinSamples must be at least 1")
         for spec in self.metadata_dimensions:
             if "=" not in spec and "~" not in spec:
                 raise ValueError(

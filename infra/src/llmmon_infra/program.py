@@ -93,6 +93,7 @@ def deploy(
         overrides={name: config.service(name).get("alarms", {}) for name in services},
         oldest_message_s=config.oldest_message_age_s,
         anomaly_band=config.anomaly_band if config.anomaly_detection else None,
+        min_samples=config.alarm_min_samples,
     )
     Alarms("alarms", alarm_set, alarm_topic.arn, depends_on=list(components.values()))
     alarm_arns = [

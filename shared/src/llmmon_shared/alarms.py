@@ -38,6 +38,9 @@ HEALTH = "health"
 WATCH = "watch"
 """Building blocks of a per-service composite (never alarm-worthy alone)."""
 PIPELINE_UNHEALTHY = "monitoring-pipeline-unhealthy"
+HEALTH_MIN_SAMPLES = 20
+"""Lines or records a period needs before the health ratios (bad lines, unreadable records)
+are judged."""
 QUALITY_DEGRADED = "model-quality-degraded"
 
 
@@ -59,6 +62,9 @@ class MetricAlarmDef:
     service: str
     anomaly_band: float | None = None
     """When set, an anomaly-detection alarm: the threshold is a band of this many deviations."""
+    min_samples: int | None = None
+    """When set, a period counts only with at least this many values (its SampleCount); a
+    thinner period is missing data. CloudWatch: metric math ``IF(n >= N, m)``."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,7 @@ def _quality(
         description=f"{alarm.description} ({model})",
         kind=QUALITY,
         service=spec.name,
+        min_samples=alarm.min_samples if alarm.statistic == "Average" else None,
     )
 
 
@@ -216,6 +223,7 @@ def _health(
             evaluation_periods=3,
             datapoints_to_alarm=2,
             description=f"{spec.name} cannot read over a fifth of the records it gets",
+            min_samples=HEALTH_MIN_SAMPLES,
             **{**common, "period_s": 300},
         ),
         MetricAlarmDef(
@@ -229,6 +237,7 @@ def _health(
             evaluation_periods=3,
             datapoints_to_alarm=2,
             description=f"Over 5% of the lines {spec.name} reads are not log records",
+            min_samples=HEALTH_MIN_SAMPLES,
             **{**common, "period_s": 300},
         ),
         # The watcher watched: messages arrive but no object is scored (a broken deployment
@@ -344,6 +353,7 @@ _OVERRIDABLE: dict[str, type] = {
     "datapoints_to_alarm": int,
     "treat_missing_data": str,
     "comparison": Comparison,
+    "min_samples": int,
     "enabled": bool,
 }
 _TREAT_MISSING = ("breaching", "notBreaching", "ignore", "missing")
@@ -432,10 +442,12 @@ def build_alarms(
     overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     oldest_message_s: int = 900,
     anomaly_band: float | None = None,
+    min_samples: int | None = None,
 ) -> AlarmSet:
     """Every alarm of a stack. ``overrides[service][alarm]`` replaces AlarmSpec fields
     (``threshold``, ``evaluation_periods``, ``datapoints_to_alarm``, ``period_s``...), or
-    ``{"enabled": false}`` drops that alarm."""
+    ``{"enabled": false}`` drops that alarm. ``min_samples`` replaces every quality alarm's
+    default sample-size floor (an alarm's own override still wins)."""
     checked = check_overrides(services, overrides or {})
     alarms: list[MetricAlarmDef] = []
     for spec in services.values():
@@ -443,6 +455,8 @@ def build_alarms(
             changes = dict(checked.get(spec.name, {}).get(default.name, {}))
             if changes.pop("enabled", True) is False:
                 continue
+            if min_samples is not None:
+                default = replace(default, min_samples=min_samples)
             alarm = replace(default, **changes)
             alarms.extend(_quality(spec, alarm, model, namespace, names) for model in models)
         if anomaly_band is not None:

@@ -55,6 +55,10 @@ class AlarmSpec:
     datapoints_to_alarm: int = 2
     treat_missing_data: str = "notBreaching"
     description: str = ""
+    min_samples: int = 20
+    """An Average (a ratio of 0/1 values, or a mean score) is judged only over a period with at
+    least this many values; a thinner period is missing data (``treat_missing_data``), so two
+    calls and one refusal are not a 50% refusal ratio. Other statistics ignore it."""
 
 
 @dataclass(frozen=True)

@@ -452,6 +452,7 @@ def backtest_alarms(
     overrides: dict[str, dict[str, dict[str, Any]]],
     quality_only: bool = True,
     progress: bool = False,
+    min_samples: int | None = None,
 ) -> tuple[AlarmSet, AlarmEngine]:
     """Evaluate the alarm definitions (with overrides) at every ``step_s`` from ``start`` to
     ``end``. Each alarm's metric history is read once for the whole window."""
@@ -459,7 +460,14 @@ def backtest_alarms(
     models = list(models) or models_in_history(
         cloudwatch, namespace, [a.metric for s in services.values() for a in s.alarms]
     )
-    alarms = build_alarms(services, models, namespace, AlarmNames(prefix), overrides=overrides)
+    alarms = build_alarms(
+        services,
+        models,
+        namespace,
+        AlarmNames(prefix),
+        overrides=overrides,
+        min_samples=min_samples,
+    )
     if quality_only:
         # Health metrics (AWS/SQS, AWS/Lambda) are not history worth replaying: keep the
         # quality alarms and their composite, without the suppressor it would point to.
@@ -496,6 +504,7 @@ def backtest(
     prefix: str,
     overrides: dict[str, dict[str, dict[str, Any]]],
     with_health: bool,
+    min_samples: int | None = None,
 ) -> int:
     print(
         f"backtest on {where}: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC, "
@@ -513,6 +522,7 @@ def backtest(
         overrides,
         quality_only=not with_health,
         progress=True,
+        min_samples=min_samples,
     )
     if not alarms.metric_alarms:
         raise CliError(

@@ -175,6 +175,9 @@ def dlq_contents(topology: Topology) -> list[list[str]]:
     return rows
 
 
+DEMO_MIN_SAMPLES = 3
+
+
 def evaluate_alarms(engine: AlarmEngine, topology: Topology, wait_s: int) -> None:
     publish_queue_metrics(topology)
     engine.evaluate()
@@ -187,7 +190,9 @@ def run_demo(
     minutes: int = 60, report_path: Path = Path("reports/llmmon-demo.html"), timeout: float = 240.0
 ) -> int:
     began = time.monotonic()
-    config = LocalConfig()
+    # The demo's traffic is thin (about 4 interactions per model per 5-minute period), so its
+    # ratio alarms judge periods with 3 values or more; a real stack's default is 20.
+    config = LocalConfig(alarm_min_samples=DEMO_MIN_SAMPLES)
     stack = LocalStack(config, log_path=report_path.parent / "llmmon-demo-workers.log")
     try:
         say("1/5 starting the local stack (moto server + one worker per service)")

@@ -60,6 +60,8 @@ class LocalConfig:
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """More environment for the workers (fault injection in tests, for example)."""
     alarm_overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
+    alarm_min_samples: int | None = None
+    """Values a period needs before a ratio alarm judges it; None: the declarations' (20)."""
 
 
 @dataclass
@@ -260,6 +262,7 @@ def alarm_set(
         config.namespace,
         AlarmNames(config.prefix),
         overrides=config.alarm_overrides,
+        min_samples=config.alarm_min_samples,
     )
     composites = tuple(
         replace(c, suppressor_wait_s=config.suppressor_wait_s) if c.suppressor else c
