@@ -175,7 +175,7 @@ def dlq_contents(topology: Topology) -> list[list[str]]:
     return rows
 
 
-DEMO_MIN_SAMPLES = 3
+DEMO_MIN_SAMPLES = 2
 
 
 def evaluate_alarms(engine: AlarmEngine, topology: Topology, wait_s: int) -> None:
@@ -191,7 +191,8 @@ def run_demo(
 ) -> int:
     began = time.monotonic()
     # The demo's traffic is thin (about 4 interactions per model per 5-minute period), so its
-    # ratio alarms judge periods with 3 values or more; a real stack's default is 20.
+    # ratio alarms judge periods with 2 values or more (never one call alone); a real stack's
+    # default is 20.
     config = LocalConfig(alarm_min_samples=DEMO_MIN_SAMPLES)
     stack = LocalStack(config, log_path=report_path.parent / "llmmon-demo-workers.log")
     try:
