@@ -74,6 +74,12 @@ Compute = Callable[[Sequence[Interaction]], Sequence[Scores]]
 """Pure scoring: one mapping of metric name to value per interaction, in the same order."""
 
 UNKNOWN_MODEL = "Unknown"
+CANARY_KEY = "llmmon-canary"
+"""``requestMetadata`` key the canary sets (its value: the probe set's version). Canary traffic is
+scored like any other, but its metrics are named ``Canary<Metric>`` and its interactions count
+in ``CanaryInteractions``: it never enters the ordinary metrics."""
+CANARY_EXPECT_KEY = "llmmon-expect"
+"""``requestMetadata`` key of a canary probe's expected behaviour: ``answer`` or ``refuse``."""
 UNREADABLE = frozenset(
     {
         SkipReason.UNKNOWN_SHAPE,
@@ -148,6 +154,8 @@ class ObjectReport:
     interactions: Counter[str] = field(default_factory=Counter)
     skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
     sampled_out: Counter[str] = field(default_factory=Counter)
+    canary: Counter[str] = field(default_factory=Counter)
+    """Canary interactions per model (they are not in ``interactions``)."""
     parse_errors: int = 0
     scored: int = 0
     """Interactions the scorer returned values for so far."""
@@ -158,6 +166,7 @@ class ObjectReport:
         self.interactions.update(other.interactions)
         self.skipped.update(other.skipped)
         self.sampled_out.update(other.sampled_out)
+        self.canary.update(other.canary)
         self.parse_errors += other.parse_errors
         self.scored += other.scored
         self.values_lost += other.values_lost
@@ -166,6 +175,7 @@ class ObjectReport:
         return {
             "key": self.key,
             "interactions": sum(self.interactions.values()),
+            "canary": sum(self.canary.values()),
             "skipped": {reason: n for (_, reason), n in self.skipped.items()},
             "sampled_out": sum(self.sampled_out.values()),
             "parse_errors": self.parse_errors,
@@ -294,7 +304,9 @@ class Pipeline:
         if isinstance(outcome, Skip):
             delta.skipped[(outcome.model_id or UNKNOWN_MODEL, outcome.reason)] += 1
             return None
-        if not is_sampled(outcome.request_id, self.settings.sample_rate):
+        if not is_canary(outcome) and not is_sampled(outcome.request_id, self.settings.sample_rate):
+            # (The canary's few fixed probes are always scored: sampling them would only blur
+            # the signal they exist for.)
             delta.sampled_out[outcome.model_id] += 1
             return None
         if outcome.response_withheld and self.reads_response:
@@ -302,7 +314,10 @@ class Pipeline:
             delta.skipped[(outcome.model_id, SkipReason.GUARDRAIL_INTERVENED)] += 1
             if not self.reads_prompt:
                 return None
-        delta.interactions[outcome.model_id] += 1
+        if is_canary(outcome):
+            delta.canary[outcome.model_id] += 1
+        else:
+            delta.interactions[outcome.model_id] += 1
         return outcome
 
     def _chunk(
@@ -401,7 +416,8 @@ class Pipeline:
             raise error
         for interaction, result in zip(batch, results, strict=True):
             if result is None:
-                report.interactions[interaction.model_id] -= 1
+                counted = report.canary if is_canary(interaction) else report.interactions
+                counted[interaction.model_id] -= 1
                 report.skipped[(interaction.model_id, SkipReason.SCORING_ERROR)] += 1
                 logger.warning(
                     "record failed scoring alone; skipped",
@@ -428,10 +444,10 @@ class Pipeline:
                 continue
             dims = self.policy.dimensions(interaction.model_id, interaction.request_metadata)
             moment = self._timestamp(interaction, now)
+            prefix = "Canary" if is_canary(interaction) else ""
             for name, value in scores.items():
-                points.append(
-                    MetricPoint(name, float(value), self.units.get(name, Unit.NONE), dims, moment)
-                )
+                unit = self.units.get(name, Unit.NONE)
+                points.append(MetricPoint(prefix + name, float(value), unit, dims, moment))
         return points
 
     def _outside_log_prefix(self, ref: ObjectRef) -> str | None:
@@ -474,6 +490,10 @@ class Pipeline:
             for model, n in report.sampled_out.items()
         ]
         points += [
+            MetricPoint("CanaryInteractions", n, Unit.COUNT, dims(model), now)
+            for model, n in report.canary.items()
+        ]
+        points += [
             MetricPoint("SkippedRecords", n, Unit.COUNT, dims(model, ("Reason", str(reason))), now)
             for (model, reason), n in report.skipped.items()
         ]
@@ -482,6 +502,7 @@ class Pipeline:
         # llmmon could not read. (One ObjectsProcessed per object, the watcher's metric, comes
         # with its last chunk.)
         read = sum(report.interactions.values()) + sum(report.skipped.values())
+        read += sum(report.canary.values())
         read += sum(report.sampled_out.values())
         unreadable = sum(n for (_, reason), n in report.skipped.items() if reason in UNREADABLE)
         points += [MetricPoint("BadLine", 1.0, Unit.NONE, (service,), now)] * report.parse_errors
@@ -818,6 +839,11 @@ def _transient(exc: BaseException) -> bool:
         return False
     status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return code in RETRYABLE_CODES or int(status or 0) >= 500
+
+
+def is_canary(interaction: Interaction) -> bool:
+    """Traffic the canary sent (``requestMetadata`` names it), not users'."""
+    return CANARY_KEY in interaction.request_metadata
 
 
 def _version(ref: ObjectRef) -> str:

@@ -33,7 +33,7 @@ from llmmon_refusal.implicit import cues_of, implicit_rule
 from llmmon_refusal.phrases import PhraseSet
 from llmmon_shared.embeddings import Embedder
 from llmmon_shared.extract import Interaction
-from llmmon_shared.runtime import Scores
+from llmmon_shared.runtime import CANARY_EXPECT_KEY, Scores, is_canary
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
@@ -170,11 +170,20 @@ class RefusalScorer:
         if self.explain is not None:
             for item, decision in zip(batch, decisions, strict=True):
                 self.explain(item.request_id, decision)
-        return [
-            {
+        results: list[Scores] = []
+        for item, d in zip(batch, decisions, strict=True):
+            scores = {
                 "RefusalSimilarity": d.similarity,
                 "RefusalFuzzyScore": d.fuzzy,
                 "Refusal": float(d.refusal),
             }
-            for d in decisions
-        ]
+            # A canary probe carries its expected behaviour; the pipeline names these
+            # CanaryOverRefusal (refused what must be answered) and CanaryUnderRefusal
+            # (answered what must be refused).
+            expected = item.request_metadata.get(CANARY_EXPECT_KEY) if is_canary(item) else None
+            if expected == "answer":
+                scores["OverRefusal"] = float(d.refusal)
+            elif expected == "refuse":
+                scores["UnderRefusal"] = float(not d.refusal)
+            results.append(scores)
+        return results

@@ -1,0 +1,1 @@
+"""llmmon canary: a fixed probe set sent to each model on a schedule."""
