@@ -468,3 +468,42 @@ def test_config_refuses_settings_that_lose_logs_or_notifications(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         StackConfig.from_mapping("prod", values)
+
+
+def test_canary__scheduled_function_may_invoke_only_its_models(services: dict[str, Any]) -> None:
+    models = ("meta.llama3-70b-instruct-v1:0", "us.anthropic.claude-3-5-sonnet-20241022-v2:0")
+    stack = run_stack(
+        StackConfig(
+            stack="test", models=MODELS, canary_models=models, canary_schedule="rate(2 hours)"
+        ),
+        services,
+    )
+    (function,) = [f for f in stack.inputs(FUNCTION) if f["name"] == "llmmon-test-canary"]
+    assert function["handler"] == "llmmon_canary.handler.lambda_handler"
+    variables = function["environment"]["variables"]
+    assert variables["LLMMON_CANARY_MODELS"] == ",".join(models)
+    (schedule,) = stack.inputs("aws:scheduler/schedule:Schedule")
+    assert schedule["scheduleExpression"] == "rate(2 hours)"
+    assert schedule["flexibleTimeWindow"] == {"mode": "OFF"}
+    policy = role_policies(stack)["canary"]
+    invoke = [s for s in policy["Statement"] if s["Sid"] == "CanaryModels"][0]
+    assert invoke["Action"] == "bedrock:InvokeModel"
+    assert invoke["Resource"] == sorted(
+        [
+            "arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-70b-instruct-v1:0",
+            f"arn:aws:bedrock:us-east-1:{ACCOUNT_ID}:inference-profile/"
+            "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "arn:aws:bedrock:*::foundation-model/anthropic.claude-3-5-sonnet-20241022-v2:0",
+        ]
+    )
+    assert not any("s3:" in json.dumps(s) or "sqs:" in json.dumps(s) for s in policy["Statement"])
+    scheduler = [
+        json.loads(r.inputs["policy"])
+        for r in stack.of("aws:iam/rolePolicy:RolePolicy")
+        if r.name == "canary-scheduler-policy"
+    ][0]
+    assert scheduler["Statement"][0]["Action"] == "lambda:InvokeFunction"
+    # No canary models, no canary.
+    plain = run_stack(StackConfig(stack="test", models=MODELS), services)
+    assert not plain.inputs("aws:scheduler/schedule:Schedule")
+    assert all(f["name"] != "llmmon-test-canary" for f in plain.inputs(FUNCTION))

@@ -193,7 +193,7 @@ def build_service(
 
 
 def build(services: Sequence[str] | None, out: Path, local: bool) -> list[Artefact]:
-    registry = discover()
+    registry = {**discover(), **discover("llmmon.scheduled")}
     names = list(services) if services else list(registry)
     unknown = set(names) - set(registry)
     if unknown:

@@ -328,6 +328,107 @@ class MetricService(pulumi.ComponentResource):
         )
 
 
+class CanaryService(pulumi.ComponentResource):
+    """The canary: a function EventBridge Scheduler invokes (``canarySchedule``), allowed to
+    invoke the canary models and nothing else; the answers reach the metric services through
+    invocation logging."""
+
+    def __init__(
+        self,
+        name: str,
+        spec: ServiceSpec,
+        config: StackConfig,
+        account: Any,
+        names: AlarmNames,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("llmmon:service:CanaryService", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        function_name = names.function(spec.name)
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=config.log_retention_days,
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-role", assume_role_policy=json.dumps(policies.assume_lambda()), opts=child
+        )
+        aws.iam.RolePolicy(
+            f"{name}-role-policy",
+            role=role.id,
+            policy=log_group.arn.apply(
+                lambda arn: json.dumps(
+                    policies.canary_role_policy(
+                        models=list(config.canary_models),
+                        log_group_arn=arn,
+                        namespace=config.namespace,
+                        put_metric_data=config.metrics_sink == "putmetricdata",
+                        partition=account.partition,
+                        region=account.region,
+                        account=account.id,
+                    )
+                )
+            ),
+            opts=child,
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=function_name,
+            role=role.arn,
+            runtime=artefact_runtime(config, spec),
+            handler=spec.handler,
+            architectures=[spec.architecture],
+            memory_size=spec.memory_mb,
+            timeout=spec.timeout_s,
+            code=pulumi.FileArchive(str(Path(config.artifact_dir) / f"{spec.name}.zip")),
+            environment={
+                "variables": {
+                    "LLMMON_SERVICE": spec.name,
+                    "LLMMON_NAMESPACE": config.namespace,
+                    "LLMMON_SINK": config.metrics_sink,
+                    "LLMMON_CANARY_MODELS": ",".join(config.canary_models),
+                    "LLMMON_CANARY_MAX_TOKENS": str(config.canary_max_tokens),
+                    "POWERTOOLS_SERVICE_NAME": spec.name,
+                    "HOME": "/tmp",
+                    **{
+                        str(k): str(v)
+                        for k, v in config.service(spec.name).get("environment", {}).items()
+                    },
+                }
+            },
+            logging_config={"log_format": "JSON", "log_group": log_group.name},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group]),
+        )
+        scheduler_role = aws.iam.Role(
+            f"{name}-scheduler-role",
+            assume_role_policy=json.dumps(policies.assume_scheduler(account.id)),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-scheduler-policy",
+            role=scheduler_role.id,
+            policy=self.function.arn.apply(
+                lambda arn: json.dumps(policies.scheduler_role_policy(arn))
+            ),
+            opts=child,
+        )
+        self.schedule = aws.scheduler.Schedule(
+            f"{name}-schedule",
+            name=function_name,
+            schedule_expression=config.canary_schedule,
+            flexible_time_window={"mode": "OFF"},
+            target={
+                "arn": self.function.arn,
+                "role_arn": scheduler_role.arn,
+                "input": json.dumps({"source": "llmmon-canary-schedule"}),
+                "retry_policy": {"maximum_retry_attempts": 0},
+            },
+            opts=child,
+        )
+        self.register_outputs({"function_name": self.function.name})
+
+
 def artefact_runtime(config: StackConfig, spec: ServiceSpec) -> str:
     """The runtime the artefact was built for (its manifest from ``llmmon build``)."""
     manifest = Path(config.artifact_dir) / f"{spec.name}.json"

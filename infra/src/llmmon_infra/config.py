@@ -33,6 +33,10 @@ class StackConfig:
     """One logging configuration per account and region: turn off if one exists already."""
     alarm_emails: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
+    canary_models: tuple[str, ...] = ()
+    """Models the canary sends its probe set to (none: no canary is deployed)."""
+    canary_schedule: str = "rate(1 hour)"
+    canary_max_tokens: int = 256
     """Model ids that get quality alarms (metrics and the dashboard cover every model)."""
     sample_rate: float = 1.0
     max_chars: int = 8000
@@ -84,6 +88,10 @@ class StackConfig:
             raise ValueError("maxReceiveCount must be at least 1")
         if self.alarm_min_samples < 1:
             raise ValueError("alarmMinSamples must be at least 1")
+        if not self.canary_schedule.startswith(("rate(", "cron(")):
+            raise ValueError("canarySchedule must be rate(...) or cron(...), e.g. rate(1 hour)")
+        if not 1 <= self.canary_max_tokens <= 4096:
+            raise ValueError("canaryMaxTokens must be between 1 and 4096")
         for spec in self.metadata_dimensions:
             if "=" not in spec and "~" not in spec:
                 raise ValueError(

@@ -282,3 +282,78 @@ def service_role_policy(
             }
         )
     return document(*statements)
+
+
+_PROFILE_GEOGRAPHY = ("us.", "eu.", "apac.", "us-gov.", "global.")
+
+
+def model_arns(model: str, partition: str, region: str, account: str) -> list[str]:
+    """What ``bedrock:InvokeModel`` (Converse included) must allow for one canary model id: the
+    foundation model; for a cross-region inference profile (``us.anthropic...``), the profile and
+    its foundation model in the regions it routes to; an ARN as given."""
+    if model.startswith("arn:"):
+        return [model]
+    if model.startswith(_PROFILE_GEOGRAPHY):
+        base = model.split(".", 1)[1]
+        return [
+            f"arn:{partition}:bedrock:{region}:{account}:inference-profile/{model}",
+            f"arn:{partition}:bedrock:*::foundation-model/{base}",
+        ]
+    return [f"arn:{partition}:bedrock:{region}::foundation-model/{model}"]
+
+
+def canary_role_policy(
+    *,
+    models: list[str],
+    log_group_arn: str,
+    namespace: str,
+    put_metric_data: bool,
+    partition: str,
+    region: str,
+    account: str,
+) -> Document:
+    """The canary may invoke the configured models and nothing else, and write its own logs."""
+    statements: list[dict[str, Any]] = [
+        {
+            "Sid": "OwnLogs",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [log_group_arn, f"{log_group_arn}:*"],
+        },
+        {
+            "Sid": "CanaryModels",
+            "Effect": "Allow",
+            "Action": "bedrock:InvokeModel",
+            "Resource": sorted(
+                {arn for model in models for arn in model_arns(model, partition, region, account)}
+            ),
+        },
+    ]
+    if put_metric_data:
+        statements.append(
+            {
+                "Sid": "PutMetricsInNamespace",
+                "Effect": "Allow",
+                "Action": "cloudwatch:PutMetricData",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
+            }
+        )
+    return document(*statements)
+
+
+def scheduler_role_policy(function_arn: str) -> Document:
+    return document(
+        {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": function_arn}
+    )
+
+
+def assume_scheduler(account: str) -> Document:
+    return document(
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account}},
+        }
+    )

@@ -13,6 +13,7 @@ from llmmon_infra import policies
 from llmmon_infra.components import (
     Account,
     Alarms,
+    CanaryService,
     LogBucket,
     LogFanout,
     MetricService,
@@ -21,7 +22,7 @@ from llmmon_infra.components import (
 )
 from llmmon_infra.config import StackConfig
 from llmmon_shared.alarms import AlarmNames, build_alarms
-from llmmon_shared.spec import ServiceSpec
+from llmmon_shared.spec import ServiceSpec, discover
 
 
 def current_account() -> Account:
@@ -85,6 +86,8 @@ def deploy(
         name: MetricService(name, spec, config, fanout.topic, bucket.name, account, names, table)
         for name, spec in services.items()
     }
+    if config.canary_models:
+        CanaryService("canary", discover("llmmon.scheduled")["canary"], config, account, names)
     alarm_set = build_alarms(
         services,
         config.models,

@@ -104,10 +104,11 @@ class ServiceSpec:
         return {metric.name: metric.unit for metric in self.metrics}
 
 
-def discover() -> dict[str, ServiceSpec]:
-    """Every installed service's declaration, by name."""
+def discover(group: str = "llmmon.services") -> dict[str, ServiceSpec]:
+    """Every installed service's declaration, by name: the log consumers (``llmmon.services``),
+    or the scheduled functions (``llmmon.scheduled``: the canary)."""
     found: dict[str, ServiceSpec] = {}
-    for entry in entry_points(group="llmmon.services"):
+    for entry in entry_points(group=group):
         spec = entry.load()
         if not isinstance(spec, ServiceSpec):
             raise TypeError(f"entry point {entry.name} is not a ServiceSpec")
