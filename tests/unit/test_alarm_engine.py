@@ -334,3 +334,25 @@ def test_min_samples__stack_default_and_per_alarm_override() -> None:
     assert all(a.min_samples is None for a in alarms.metric_alarms if a.statistic != "Average")
     with pytest.raises(ValueError, match="not a whole number"):
         check_overrides(services, {"refusal": {"HighRefusalRatio": {"min_samples": "0"}}})
+
+
+def test_drift_scores__false_alarms_before_the_drift_and_delay_after() -> None:
+    from llmmon.alarm_eval import drift_scores
+
+    start = NOW - timedelta(minutes=30)
+
+    def change(minutes: int, alarm: str, old: str, new: str) -> Transition:
+        return Transition(start + timedelta(minutes=minutes), alarm, old, new, "")
+
+    history = [
+        change(-20, "flappy", OK, ALARM),  # in the stable part: a false alarm
+        change(-15, "flappy", ALARM, OK),
+        change(12, "flappy", OK, ALARM),
+        change(13, "steady", INSUFFICIENT, OK),
+        change(9, "steady", OK, ALARM),
+        change(20, "steady", ALARM, ALARM),  # not a new alarm
+    ]
+    scores = drift_scores(history, ["flappy", "steady", "silent"], start)
+    assert scores["flappy"] == {"false_alarms": 1, "detection_delay_s": 720.0}
+    assert scores["steady"] == {"false_alarms": 0, "detection_delay_s": 540.0}
+    assert scores["silent"] == {"false_alarms": 0, "detection_delay_s": None}

@@ -288,6 +288,26 @@ class AlarmEngine:
         return done
 
 
+def drift_scores(
+    history: Iterable[Transition], alarms: Iterable[str], drift_start: datetime
+) -> dict[str, dict[str, float | int | None]]:
+    """Per alarm, for a backtest over a window whose drift starts at ``drift_start``: the
+    transitions to ALARM before it (false alarms, the stable part) and the seconds from it to the
+    first ALARM at or after it (the detection delay; None when it never fired)."""
+    scores: dict[str, dict[str, float | int | None]] = {
+        name: {"false_alarms": 0, "detection_delay_s": None} for name in alarms
+    }
+    for change in history:
+        if change.new != ALARM or change.old == ALARM or change.alarm not in scores:
+            continue
+        score = scores[change.alarm]
+        if change.time < drift_start:
+            score["false_alarms"] = int(score["false_alarms"] or 0) + 1
+        elif score["detection_delay_s"] is None:
+            score["detection_delay_s"] = (change.time - drift_start).total_seconds()
+    return scores
+
+
 def cloudwatch_message(
     transition: Transition, alarm: Any, account: str, region: str, description: str = ""
 ) -> tuple[str, str]:

@@ -288,6 +288,13 @@ def build_parser() -> Parser:
         metavar="N",
         help="values a period needs before a ratio alarm judges it (default: each alarm's, 20)",
     )
+    cmd.add_argument(
+        "--drift-start",
+        type=iso_time,
+        metavar="TIME",
+        help="when a known drift starts (ISO 8601): report false alarms before it and each "
+        "alarm's detection delay after it",
+    )
     where = cmd.add_mutually_exclusive_group()
     where.add_argument("--endpoint", metavar="URL", help="a CloudWatch endpoint URL")
     where.add_argument(
@@ -457,6 +464,8 @@ def _backtest(args: argparse.Namespace) -> int:
     start = args.start or end - timedelta(hours=args.hours)
     if start >= end:
         raise UsageError(f"--start {start:%Y-%m-%dT%H:%M}Z is not before --end {end:%H:%M}Z")
+    if args.drift_start and not start <= args.drift_start <= end:
+        raise UsageError("--drift-start must lie inside the window (--start .. --end)")
     if args.endpoint:
         cloudwatch, where = client("cloudwatch", args.endpoint), args.endpoint
     elif args.region:
@@ -486,6 +495,7 @@ def _backtest(args: argparse.Namespace) -> int:
         overrides,
         args.with_health,
         args.min_samples,
+        args.drift_start,
     )
 
 

@@ -14,7 +14,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from llmmon.alarm_eval import INSUFFICIENT, AlarmEngine, HistorySource, models_in_history
+from llmmon.alarm_eval import (
+    INSUFFICIENT,
+    AlarmEngine,
+    HistorySource,
+    drift_scores,
+    models_in_history,
+)
 from llmmon.errors import CliError
 from llmmon.local import state
 from llmmon.local.demo import bar
@@ -505,6 +511,7 @@ def backtest(
     overrides: dict[str, dict[str, dict[str, Any]]],
     with_health: bool,
     min_samples: int | None = None,
+    drift_start: datetime | None = None,
 ) -> int:
     print(
         f"backtest on {where}: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC, "
@@ -552,14 +559,25 @@ def backtest(
             f"{alarm.datapoints_to_alarm} of {alarm.evaluation_periods} x {alarm.period_s} s)"
         )
     print(f"{fired} alarm transitions to ALARM")
-    print(
-        json.dumps(
-            {
-                "alarms": len(alarms.metric_alarms),
-                "fired": fired,
-                "final": {k: v for k, v in engine.states.items() if v == "ALARM"},
-                "states": dict(engine.states),
-            }
-        )
-    )
+    figures: dict[str, Any] = {
+        "alarms": len(alarms.metric_alarms),
+        "fired": fired,
+        "final": {k: v for k, v in engine.states.items() if v == "ALARM"},
+        "states": dict(engine.states),
+    }
+    if drift_start is not None:
+        scores = drift_scores(engine.history, [a.name for a in alarms.metric_alarms], drift_start)
+        print(f"\nagainst the drift that starts at {drift_start:%H:%M} UTC:")
+        for name, score in scores.items():
+            if score["false_alarms"] or score["detection_delay_s"] is not None:
+                delay = score["detection_delay_s"]
+                shown = "never" if delay is None else f"{delay / 60:.0f} min"
+                print(f"  {score['false_alarms']} false alarms, detected after {shown}  {name}")
+        figures["false_alarms"] = sum(int(s["false_alarms"] or 0) for s in scores.values())
+        figures["drift"] = {
+            n: s
+            for n, s in scores.items()
+            if s["false_alarms"] or s["detection_delay_s"] is not None
+        }
+    print(json.dumps(figures))
     return 0
