@@ -77,6 +77,9 @@ def test_log_object__becomes_metrics_of_all_three_services(stack: LocalStack) ->
                     "ToxicityI",
                     "ToxicityS",
                     "ToxicityV",
+                    "ToxicityB",  # the cascade's (managed path) only
+                    "ToxicityL",
+                    "Canary",  # canary traffic only
                 )
             )
         } <= names
@@ -125,7 +128,8 @@ def test_breaching_data__alarm_fires_and_notifies_the_alarm_topic(stack: LocalSt
             {
                 "MetricName": "Refusal",
                 "Dimensions": [{"Name": "ModelId", "Value": model}],
-                "Value": 1.0,
+                "Values": [1.0],
+                "Counts": [25],  # enough samples per period for a ratio alarm to judge it
                 "Timestamp": now - timedelta(minutes=minutes),
             }
             for minutes in (0, 5, 10)
@@ -169,7 +173,8 @@ def test_composite_rule__notifies_quality_once_the_pipeline_is_healthy(stack: Lo
             {
                 "MetricName": "Refusal",
                 "Dimensions": [{"Name": "ModelId", "Value": model}],
-                "Value": 0.9,
+                "Values": [1.0, 0.0],
+                "Counts": [27, 3],  # a 0.9 ratio over 30 calls per period
                 "Timestamp": now - timedelta(minutes=minutes),
             }
             for minutes in (0, 5)

@@ -11,6 +11,12 @@ behind Amazon Bedrock Guardrails (called through an application inference profil
 more interventions: blocked prompts, and blocked answers whose original the trace keeps. The
 model itself never refuses, so its refusal line shows plainly that the guardrail's messages ("Sorry,
 the model cannot answer this question.") are not counted as its refusals.
+
+Canary runs (:data:`CANARY_RUNS`) send the canary's probe set to one model, whose production
+traffic stays flat; the answers are recorded ones (``data/canary-recorded.json``): version 1 of
+the model answers as GPT-4 did on XSTest, version 2 (deployed halfway) as Llama 2 did, which
+refuses far more of the prompts it must answer. Its ``CanaryOverRefusal`` climbs while its
+ordinary refusal ratio does not move.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import gzip
 import io
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
@@ -202,6 +208,8 @@ class Corpus:
     interactions: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
     models: list[str] = field(default_factory=list)
+    canary: int = 0
+    """Canary probes answered (not in ``interactions``: never in the ordinary metrics)."""
 
     @property
     def withheld(self) -> int:
@@ -232,6 +240,53 @@ def object_key(prefix: str, moment: datetime, rng: random.Random) -> str:
     return f"{base}/{path}" if base else path
 
 
+CANARY_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+CANARY_RUNS = ((1 / 12, "v1"), (1 / 3, "v1"), (7 / 12, "v2"), (5 / 6, "v2"))
+"""(when in the window the run happens, as a share of it; the recorded version the model answered
+with): at minutes 5, 20, 35 and 50 of an hour. None falls in the last object, which the demo also
+sends truncated (the corrupt object)."""
+
+
+def canary_records(
+    start: datetime, minutes: int, rng: random.Random
+) -> dict[int, list[dict[str, Any]]]:
+    """Log records of the demo's canary runs, by minute of the run."""
+    from llmmon_canary.probes import load_probes
+    from llmmon_canary.sender import PROBE_KEY
+    from llmmon_shared.runtime import CANARY_EXPECT_KEY, CANARY_KEY
+
+    probes = load_probes()
+    recorded = json.loads(files("llmmon").joinpath("data/canary-recorded.json").read_text("utf-8"))
+    runs: dict[int, list[dict[str, Any]]] = {}
+    for share, version in CANARY_RUNS:
+        minute = int(share * minutes)
+        for index, probe in enumerate(probes.probes):
+            moment = start + timedelta(minutes=minute, seconds=index * 0.5)
+            answer = recorded["answers"][probe.id][version]
+            operation, body_in, body_out = bodies("converse", probe.prompt, answer, False)
+            runs.setdefault(minute, []).append(
+                {
+                    "schemaType": "ModelInvocationLog",
+                    "schemaVersion": "1.0",
+                    "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "accountId": ACCOUNT,
+                    "identity": {"arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/llmmon-canary/run"},
+                    "region": REGION,
+                    "requestId": f"{rng.getrandbits(128):032x}",
+                    "operation": operation,
+                    "modelId": CANARY_MODEL,
+                    "requestMetadata": {
+                        CANARY_KEY: probes.version,
+                        PROBE_KEY: probe.id,
+                        CANARY_EXPECT_KEY: probe.expect,
+                    },
+                    "input": {"inputContentType": "application/json", "inputBodyJson": body_in},
+                    "output": {"outputContentType": "application/json", "outputBodyJson": body_out},
+                }
+            )
+    return runs
+
+
 def generate(
     now: datetime | None = None,
     minutes: int = 60,
@@ -239,6 +294,7 @@ def generate(
     object_minutes: int = 5,
     prefix: str = "bedrock",
     seed: int = 7,
+    canary: bool = True,
 ) -> Corpus:
     """Log objects, one per ``object_minutes`` of traffic, over the last ``minutes``."""
     rng = random.Random(seed)
@@ -326,6 +382,13 @@ def generate(
         "input": {"inputBodyJson": {"inputText": "hello", "dimensions": 512}},
         "output": {"outputBodyJson": {"embedding": [0.1, 0.2], "inputTextTokenCount": 2}},
     }
+    if canary:
+        for minute, records in canary_records(start, minutes, rng).items():
+            slot = int(minute // object_minutes)
+            lines_by_object.setdefault(slot, []).extend(
+                json.dumps(r).encode() + b"\n" for r in records
+            )
+            corpus.canary += len(records)
     slots = sorted(lines_by_object)
     lines_by_object[slots[0]].append(json.dumps(embed).encode() + b"\n")
     lines_by_object[slots[min(1, len(slots) - 1)]].insert(
@@ -349,4 +412,4 @@ def with_bucket(corpus: Corpus, bucket: str) -> Corpus:
             text = gzip.decompress(body).replace(b"s3://{bucket}/", f"s3://{bucket}/".encode())
             body = gz(text)
         objects.append((key, body))
-    return Corpus(objects, corpus.corrupt, corpus.interactions, corpus.by_kind, corpus.models)
+    return replace(corpus, objects=objects)

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from llmmon.alarm_eval import ALARM, AlarmEngine
-from llmmon.local.corpus import Corpus, generate, with_bucket
+from llmmon.local.corpus import CANARY_MODEL, CANARY_RUNS, Corpus, generate, with_bucket
 from llmmon.local.endpoint import client
 from llmmon.local.stack import (
     LocalConfig,
@@ -43,6 +43,7 @@ from llmmon.local.stack import (
 )
 from llmmon.report import Chart, Report, Series, Threshold, render, series_from_statistics
 from llmmon_shared.alarms import AlarmSet
+from llmmon_shared.model_ids import normalise_model_id
 
 TABLE_METRICS = [
     ("Interactions", "Sum", "{:.0f}"),
@@ -211,7 +212,8 @@ def run_demo(
             f"2/5 writing {len(corpus.objects)} objects: {corpus.interactions} interactions "
             f"over {minutes} min from {len(corpus.models)} models "
             f"({', '.join(f'{v} {k}' for k, v in sorted(corpus.by_kind.items()))}), "
-            "plus an embedding call and a malformed line"
+            f"plus {corpus.canary} canary probes in {len(CANARY_RUNS)} runs, an embedding call "
+            "and a malformed line"
         )
         for index, log_object in enumerate(corpus.objects, 1):
             put_log_objects(topology, [log_object])
@@ -280,15 +282,34 @@ def run_demo(
                 cloudwatch, config.namespace, metric, corpus.models, start, end
             )
             report.charts.append(Chart(metric, description, series, thresholds(alarms, metric)))
+        canary_model = normalise_model_id(CANARY_MODEL)
+        for metric, description in [
+            (
+                "CanaryOverRefusal",
+                f"Canary: share of the probes that must be answered that {canary_model} refused, "
+                "per run (version 2 of the model, deployed halfway through, grows cautious)",
+            ),
+            (
+                "Refusal",
+                f"Ordinary traffic of the same model ({canary_model}): its refusal ratio does not "
+                "move, because canary traffic never enters the ordinary metrics",
+            ),
+        ]:
+            series = series_from_statistics(
+                cloudwatch, config.namespace, metric, [canary_model], start, end
+            )
+            report.charts.append(
+                Chart(f"{metric} ({canary_model})", description, series, thresholds(alarms, metric))
+            )
         labels = {}
-        for metric in ("Toxicity", "ToxicityProfanity", "Toxic"):
+        for metric in ("Toxicity", "ToxicityProfanity", "ToxicityHateSpeech", "Toxic"):
             for model in corpus.models:
                 value = window_value(cloudwatch, config.namespace, metric, model, start, end)
                 if value is not None:
                     labels[f"{metric} {model}"] = value
         report.bars.append(
             (
-                "Toxicity by label and model (local backend: PROFANITY only)",
+                "Toxicity by label and model (local backend: PROFANITY and HATE_SPEECH)",
                 "The Average of every value in the run (Sum / SampleCount), as in the table "
                 "(Toxic is a ratio).",
                 labels,

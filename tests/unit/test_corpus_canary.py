@@ -1,0 +1,34 @@
+"""The demo corpus's canary runs: recorded answers of two model versions, marked as canary."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from llmmon.local.corpus import CANARY_MODEL, generate, with_bucket
+from llmmon_shared.runtime import CANARY_EXPECT_KEY, CANARY_KEY
+
+
+@pytest.mark.parametrize("minutes", [60, 45])
+def test_canary_runs__four_runs_of_every_probe_never_in_the_truncated_object(
+    minutes: int,
+) -> None:
+    corpus = with_bucket(generate(datetime(2026, 11, 30, 12, tzinfo=UTC), minutes=minutes), "b")
+    records = [
+        json.loads(line)
+        for key, body in corpus.objects
+        if "/data/" not in key
+        for line in gzip.decompress(body).splitlines()
+        if line.startswith(b'{"schemaType": "ModelInvocationLog", "schemaVersion"')
+    ]
+    canary = [r for r in records if CANARY_KEY in r.get("requestMetadata", {})]
+    assert corpus.canary == len(canary) == 4 * 106
+    assert {r["modelId"] for r in canary} == {CANARY_MODEL}
+    assert {r["requestMetadata"][CANARY_EXPECT_KEY] for r in canary} == {"answer", "refuse"}
+    assert {r["operation"] for r in canary} == {"Converse"}
+    # The corrupt object is a truncated copy of the last object: no canary record in it.
+    last = corpus.objects[-1][1]
+    assert CANARY_KEY.encode() not in gzip.decompress(last)
