@@ -20,6 +20,17 @@ UNSCOPED_ACTIONS = frozenset(
 )
 
 
+def put_metrics_statement(namespace: str) -> dict[str, Any]:
+    """PutMetricData, only into the stack's namespace (the PutMetricData sink)."""
+    return {
+        "Sid": "PutMetricsInNamespace",
+        "Effect": "Allow",
+        "Action": "cloudwatch:PutMetricData",
+        "Resource": "*",
+        "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
+    }
+
+
 def document(*statements: Document) -> Document:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -224,15 +235,7 @@ def service_role_policy(
         },
     ]
     if put_metric_data:
-        statements.append(
-            {
-                "Sid": "PutMetricsInNamespace",
-                "Effect": "Allow",
-                "Action": "cloudwatch:PutMetricData",
-                "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
-            }
-        )
+        statements.append(put_metrics_statement(namespace))
     if Permission.COMPREHEND in permissions:
         statements.append(
             {
@@ -330,15 +333,7 @@ def canary_role_policy(
         },
     ]
     if put_metric_data:
-        statements.append(
-            {
-                "Sid": "PutMetricsInNamespace",
-                "Effect": "Allow",
-                "Action": "cloudwatch:PutMetricData",
-                "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": namespace}},
-            }
-        )
+        statements.append(put_metrics_statement(namespace))
     return document(*statements)
 
 

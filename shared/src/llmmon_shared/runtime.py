@@ -592,16 +592,24 @@ class Pipeline:
 
     def _save(self, version: str, checkpoint: Checkpoint) -> bool:
         assert self.progress is not None
+        progress = self.progress
+        return self._write_after_emit(
+            lambda: progress.save(version, checkpoint), "checkpoint not saved"
+        )
+
+    def _write_after_emit(self, write: Callable[[], None], failure: str) -> bool:
+        """A write that follows metrics that went out (a checkpoint, the COMPLETED mark): tried
+        three times; a last failure is counted (``IdempotencyWriteFailures``) and logged, never
+        raised, since a retry of the message would count those metrics twice."""
         for attempt in range(3):
             try:
-                self.progress.save(version, checkpoint)
+                write()
                 return True
             except Exception as exc:
                 if attempt == 2:
                     self._completion_failures += 1
                     logger.error(
-                        "checkpoint not saved",
-                        extra={"service": self.service, "error": type(exc).__name__},
+                        failure, extra={"service": self.service, "error": type(exc).__name__}
                     )
                     return False
                 time.sleep(0.2 * 2**attempt)
@@ -637,19 +645,10 @@ class Pipeline:
             and the failure is counted instead of raised."""
 
             def save_success(self, data: dict[str, Any], result: dict[str, Any]) -> None:
-                for attempt in range(3):
-                    try:
-                        super().save_success(data=data, result=result)
-                        return
-                    except Exception as exc:
-                        if attempt == 2:
-                            pipeline._completion_failures += 1
-                            logger.error(
-                                "object scored but not marked complete; acknowledged",
-                                extra={"service": pipeline.service, "error": type(exc).__name__},
-                            )
-                            return
-                        time.sleep(0.2 * 2**attempt)
+                pipeline._write_after_emit(
+                    lambda: super(CompletingStore, self).save_success(data=data, result=result),
+                    "object scored but not marked complete; acknowledged",
+                )
 
         # Timeouts and retries that fit in the function's timeout: an endpoint that accepts
         # connections and never answers costs at most 3 x (2 s + 5 s).
