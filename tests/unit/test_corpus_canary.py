@@ -29,6 +29,7 @@ def test_canary_runs__four_runs_of_every_probe_never_in_the_truncated_object(
     assert {r["modelId"] for r in canary} == {CANARY_MODEL}
     assert {r["requestMetadata"][CANARY_EXPECT_KEY] for r in canary} == {"answer", "refuse"}
     assert {r["operation"] for r in canary} == {"Converse"}
+    assert len({r["timestamp"] for r in canary}) == 4  # a run is one point of the line
     # The corrupt object is a truncated copy of the last object: no canary record in it.
     last = corpus.objects[-1][1]
     assert CANARY_KEY.encode() not in gzip.decompress(last)

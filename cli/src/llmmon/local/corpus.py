@@ -260,8 +260,10 @@ def canary_records(
     runs: dict[int, list[dict[str, Any]]] = {}
     for share, version in CANARY_RUNS:
         minute = int(share * minutes)
-        for index, probe in enumerate(probes.probes):
-            moment = start + timedelta(minutes=minute, seconds=index * 0.5)
+        for probe in probes.probes:
+            # One timestamp per run: a run's values fall in one 5-minute period, so each run
+            # is one point of the CanaryOverRefusal line.
+            moment = start + timedelta(minutes=minute)
             answer = recorded["answers"][probe.id][version]
             operation, body_in, body_out = bodies("converse", probe.prompt, answer, False)
             runs.setdefault(minute, []).append(
