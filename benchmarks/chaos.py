@@ -118,22 +118,29 @@ def outcome(expected: int, scored: int, lost_counted: int = 0, **extra: Any) -> 
     }
 
 
-def with_moto(run: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
+def log_bucket_and_table() -> Any:
+    """The log bucket and the idempotency table at the current endpoint; the S3 client."""
     import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    boto3.client("dynamodb").create_table(
+        TableName="idem",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
+    return s3
+
+
+def with_moto(run: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
     from moto import mock_aws
 
     os.environ.update(
         AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x"
     )
     with mock_aws():
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        boto3.client("dynamodb").create_table(
-            TableName="idem",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        )
+        s3 = log_bucket_and_table()
         return run(s3)
 
 
@@ -450,7 +457,6 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
     import signal
     import tempfile
 
-    import boto3
     from moto.server import ThreadedMotoServer
 
     from tests.conftest import s3_event
@@ -474,14 +480,7 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
     os.environ.update({k: env[k] for k in env if k.startswith("AWS_")})
     started = time.monotonic()
     try:
-        s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        boto3.client("dynamodb").create_table(
-            TableName="idem",
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        )
+        s3 = log_bucket_and_table()
         messages = []
         for o in range(KILL_OBJECTS):
             key = f"{PREFIX}/20261128T0700{o:02d}000Z_kill.json.gz"
