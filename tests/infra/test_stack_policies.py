@@ -150,14 +150,37 @@ def test_anomaly_detection_alarms_when_enabled(stack: Stack) -> None:
     assert len(declared) == 3
     assert len(drift) == len(declared) * len(MODELS)
     for alarm in drift:
-        assert alarm["thresholdMetricId"] == "band"
-        assert "ANOMALY_DETECTION_BAND" in json.dumps(alarm["metricQueries"])
+        assert_band_over_gated_series(alarm)
+
+
+def assert_band_over_gated_series(alarm: dict[str, Any]) -> None:
+    """The band is learnt from, and compared with, the series of periods with enough samples."""
+    assert alarm["thresholdMetricId"] == "band" and "threshold" not in alarm
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert queries["band"]["expression"] == "ANOMALY_DETECTION_BAND(judged, 2)"
+    assert queries["judged"]["expression"] == "IF(n >= 20, m)"
+    assert queries["band"]["returnData"] and queries["judged"]["returnData"]
+    assert not queries["m"]["returnData"] and not queries["n"]["returnData"]
+
+
+def test_canary_rise_alarms_on_every_stack(stack: Stack) -> None:
+    """The canary's ratios get a band alarm (a rise over the model's own history) beside the
+    ceiling, without the stack's opt-in anomaly detection."""
+    alarms = {a["name"]: a for a in stack.inputs(ALARM)}
+    for model in MODELS:
+        for name in ("CanaryOverRefusal", "CanaryUnderRefusal"):
+            rise = alarms[f"llmmon-test-refusal-{name}Rise-{model}"]
+            assert rise["comparisonOperator"] == "GreaterThanUpperThreshold"
+            assert rise["metricQueries"][0]["metric"]["metricName"] == name
+            assert rise["metricQueries"][0]["metric"]["period"] == 3600
+            assert_band_over_gated_series(rise)
+            assert alarms[f"llmmon-test-refusal-{name}-{model}"]["threshold"] > 0
 
 
 def test_ratio_alarms_judge_only_periods_with_enough_samples(stack: Stack) -> None:
     """Average alarms (ratios and mean scores) are metric math: the Average where the period's
     SampleCount reaches the floor, no datapoint otherwise; other statistics stay plain."""
-    alarms = [a for a in stack.inputs(ALARM) if "Drift" not in a["name"]]
+    alarms = [a for a in stack.inputs(ALARM) if "thresholdMetricId" not in a]
     gated = [a for a in alarms if "metricQueries" in a]
     plain = [a for a in alarms if "metricQueries" not in a]
     assert any(a["name"].endswith("HighRefusalRatio-" + MODELS[0]) for a in gated)

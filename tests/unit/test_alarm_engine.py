@@ -266,23 +266,21 @@ def test_watcher__unreadable_records_and_bad_lines_as_ratios() -> None:
 
 
 class FakeStatistics:
-    """GetMetricStatistics answering Average and SampleCount per 5-minute period."""
+    """GetMetricStatistics answering Average and SampleCount per period (the request's), the
+    last one containing NOW, within the request's time range."""
 
     def __init__(self, periods: list[tuple[float, int]]) -> None:
-        self.periods = periods  # (average, sample count), the last one ends at NOW
+        self.periods = periods  # (average, sample count), oldest first
         self.asked: list[list[str]] = []
 
     def get_metric_statistics(self, **request: Any) -> dict[str, Any]:
         self.asked.append(request["Statistics"])
-        first = NOW - timedelta(seconds=300 * (len(self.periods) - 1))
+        starts = period_starts(NOW, request["Period"], len(self.periods))
         return {
             "Datapoints": [
-                {
-                    "Timestamp": first + timedelta(seconds=300 * i),
-                    "Average": average,
-                    "SampleCount": float(count),
-                }
-                for i, (average, count) in enumerate(self.periods)
+                {"Timestamp": start, "Average": average, "SampleCount": float(count)}
+                for start, (average, count) in zip(starts, self.periods, strict=True)
+                if request["StartTime"] <= start < request["EndTime"]
             ]
         }
 
@@ -334,6 +332,71 @@ def test_min_samples__stack_default_and_per_alarm_override() -> None:
     assert all(a.min_samples is None for a in alarms.metric_alarms if a.statistic != "Average")
     with pytest.raises(ValueError, match="not a whole number"):
         check_overrides(services, {"refusal": {"HighRefusalRatio": {"min_samples": "0"}}})
+
+
+def canary_rise_alarms() -> dict[str, MetricAlarmDef]:
+    from llmmon_shared.spec import discover
+
+    alarms = build_alarms({"refusal": discover()["refusal"]}, ["m"], "llmmon", AlarmNames("t"))
+    return {a.name.split("-")[2]: a for a in alarms.metric_alarms}
+
+
+def test_canary_rise__a_default_anomaly_alarm_in_the_quality_composite() -> None:
+    from llmmon_shared.spec import discover
+
+    alarms = build_alarms({"refusal": discover()["refusal"]}, ["m"], "llmmon", AlarmNames("t"))
+    by_name = {a.name.split("-")[2]: a for a in alarms.metric_alarms}
+    for name, metric in [
+        ("CanaryOverRefusalRise", "CanaryOverRefusal"),
+        ("CanaryUnderRefusalRise", "CanaryUnderRefusal"),
+    ]:
+        rise = by_name[name]
+        assert rise.metric == metric and rise.kind == "quality"
+        assert rise.anomaly_band == 2.0 and rise.comparison == "GreaterThanUpperThreshold"
+        assert rise.min_samples == 20 and rise.period_s == 3600
+        # beside the absolute ceiling on the same metric
+        assert by_name[metric].anomaly_band is None and by_name[metric].threshold > 0
+    quality = next(c for c in alarms.composites if c.name.endswith("model-quality-degraded"))
+    assert 'ALARM("t-refusal-CanaryOverRefusalRise-m")' in quality.rule
+
+
+HOURS_STABLE = [(0.04, 50), (0.06, 50), (0.04, 50), (0.06, 50), (0.04, 50), (0.06, 50)]
+
+
+@pytest.mark.parametrize(
+    ("periods", "expected"),
+    [
+        ([*HOURS_STABLE, (0.06, 50)], OK),  # inside its own band
+        ([*HOURS_STABLE, (0.16, 50)], ALARM),  # under the 0.2 ceiling, far above its band
+        ([*HOURS_STABLE, (0.5, 4)], OK),  # a run cut short: too few probes, missing data
+        ([*HOURS_STABLE[:3], (0.16, 50)], INSUFFICIENT),  # not enough history for a band
+        # thin runs in the history neither count towards the band nor widen it
+        ([(0.9, 3), *HOURS_STABLE, (0.16, 50)], ALARM),
+    ],
+)
+def test_canary_rise__over_the_models_own_band_judged_on_enough_probes(
+    periods: list[tuple[float, int]], expected: str
+) -> None:
+    from llmmon.alarm_eval import CloudWatchSource
+
+    rise = canary_rise_alarms()["CanaryOverRefusalRise"]
+    engine = AlarmEngine(AlarmSet((rise,)), CloudWatchSource(FakeStatistics(periods)))
+    engine.evaluate(NOW)
+    assert engine.states.get(rise.name, INSUFFICIENT) == expected
+
+
+def test_drift_alarms_are_gated_by_sample_size_too() -> None:
+    from llmmon_shared.spec import discover
+
+    alarms = build_alarms(discover(), ["m"], "llmmon", AlarmNames("t"), anomaly_band=2.0)
+    drift = [a for a in alarms.metric_alarms if a.name.split("-")[2].endswith("Drift")]
+    assert len(drift) == 3 and all(a.min_samples == 20 for a in drift)
+    floored = build_alarms(
+        discover(), ["m"], "llmmon", AlarmNames("t"), anomaly_band=2.0, min_samples=5
+    )
+    assert all(
+        a.min_samples == 5 for a in floored.metric_alarms if a.name.split("-")[2].endswith("Drift")
+    )
 
 
 def test_drift_scores__false_alarms_before_the_drift_and_delay_after() -> None:

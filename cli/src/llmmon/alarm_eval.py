@@ -96,9 +96,14 @@ def evaluate_datapoints(
     present = [f for f in flags if f is not None]
     breaching = sum(present)
     shown = [("-" if v is None else f"{v:.4g}") for v in values]
+    against = (
+        f"{alarm.comparison} of the band [{band[0]:.4g}, {band[1]:.4g}]"
+        if band is not None
+        else f"{alarm.comparison} {alarm.threshold}"
+    )
     reason = (
-        f"{breaching} of the last {m} datapoints [{', '.join(shown)}] breach "
-        f"({alarm.comparison} {alarm.threshold}); {n} needed"
+        f"{breaching} of the last {m} datapoints [{', '.join(shown)}] breach ({against}); "
+        f"{n} needed"
     )
     if not present:
         if treat == "ignore":

@@ -477,65 +477,64 @@ def _metric_alarm(
         "ok_actions": list(actions),
         "opts": opts,
     }
-    if definition.anomaly_band is not None:
+    if definition.anomaly_band is None and definition.min_samples is None:
         return aws.cloudwatch.MetricAlarm(
             definition.name,
-            threshold_metric_id="band",
-            metric_queries=[
-                {
-                    "id": "m",
-                    "return_data": True,
-                    "metric": {
-                        "namespace": definition.namespace,
-                        "metric_name": definition.metric,
-                        "dimensions": dict(definition.dimensions),
-                        "period": definition.period_s,
-                        "stat": definition.statistic,
-                    },
-                },
-                {
-                    "id": "band",
-                    "label": "expected band",
-                    "return_data": True,
-                    "expression": f"ANOMALY_DETECTION_BAND(m, {definition.anomaly_band})",
-                },
-            ],
+            namespace=definition.namespace,
+            metric_name=definition.metric,
+            dimensions=dict(definition.dimensions),
+            statistic=definition.statistic,
+            period=definition.period_s,
+            threshold=definition.threshold,
             **common,
         )
-    if definition.min_samples is not None:
-        # Judge only periods with enough values: the Average where SampleCount >= N, no
-        # datapoint otherwise (treat_missing_data decides), so thin traffic cannot fire a ratio.
-        def metric(stat: str) -> dict[str, Any]:
-            return {
-                "namespace": definition.namespace,
-                "metric_name": definition.metric,
-                "dimensions": dict(definition.dimensions),
-                "period": definition.period_s,
-                "stat": stat,
-            }
 
-        queries: list[Any] = [
-            {"id": "m", "return_data": False, "metric": metric(definition.statistic)},
+    def metric(stat: str) -> dict[str, Any]:
+        return {
+            "namespace": definition.namespace,
+            "metric_name": definition.metric,
+            "dimensions": dict(definition.dimensions),
+            "period": definition.period_s,
+            "stat": stat,
+        }
+
+    judged = "m"
+    queries: list[Any] = [
+        {
+            "id": "m",
+            "return_data": definition.min_samples is None,
+            "metric": metric(definition.statistic),
+        }
+    ]
+    if definition.min_samples is not None:
+        # Judge only periods with enough values: the statistic where SampleCount >= N, no
+        # datapoint otherwise (treat_missing_data decides), so thin traffic cannot fire a ratio.
+        judged = "judged"
+        queries += [
             {"id": "n", "return_data": False, "metric": metric("SampleCount")},
             {
-                "id": "judged",
+                "id": judged,
                 "label": f"{definition.metric} over periods with >= {definition.min_samples}",
                 "return_data": True,
                 "expression": f"IF(n >= {definition.min_samples}, m)",
             },
         ]
+    if definition.anomaly_band is None:
         return aws.cloudwatch.MetricAlarm(
             definition.name, threshold=definition.threshold, metric_queries=queries, **common
         )
+    # An anomaly-detection alarm on the (gated) series: CloudWatch learns the band of that
+    # expression, so thin periods neither fire it nor shape its baseline.
+    queries.append(
+        {
+            "id": "band",
+            "label": "expected band",
+            "return_data": True,
+            "expression": f"ANOMALY_DETECTION_BAND({judged}, {definition.anomaly_band:g})",
+        }
+    )
     return aws.cloudwatch.MetricAlarm(
-        definition.name,
-        namespace=definition.namespace,
-        metric_name=definition.metric,
-        dimensions=dict(definition.dimensions),
-        statistic=definition.statistic,
-        period=definition.period_s,
-        threshold=definition.threshold,
-        **common,
+        definition.name, threshold_metric_id="band", metric_queries=queries, **common
     )
 
 

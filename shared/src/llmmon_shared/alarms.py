@@ -160,6 +160,7 @@ def _quality(
         kind=QUALITY,
         service=spec.name,
         min_samples=alarm.min_samples if alarm.statistic == "Average" else None,
+        anomaly_band=alarm.threshold if Comparison(alarm.comparison).is_band else None,
     )
 
 
@@ -291,7 +292,12 @@ def stopped_emitting(spec: ServiceSpec, names: AlarmNames) -> CompositeAlarmDef:
 
 
 def _anomaly(
-    spec: ServiceSpec, model: str, namespace: str, names: AlarmNames, band: float
+    spec: ServiceSpec,
+    model: str,
+    namespace: str,
+    names: AlarmNames,
+    band: float,
+    min_samples: int = AlarmSpec.min_samples,
 ) -> MetricAlarmDef | None:
     metric = spec.anomaly_metric
     if metric is None:
@@ -312,6 +318,7 @@ def _anomaly(
         kind=QUALITY,
         service=spec.name,
         anomaly_band=band,
+        min_samples=min_samples,
     )
 
 
@@ -461,7 +468,14 @@ def build_alarms(
             alarms.extend(_quality(spec, alarm, model, namespace, names) for model in models)
         if anomaly_band is not None:
             for model in models:
-                drift = _anomaly(spec, model, namespace, names, anomaly_band)
+                drift = _anomaly(
+                    spec,
+                    model,
+                    namespace,
+                    names,
+                    anomaly_band,
+                    min_samples or AlarmSpec.min_samples,
+                )
                 if drift is not None:
                     alarms.append(drift)
         alarms.extend(_health(spec, names, oldest_message_s, namespace))

@@ -23,6 +23,15 @@ class Comparison(StrEnum):
     GREATER_OR_EQUAL = "GreaterThanOrEqualToThreshold"
     LESS = "LessThanThreshold"
     LESS_OR_EQUAL = "LessThanOrEqualToThreshold"
+    ABOVE_BAND = "GreaterThanUpperThreshold"
+    """Anomaly detection: above the metric's own expected band (the threshold is the band's
+    width in standard deviations)."""
+    BELOW_BAND = "LessThanLowerThreshold"
+    OUTSIDE_BAND = "LessThanLowerOrGreaterThanUpperThreshold"
+
+    @property
+    def is_band(self) -> bool:
+        return self in (Comparison.ABOVE_BAND, Comparison.BELOW_BAND, Comparison.OUTSIDE_BAND)
 
 
 class Permission(StrEnum):
@@ -43,7 +52,11 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class AlarmSpec:
-    """A default quality alarm on one metric, per model (thresholds overridable per stack)."""
+    """A default quality alarm on one metric, per model (thresholds overridable per stack).
+
+    With a band comparison (``Comparison.ABOVE_BAND``...) it is an anomaly-detection alarm: the
+    metric is judged against its own expected band, learnt from its history per model, and
+    ``threshold`` is the band's width in standard deviations."""
 
     name: str
     metric: str
@@ -84,7 +97,8 @@ class ServiceSpec:
     """Package data the artefact must carry (for example reference phrases)."""
     anomaly_metric: str | None = None
     """The metric that gets an anomaly-detection alarm per model when a stack turns
-    ``anomalyDetection`` on (a rise above the model's own band)."""
+    ``anomalyDetection`` on (a rise above the model's own band). Anomaly alarms that every stack
+    gets are declared in ``alarms`` with a band comparison."""
 
     @property
     def visibility_timeout_s(self) -> int:
