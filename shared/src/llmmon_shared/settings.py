@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     exclude_model_ids: CsvList = Field(default_factory=list)
     batch_size: int = Field(default=128, ge=1, le=1024)
     """Interactions handed to a scorer at once."""
+    embedding_cache: int = Field(default=4096, ge=0, le=1_000_000)
+    """Vectors a warm container keeps (services that embed): a text seen again, such as a prompt
+    many requests share, is not embedded again. 0 turns the cache off."""
     log_level: str = "INFO"
     idempotency_table: str | None = None
     """DynamoDB table for idempotency: each object version is scored at most once."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from llmmon_shared.embeddings import LocalMiniLMEmbedder
 from llmmon_shared.extract import Interaction
@@ -76,3 +77,61 @@ def test_embedder__batches_run_in_parallel_give_the_same_rows() -> None:
         assert len(batch) == 1 or len(batch) * width <= 64
     assert len(two._batches(encodings[:3])) == 2  # a few texts still use both workers
     assert np.allclose(one.embed(texts), two.embed(texts), atol=1e-5)
+
+
+class CountingEmbedder:
+    """Records the texts each call embeds (deterministic vectors from the text's hash)."""
+
+    dimensions = 4
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.asarray(
+            [[hash(t) % 97, len(t), 1.0, (hash(t) // 97) % 89] for t in texts], dtype=np.float32
+        )
+
+
+def test_vector_cache__a_text_seen_again_is_not_embedded_again() -> None:
+    from llmmon_shared.embeddings import VectorCache, embed_unique
+
+    inner, cache = CountingEmbedder(), VectorCache(entries=3)
+    first = embed_unique(["system a", "q1", "system a"], inner, 4, cache)
+    second = embed_unique(["q2", "system a", "q1"], inner, 4, cache)
+    assert inner.calls == [["system a", "q1"], ["q2"]]
+    assert np.array_equal(second[1], first[0]) and np.array_equal(second[2], first[1])
+    assert (cache.hits, cache.misses) == (2, 3)
+    # the least recently used goes first: "system a" (q2 was put after q1 and it were used)
+    embed_unique(["q3"], inner, 4, cache)
+    assert len(cache) == 3
+    calls = len(inner.calls)
+    embed_unique(["q1", "q2", "q3"], inner, 4, cache)
+    assert len(inner.calls) == calls  # all three held
+    embed_unique(["system a"], inner, 4, cache)
+    assert inner.calls[-1] == ["system a"]
+
+
+def test_vector_cache__holds_digests_not_text_and_can_be_off() -> None:
+    from llmmon_shared.embeddings import VectorCache, embed_unique
+
+    cache = VectorCache(entries=8)
+    embed_unique(["a private prompt"], CountingEmbedder(), 4, cache)
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in cache._rows)
+    assert b"private" not in b"".join(cache._rows)
+    inner, off = CountingEmbedder(), VectorCache(entries=0)
+    embed_unique(["x"], inner, 4, off)
+    embed_unique(["x"], inner, 4, off)
+    assert inner.calls == [["x"], ["x"]] and len(off) == 0
+    with pytest.raises(ValueError, match="0 or more"):
+        VectorCache(entries=-1)
+
+
+def test_vector_cache__same_rows_as_without_it(minilm: LocalMiniLMEmbedder) -> None:
+    from llmmon_shared.embeddings import VectorCache
+
+    cached = LocalMiniLMEmbedder(cache=VectorCache())
+    texts = ["How do I kill a Python process?", "Use kill -9 with its pid.", "Hello"]
+    cached.embed(texts[:2])
+    assert np.allclose(cached.embed(texts), minilm.embed(texts), atol=1e-6)

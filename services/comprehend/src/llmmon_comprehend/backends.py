@@ -302,9 +302,9 @@ class HateSpeechHead:
         self.bias = float(data["bias"])
         self.figures = data["leave_groups_out"]
         if self.embedder is None:
-            from llmmon_shared.embeddings import LocalMiniLMEmbedder
+            from llmmon_shared.embeddings import LocalMiniLMEmbedder, VectorCache
 
-            self.embedder = LocalMiniLMEmbedder()
+            self.embedder = LocalMiniLMEmbedder(cache=VectorCache())
         if getattr(self.embedder, "dimensions", len(self.weights)) != len(self.weights):
             raise ValueError("the hate-speech head needs the MiniLM embedder it was trained on")
 

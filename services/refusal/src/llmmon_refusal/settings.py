@@ -48,7 +48,14 @@ def make_detector(settings: RefusalSettings) -> RefusalDetector:
     from llmmon_shared.resilience import harden
 
     return RefusalDetector(
-        harden(make_embedder(settings.embedding_backend, settings.titan_dimensions), settings),
+        harden(
+            make_embedder(
+                settings.embedding_backend,
+                settings.titan_dimensions,
+                cache_entries=settings.embedding_cache,
+            ),
+            settings,
+        ),
         load_phrases(settings.refusal_extra_phrases, settings.refusal_phrases_file),
         fuzzy_threshold=settings.refusal_fuzzy_threshold,
         similarity_threshold=settings.refusal_similarity_threshold,

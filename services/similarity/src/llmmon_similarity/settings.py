@@ -23,7 +23,10 @@ class SimilaritySettings(ServiceSettings):
 def make_embedder(settings: SimilaritySettings) -> Embedder:
     return harden(
         shared_make_embedder(
-            settings.embedding_backend, settings.titan_dimensions, settings.embedding_workers
+            settings.embedding_backend,
+            settings.titan_dimensions,
+            settings.embedding_workers,
+            settings.embedding_cache,
         ),
         settings,
     )
