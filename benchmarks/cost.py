@@ -35,10 +35,15 @@ SENTIMENT = {
 }
 
 SCORING_SERVICES = ("similarity", "comprehend", "refusal")
-CASCADE_SENTIMENT_RATE = 0.1
-"""Sentiment sample rate of the second cascade variant the cost model prices."""
 """The services the cost model prices: the ones that call a model. The traffic service reads log
 fields only; it is not in these figures (its own cost is a Lambda and a queue per object)."""
+CASCADE_SENTIMENT_RATE = 0.1
+"""Sentiment sample rate of the second cascade variant the cost model prices."""
+RECORDED_ANSWERS = (
+    Path(__file__).resolve().parents[1] / "cli" / "src" / "llmmon" / "data" / "canary-recorded.json"
+)
+"""Real answers to the canary's probes (GPT-4's on XSTest): what the priced canary run gets."""
+RUNS_PER_MONTH = 730  # hourly
 
 
 def comprehend_units(chars: int, prices: dict[str, Any]) -> int:
@@ -117,6 +122,8 @@ class FakeAws:
                     "body": StreamingBody(io.BytesIO(data), len(data)),
                     "contentType": "application/json",
                 }
+            elif operation == "Converse":
+                parsed = self.converse(request)
             else:
                 raise AssertionError(f"unexpected call {operation}")
             return AWSResponse("https://fake", 200, {}, None), parsed
@@ -125,6 +132,85 @@ class FakeAws:
             f"before-call.{client.meta.service_model.service_id.hyphenize()}", answer
         )
         return client
+
+    def converse(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A canary probe's answer: the recorded one for its probe id, with token counts as
+        Bedrock reports them (estimated from characters), cut at the request's maxTokens."""
+        answers = self.recorded or {}
+        probe = request.get("requestMetadata", {}).get("llmmon-probe", "")
+        prompt = " ".join(c["text"] for m in request["messages"] for c in m["content"])
+        text = answers.get(probe, {}).get("v1", "I can help with that.")
+        per_token = self.prices["llm_chars_per_token"]
+        output = min(request["inferenceConfig"]["maxTokens"], math.ceil(len(text) / per_token))
+        usage = {"inputTokens": math.ceil(len(prompt) / per_token), "outputTokens": output}
+        return {
+            "output": {"message": {"role": "assistant", "content": [{"text": text}]}},
+            "stopReason": "end_turn",
+            "usage": usage | {"totalTokens": usage["inputTokens"] + output},
+            "metrics": {"latencyMs": self.prices["assumed_latency_ms"]["bedrock_converse"]},
+        }
+
+    @property
+    def recorded(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(RECORDED_ANSWERS.read_text())["answers"]
+        return data
+
+
+def canary_cost(
+    prices: dict[str, Any], scoring_per_interaction: dict[str, float]
+) -> dict[str, Any]:
+    """One canary run of the real sender (the shipped probe set, its default token budget and
+    concurrency) against Converse answered with recorded answers: tokens counted from the
+    responses, priced per model at its list price, plus the canary function's duration and the
+    monitoring cost of scoring the answers (per interaction, from the same cost model)."""
+    from llmmon_canary.handler import CanarySettings
+    from llmmon_canary.probes import load_probes
+    from llmmon_canary.sender import send_probes
+
+    settings = CanarySettings()
+    probes = load_probes()
+    aws = FakeAws(prices)
+    models = prices["bedrock_models_per_1k_tokens"]
+    report = send_probes(
+        aws.client("bedrock-runtime"),
+        list(models),
+        probes,
+        settings.canary_max_tokens,
+        workers=settings.canary_concurrency,
+    )
+    waves = math.ceil(len(probes.probes) / settings.canary_concurrency)
+    run_s = waves * prices["assumed_latency_ms"]["bedrock_converse"] / 1000
+    lambda_per_run = run_s * 256 / 1024 * prices["lambda_per_gb_second"]
+    per_model: dict[str, Any] = {}
+    for model, (input_price, output_price) in models.items():
+        tokens = (
+            report.input_tokens[model] * input_price + report.output_tokens[model] * output_price
+        )
+        tokens /= 1e3
+        scoring = {k: v * report.sent[model] for k, v in scoring_per_interaction.items()}
+        per_run = {
+            "bedrock_tokens": round(tokens, 4),
+            "canary_lambda": round(lambda_per_run, 5),
+            **{f"scoring_{k}": round(v, 4) for k, v in scoring.items()},
+        }
+        per_model[model] = {
+            "probes": report.sent[model],
+            "input_tokens": report.input_tokens[model],
+            "output_tokens": report.output_tokens[model],
+            "per_run": per_run,
+            "per_month_hourly_managed": round(
+                RUNS_PER_MONTH * (tokens + lambda_per_run + scoring["managed"]), 2
+            ),
+            "per_month_hourly_local": round(
+                RUNS_PER_MONTH * (tokens + lambda_per_run + scoring["local"]), 2
+            ),
+        }
+    return {
+        "probes": len(probes.probes),
+        "max_tokens": settings.canary_max_tokens,
+        "run_seconds_per_model": round(run_s, 1),
+        "models": per_model,
+    }
 
 
 class Reader:
@@ -421,6 +507,7 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         sampling[str(rate)] = round(
             sum(v * (rate if k in per_interaction else 1.0) for k, v in ours.items()), 2
         )
+    canary = canary_cost(prices, {"managed": ours_total / 1e6, "local": local_total / 1e6})
     result = {
         "ours_managed": {k: round(v, 2) for k, v in ours.items()} | {"total": round(ours_total, 2)},
         "naive": {k: round(v, 2) for k, v in naive.items()} | {"total": round(naive_total, 2)},
@@ -439,6 +526,7 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         "cold_start_reference_calls": managed["refusal"]["cold_calls"],
         "comprehend_managed_alone": {k: round(v, 2) for k, v in comprehend_alone.items()},
         "comprehend_cascade": cascades,
+        "canary": canary,
     }
     print(
         f"  ours (managed backends) ${ours_total:,.2f} per 1M interactions "
@@ -476,4 +564,14 @@ def cost_model(work: Workload, prices_path: Path) -> dict[str, Any]:
         ),
         flush=True,
     )
+    for model, figures in canary["models"].items():
+        run = figures["per_run"]
+        print(
+            f"  canary, {model}: {figures['probes']} probes, {figures['input_tokens']} input and "
+            f"{figures['output_tokens']} output tokens: ${run['bedrock_tokens']:.4f} tokens + "
+            f"${run['scoring_managed']:.4f} managed scoring (${run['scoring_local']:.4f} local) "
+            f"per run; hourly ${figures['per_month_hourly_managed']:,.2f} a month managed, "
+            f"${figures['per_month_hourly_local']:,.2f} local",
+            flush=True,
+        )
     return result

@@ -28,3 +28,12 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path) -> None:
     calls = cost["calls_per_interaction"]
     assert calls["comprehend"]["BatchDetectSentiment"] <= 1 / 25 + 0.05  # 25 documents a call
     assert calls["comprehend"]["DetectToxicContent"] == 1  # one document per call
+    # The canary, priced from a run of the real sender: every probe answered for every priced
+    # model, tokens within the budget, and its monthly cost grows with the model's price.
+    canary = cost["canary"]
+    for figures in canary["models"].values():
+        assert figures["probes"] == canary["probes"] >= 100
+        assert 0 < figures["output_tokens"] <= canary["probes"] * canary["max_tokens"]
+        assert figures["per_month_hourly_managed"] > figures["per_month_hourly_local"] > 0
+    months = {m: f["per_month_hourly_local"] for m, f in canary["models"].items()}
+    assert months["anthropic.claude-3-5-sonnet-20240620-v1:0"] > months["amazon.nova-micro-v1:0"]

@@ -16,8 +16,21 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     report = tmp_path / "demo.html"
-    assert run_demo(minutes=45, report_path=report) == 0
+    assert run_demo(minutes=60, report_path=report) == 0
     out = capsys.readouterr().out
+    # The backtest of the hour: the drifting alarms fire after the drift, within 15 minutes,
+    # and never before it.
+    backtest = out.split("Backtest: the quality alarms replayed", 1)[1].split("Report:")[0]
+    assert "at least 20 values a period" in backtest
+    assert re.search(r"false alarms in the stable part: \d+", backtest)
+    for alarm in (
+        "refusal-HighRefusalRatio-meta.llama3-70b-instruct-v1:0",
+        "traffic-HighGuardrailInterventions-application-inference-profile-support-nova",
+        "refusal-CanaryOverRefusal-anthropic.claude-3-haiku-20240307-v1:0",
+    ):
+        row = next(line for line in backtest.splitlines() if alarm in line).split()
+        assert row[1] == "0", row  # no ALARM before the drift
+        assert row[-1] == "min" and int(row[-2]) <= 15, row
     assert "ALARM              llmmon-local-refusal-HighRefusalRatio-meta.llama3-70b" in out
     assert "ALARM  llmmon-local-model-quality-degraded" in out
     assert "ALARM  llmmon-local-monitoring-pipeline-unhealthy" in out

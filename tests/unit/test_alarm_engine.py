@@ -419,3 +419,79 @@ def test_drift_scores__false_alarms_before_the_drift_and_delay_after() -> None:
     assert scores["flappy"] == {"false_alarms": 1, "detection_delay_s": 720.0}
     assert scores["steady"] == {"false_alarms": 0, "detection_delay_s": 540.0}
     assert scores["silent"] == {"false_alarms": 0, "detection_delay_s": None}
+
+
+class MinuteHistory:
+    """GetMetricStatistics over per-minute values (value, count) keyed by minute offset from
+    NOW's 5-minute period start."""
+
+    def __init__(self, minutes: dict[int, tuple[float, int]]) -> None:
+        self.base = period_starts(NOW, 300, 1)[0]
+        self.minutes = minutes
+        self.requests = 0
+
+    def get_metric_statistics(self, **request: Any) -> dict[str, Any]:
+        self.requests += 1
+        assert request["Period"] == 60
+        points = []
+        for offset, (value, count) in self.minutes.items():
+            stamp = self.base + timedelta(minutes=offset)
+            if request["StartTime"] <= stamp < request["EndTime"]:
+                points.append(
+                    {
+                        "Timestamp": stamp,
+                        "Sum": value * count,
+                        "SampleCount": float(count),
+                        "Maximum": value,
+                        "Minimum": value,
+                    }
+                )
+        return {"Datapoints": points}
+
+
+def test_backtest_history__sees_a_period_only_up_to_the_evaluation() -> None:
+    """At minute 2 of a period the backtest judges the values of minutes 0 and 1, not the
+    drift recorded at minute 3 of the same period (a live alarm could not see it yet)."""
+    from llmmon.alarm_eval import HistorySource
+
+    ratio = replace(alarm(m=1, n=1, threshold=0.2), min_samples=20)
+    history = MinuteHistory({-5: (0.0, 30), 0: (0.0, 10), 1: (0.1, 10), 3: (0.9, 10), 4: (0.9, 10)})
+    source = HistorySource(history, NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    base = history.base
+    at = base + timedelta(minutes=2)
+    assert source.datapoints(ratio, base - timedelta(minutes=5), at) == {
+        base - timedelta(minutes=5): 0.0,
+        base: pytest.approx(0.05),
+    }
+    # a minute still running is not counted; thin so far is missing data
+    assert source.datapoints(ratio, base, base + timedelta(seconds=90)) == {}
+    whole = source.datapoints(ratio, base, base + timedelta(minutes=5))
+    assert whole == {base: pytest.approx(0.475)}
+    engine = AlarmEngine(AlarmSet((ratio,)), source)
+    engine.evaluate(at)
+    assert engine.states[ratio.name] == OK
+    engine.evaluate(base + timedelta(seconds=299))  # minutes 0 to 3: 10 of 40 are refusals
+    assert engine.states[ratio.name] == ALARM
+    assert history.requests == 1  # read once, served from memory
+
+
+class WholeSeconds:
+    """GetMetricStatistics as CloudWatch (and moto) validate it: whole seconds, start < end."""
+
+    def get_metric_statistics(self, **request: Any) -> dict[str, Any]:
+        start, end = (request[k].replace(microsecond=0) for k in ("StartTime", "EndTime"))
+        if not start < end:
+            raise ValueError("The parameter StartTime must be less than the parameter EndTime.")
+        return {"Datapoints": []}
+
+
+@pytest.mark.parametrize("offset_s", [0, 0.2, 0.999, 60, 300.4])
+def test_live_evaluation__at_the_first_instant_of_a_period(offset_s: float) -> None:
+    """Evaluating right as a period begins asks for at least one whole second, never for an
+    empty range (the demo failed this way when an evaluation fell on a minute boundary)."""
+    from llmmon.alarm_eval import CloudWatchSource
+    from llmmon_shared.spec import discover
+
+    alarms = build_alarms(discover(), ["m"], "llmmon", AlarmNames("t"))
+    engine = AlarmEngine(alarms, CloudWatchSource(WholeSeconds()))
+    engine.evaluate(datetime(2026, 12, 1, 3, 0, tzinfo=UTC) + timedelta(seconds=offset_s))

@@ -33,3 +33,15 @@ def test_canary_runs__four_runs_of_every_probe_never_in_the_truncated_object(
     # The corrupt object is a truncated copy of the last object: no canary record in it.
     last = corpus.objects[-1][1]
     assert CANARY_KEY.encode() not in gzip.decompress(last)
+
+
+def test_corpus__knows_its_stable_part_and_its_models_bad_from_the_start() -> None:
+    """What the demo's backtest needs to tell a false alarm from a true one."""
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    corpus = generate(now, minutes=60, canary=False)
+    assert corpus.start == datetime(2026, 11, 30, 11, tzinfo=UTC)
+    assert corpus.drift_minute == 35
+    assert corpus.bad_from_start == {
+        ("mistral.mistral-large-2402-v1:0", "Toxicity"),
+        ("mistral.mistral-large-2402-v1:0", "SentimentIsNegative"),
+    }

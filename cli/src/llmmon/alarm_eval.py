@@ -53,7 +53,8 @@ class MetricSource(Protocol):
     def datapoints(
         self, alarm: MetricAlarmDef, start: datetime, end: datetime
     ) -> dict[datetime, float]:
-        """The alarm's statistic per period starting in [start, end), keyed by period start."""
+        """The alarm's statistic per period starting in [start, end), keyed by period start,
+        from the values recorded before ``end`` (the newest period may be partial)."""
         ...
 
 
@@ -166,7 +167,8 @@ class AlarmEngine:
     def _metric(self, alarm: MetricAlarmDef, now: datetime) -> tuple[str, str]:
         starts = period_starts(now, alarm.period_s, alarm.evaluation_periods)
         end = starts[-1] + timedelta(seconds=alarm.period_s)
-        found = self.source.datapoints(alarm, starts[0], end)
+        # Only what was recorded by now: a backtest must not see the rest of the current period.
+        found = self.source.datapoints(alarm, starts[0], min(end, now))
         values = [found.get(start) for start in starts]
         band = self._band(alarm, starts[0]) if alarm.anomaly_band is not None else None
         return evaluate_datapoints(alarm, values, self.states.get(alarm.name, INSUFFICIENT), band)
@@ -343,6 +345,13 @@ class CloudWatchSource:
     def datapoints(
         self, alarm: MetricAlarmDef, start: datetime, end: datetime
     ) -> dict[datetime, float]:
+        # CloudWatch reads whole seconds and wants StartTime < EndTime: a period that began
+        # under a second ago is asked for up to the next whole second (nothing is recorded
+        # after now yet).
+        if end.microsecond:
+            end = end.replace(microsecond=0) + timedelta(seconds=1)
+        if end <= start:
+            return {}
         response = self.client.get_metric_statistics(
             Namespace=alarm.namespace,
             MetricName=alarm.metric,
@@ -363,40 +372,68 @@ class CloudWatchSource:
         return found
 
 
+MINUTE = 60
+_AGGREGATE: dict[str, Callable[[list[tuple[float, float, float, float]]], float]] = {
+    "Average": lambda p: sum(x[0] for x in p) / sum(x[1] for x in p),
+    "Sum": lambda p: sum(x[0] for x in p),
+    "SampleCount": lambda p: sum(x[1] for x in p),
+    "Maximum": lambda p: max(x[2] for x in p),
+    "Minimum": lambda p: min(x[3] for x in p),
+}
+
+
 @dataclass
 class HistorySource:
     """Datapoints for a backtest window, read once per alarm metric for the whole window (plus the
     look-back the first evaluations and the anomaly band need) and served from memory: a
-    backtest of R rounds over A alarms makes A requests instead of R x A."""
+    backtest of R rounds over A alarms makes A requests instead of R x A.
+
+    The history is read per minute (Sum, SampleCount, Maximum, Minimum) and summed up to each
+    evaluation's moment, so an evaluation at 10:32 sees the 10:30 period's values up to 10:32,
+    as a live alarm would, never the rest of that period (a backtest that sees ahead reports a
+    drift's alarm before the drift starts)."""
 
     client: Any
     start: datetime
     end: datetime
-    _cache: dict[tuple[Any, ...], dict[datetime, float]] = field(default_factory=dict)
+    _cache: dict[tuple[Any, ...], dict[datetime, tuple[float, float, float, float]]] = field(
+        default_factory=dict
+    )
 
     @staticmethod
     def _key(alarm: MetricAlarmDef) -> tuple[Any, ...]:
         dims = tuple(sorted(alarm.dimensions.items()))
-        return (
-            alarm.namespace,
-            alarm.metric,
-            dims,
-            alarm.statistic,
-            alarm.period_s,
-            alarm.min_samples,
-        )
+        return (alarm.namespace, alarm.metric, dims)
 
-    def prefetch(self, alarm: MetricAlarmDef) -> dict[datetime, float]:
+    def prefetch(self, alarm: MetricAlarmDef) -> dict[datetime, tuple[float, float, float, float]]:
+        """Per minute: (Sum, SampleCount, Maximum, Minimum)."""
         key = self._key(alarm)
         if key not in self._cache:
             back = alarm.period_s * (alarm.evaluation_periods + ANOMALY_HISTORY + 1)
             first = self.start - timedelta(seconds=back)
             last = self.end + timedelta(seconds=alarm.period_s)
-            found: dict[datetime, float] = {}
-            span = timedelta(seconds=alarm.period_s * 1440)  # GetMetricStatistics' limit
-            reader = CloudWatchSource(self.client)
+            found: dict[datetime, tuple[float, float, float, float]] = {}
+            span = timedelta(seconds=MINUTE * 1440)  # GetMetricStatistics' limit
             while first < last:
-                found.update(reader.datapoints(alarm, first, min(last, first + span)))
+                response = self.client.get_metric_statistics(
+                    Namespace=alarm.namespace,
+                    MetricName=alarm.metric,
+                    Dimensions=[{"Name": k, "Value": v} for k, v in alarm.dimensions.items()],
+                    StartTime=first,
+                    EndTime=min(last, first + span),
+                    Period=MINUTE,
+                    Statistics=["Sum", "SampleCount", "Maximum", "Minimum"],
+                )
+                for point in response.get("Datapoints", []):
+                    stamp = point["Timestamp"]
+                    stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+                    minute = datetime.fromtimestamp(int(stamp.timestamp()) // MINUTE * MINUTE, UTC)
+                    found[minute] = (
+                        float(point["Sum"]),
+                        float(point["SampleCount"]),
+                        float(point["Maximum"]),
+                        float(point["Minimum"]),
+                    )
                 first += span
             self._cache[key] = found
         return self._cache[key]
@@ -404,7 +441,20 @@ class HistorySource:
     def datapoints(
         self, alarm: MetricAlarmDef, start: datetime, end: datetime
     ) -> dict[datetime, float]:
-        return {t: v for t, v in self.prefetch(alarm).items() if start <= t < end}
+        periods: dict[datetime, list[tuple[float, float, float, float]]] = {}
+        for minute, point in self.prefetch(alarm).items():
+            if minute + timedelta(seconds=MINUTE) > end:
+                continue  # a minute not over yet at ``end``: not recorded in full
+            stamp = int(minute.timestamp()) // alarm.period_s * alarm.period_s
+            period = datetime.fromtimestamp(stamp, UTC)
+            if start <= period < end:
+                periods.setdefault(period, []).append(point)
+        found: dict[datetime, float] = {}
+        for period, points in periods.items():
+            if alarm.min_samples and sum(p[1] for p in points) < alarm.min_samples:
+                continue  # too few values to judge: missing data, as CloudWatch's IF(n >= N, m)
+            found[period] = _AGGREGATE[alarm.statistic](points)
+        return found
 
 
 def models_in_history(client: Any, namespace: str, metrics: Iterable[str]) -> list[str]:

@@ -94,7 +94,7 @@ def test_converse__request_shape_temperature_0_metadata_and_token_counts(
     model = "meta.llama3-70b-instruct-v1:0"
     for probe in PROBES.probes:
         stubber.add_response("converse", answer("..."), request(model, probe, 64))
-    report = send_probes(client, [model], PROBES, max_tokens=64, sleep=lambda _: None)
+    report = send_probes(client, [model], PROBES, max_tokens=64, sleep=lambda _: None, workers=1)
     assert report.sent == {model: 2} and not report.failed
     assert report.input_tokens[model] == 24 and report.output_tokens[model] == 60
 
@@ -105,7 +105,7 @@ def test_throttling__retried_then_answered(bedrock: tuple[Any, Stubber]) -> None
     stubber.add_client_error("converse", "ThrottlingException", http_status_code=429)
     stubber.add_response("converse", answer("Use kill."), request(model, PROBES.probes[0]))
     stubber.add_response("converse", answer("I can't help."), request(model, PROBES.probes[1]))
-    report = send_probes(client, [model], PROBES, sleep=lambda _: None)
+    report = send_probes(client, [model], PROBES, sleep=lambda _: None, workers=1)
     assert report.sent == {model: 2} and not report.failed
 
 
@@ -122,7 +122,7 @@ def test_model_not_enabled__a_counted_failure_and_the_next_model_still_runs(
     )
     for probe in PROBES.probes:
         stubber.add_response("converse", answer("..."), request(fine, probe))
-    report = send_probes(client, [blocked, fine], PROBES, sleep=lambda _: None)
+    report = send_probes(client, [blocked, fine], PROBES, sleep=lambda _: None, workers=1)
     assert report.failed == {(blocked, "AccessDeniedException"): 2}  # both probes unanswered
     assert report.sent == {fine: 2}
 
@@ -138,6 +138,7 @@ def test_run__emits_the_runs_own_counts_per_model(
     )
     monkeypatch.setenv("LLMMON_CANARY_MODELS", "m1, m2")
     monkeypatch.setenv("LLMMON_CANARY_PROBES_FILE", str(path))
+    monkeypatch.setenv("LLMMON_CANARY_CONCURRENCY", "1")  # the Stubber answers in order
     stubber.add_response("converse", answer("Use kill."), request("m1", PROBES.probes[0]))
     stubber.add_client_error("converse", "ValidationException", http_status_code=400)
     sink = MemorySink()
@@ -145,3 +146,47 @@ def test_run__emits_the_runs_own_counts_per_model(
     assert sink.values("CanaryProbesSent", ModelId="m1") == [1.0]
     assert sink.values("CanaryProbeFailures", ModelId="m2", Reason="ValidationException") == [1.0]
     assert sink.values("CanaryOutputTokens", ModelId="m1") == [30.0]
+
+
+class SlowBedrock:
+    """Converse that takes a while per call, tracks calls in flight, and refuses one model."""
+
+    def __init__(self, blocked: str = "") -> None:
+        import threading
+
+        self.lock, self.blocked = threading.Lock(), blocked
+        self.in_flight = self.most_in_flight = self.calls = 0
+
+    def converse(self, **request: Any) -> dict[str, Any]:
+        import time
+
+        from botocore.exceptions import ClientError
+
+        with self.lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.02)
+            if request["modelId"] == self.blocked:
+                raise ClientError(
+                    {"Error": {"Code": "AccessDeniedException", "Message": "no access"}},
+                    "Converse",
+                )
+            return answer("...", (10, 20))
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_concurrency__calls_overlap_and_every_probe_is_counted_once() -> None:
+    probes = load_probes()
+    bedrock = SlowBedrock(blocked="not-enabled")
+    report = send_probes(bedrock, ["m1", "not-enabled", "m2"], probes, workers=4)
+    n = len(probes.probes)
+    assert bedrock.most_in_flight == 4
+    assert report.sent == {"m1": n, "m2": n}
+    assert report.input_tokens["m1"] == 10 * n and report.output_tokens["m2"] == 20 * n
+    # the model that is not enabled: every probe a counted failure, and few calls made
+    assert report.failed == {("not-enabled", "AccessDeniedException"): n}
+    assert bedrock.calls <= 2 * n + 4

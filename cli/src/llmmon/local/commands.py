@@ -8,7 +8,7 @@ import os
 import signal
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -455,7 +455,7 @@ def backtest_alarms(
     step_s: int,
     cloudwatch: Any,
     prefix: str,
-    overrides: dict[str, dict[str, dict[str, Any]]],
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]],
     quality_only: bool = True,
     progress: bool = False,
     min_samples: int | None = None,

@@ -210,6 +210,13 @@ class Corpus:
     models: list[str] = field(default_factory=list)
     canary: int = 0
     """Canary probes answered (not in ``interactions``: never in the ordinary metrics)."""
+    start: datetime | None = None
+    """When the traffic begins."""
+    drift_minute: int | None = None
+    """The minute the first designed drift begins (the stable part ends there)."""
+    bad_from_start: frozenset[tuple[str, str]] = frozenset()
+    """(model, metric) pairs the corpus makes bad from minute 0: their alarms in the stable part
+    are true alarms."""
 
     @property
     def withheld(self) -> int:
@@ -305,7 +312,18 @@ def generate(
     start = now - timedelta(minutes=minutes)
     models = templates["models"]
     weights = [m["weight"] for m in models]
-    corpus = Corpus(models=[normalise_model_id(m["model_id"]) for m in models])
+    corpus = Corpus(
+        models=[normalise_model_id(m["model_id"]) for m in models],
+        start=start,
+        drift_minute=min(
+            (int(m["drift"]["from_minute"]) for m in models if m.get("drift")), default=None
+        ),
+        bad_from_start=frozenset(
+            (normalise_model_id(m["model_id"]), metric)
+            for m in models
+            for metric in m.get("bad_from_start", ())
+        ),
+    )
     lines_by_object: dict[int, list[bytes]] = {}
     large_data_done = False
     for index in range(minutes * per_minute):

@@ -24,6 +24,8 @@ class CanarySettings(ServiceSettings):
     canary_probes_file: str | None = None
     """A team's own probe set (JSON, the shipped layout); default: the shipped XSTest set."""
     canary_max_tokens: int = Field(default=256, ge=1, le=4096)
+    canary_concurrency: int = Field(default=4, ge=1, le=32)
+    """Converse calls in flight per model (a run of 106 probes one at a time takes minutes)."""
 
     @field_validator("canary_models", mode="before")
     @classmethod
@@ -58,7 +60,13 @@ def report_points(report: RunReport, now: datetime) -> list[MetricPoint]:
 
 def run(settings: CanarySettings, client: Any, sink: MetricSink) -> RunReport:
     probes = load_probes(settings.canary_probes_file)
-    report = send_probes(client, settings.canary_models, probes, settings.canary_max_tokens)
+    report = send_probes(
+        client,
+        settings.canary_models,
+        probes,
+        settings.canary_max_tokens,
+        workers=settings.canary_concurrency,
+    )
     sink.add(report_points(report, datetime.now(UTC)))
     sink.flush()
     logger.info(

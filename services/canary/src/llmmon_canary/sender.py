@@ -9,13 +9,15 @@ failed and why (a model not enabled in the account is a counted failure, not a c
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmmon_canary.probes import ProbeSet
+from llmmon_canary.probes import Probe, ProbeSet
 from llmmon_shared.aws import call_with_backoff, error_code
 from llmmon_shared.runtime import CANARY_EXPECT_KEY, CANARY_KEY
 
@@ -26,6 +28,9 @@ MODEL_ERRORS = frozenset(
     {"AccessDeniedException", "ResourceNotFoundException", "ValidationException"}
 )
 """Errors that no other probe to the same model can escape: the model's run stops there."""
+SKIPPED = "skipped"
+Outcome = tuple[str | None, dict[str, Any]]
+"""(error code or None, the Converse response)."""
 
 
 @dataclass
@@ -45,12 +50,22 @@ def send_probes(
     probes: ProbeSet,
     max_tokens: int = 256,
     sleep: Callable[[float], None] = time.sleep,
+    workers: int = 4,
 ) -> RunReport:
-    """Send every probe to every model (temperature 0, ``max_tokens``), throttling retried with
-    backoff; returns the counts."""
+    """Send every probe to every model (temperature 0, ``max_tokens``), ``workers`` calls at a
+    time per model, throttling retried with backoff; returns the counts.
+
+    One call takes seconds, so 106 probes one after another take minutes per model; a few at a
+    time keep a run of several models inside the function's timeout. An error no other probe to
+    the model can escape (not enabled, unknown id) stops that model's run: the probes not sent
+    count as failures with that error."""
     report = RunReport()
     for model in models:
-        for index, probe in enumerate(probes.probes):
+        stop = threading.Event()
+
+        def ask(probe: Probe, model: str = model, stop: threading.Event = stop) -> Outcome:
+            if stop.is_set():
+                return SKIPPED, {}
             request = {
                 "modelId": model,
                 "messages": [{"role": "user", "content": [{"text": probe.prompt}]}],
@@ -61,21 +76,31 @@ def send_probes(
                     CANARY_EXPECT_KEY: probe.expect,
                 },
             }
-
-            def call(request: dict[str, Any] = request) -> Any:
-                return client.converse(**request)
-
             try:
-                response = call_with_backoff(call, sleep=sleep)
+                return None, call_with_backoff(lambda: client.converse(**request), sleep=sleep)
             except Exception as exc:
                 code = error_code(exc) or type(exc).__name__
                 if code in MODEL_ERRORS:
-                    report.failed[(model, code)] += len(probes.probes) - index
+                    stop.set()
+                return code, {}
+
+        if workers <= 1:
+            outcomes = []
+            for probe in probes.probes:
+                outcomes.append(ask(probe))
+                if stop.is_set():
+                    outcomes += [(SKIPPED, {})] * (len(probes.probes) - len(outcomes))
                     break
-                report.failed[(model, code)] += 1
-                continue
-            report.sent[model] += 1
-            usage = response.get("usage", {})
-            report.input_tokens[model] += int(usage.get("inputTokens", 0))
-            report.output_tokens[model] += int(usage.get("outputTokens", 0))
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="canary") as pool:
+                outcomes = list(pool.map(ask, probes.probes))
+        fatal = next((code for code, _ in outcomes if code in MODEL_ERRORS), None)
+        for code, response in outcomes:
+            if code is None:
+                report.sent[model] += 1
+                usage = response.get("usage", {})
+                report.input_tokens[model] += int(usage.get("inputTokens", 0))
+                report.output_tokens[model] += int(usage.get("outputTokens", 0))
+            else:
+                report.failed[(model, fatal if code == SKIPPED and fatal else code)] += 1
     return report
