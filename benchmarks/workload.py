@@ -105,16 +105,27 @@ def build(
     per_object: int = 100,
     model: str = "anthropic.claude-3-haiku-20240307-v1:0",
     refusal_share: float = 0.1,
+    shared_context: int = 0,
+    questions: int = 0,
 ) -> Workload:
+    """``n`` interactions. With ``shared_context`` and ``questions``: the chat-application shape,
+    where every request carries the same long instructions (``shared_context`` characters) and
+    one of a few distinct questions (``questions``), in the user turn as the model receives it;
+    responses stay distinct."""
     rng = random.Random(seed)
     rows = list(load_rows())
     compliant = [r for r in rows if not r.refusal]
     answers, refusals = _Deck(compliant, rng), _Deck([r for r in rows if r.refusal], rng)
+    instructions = _fill(rng, compliant, [], shared_context) if shared_context else ""
+    asked = [rng.choice(rows).prompt for _ in range(questions)]
     pairs = []
     for _ in range(n):
         row, start = (refusals if rng.random() < refusal_share else answers).deal()
         target = 300 if row.refusal else 1500
         response = _fill(rng, compliant, list(row.sentences[start:]), target)
+        if instructions:
+            pairs.append((f"{instructions}\n\n{rng.choice(asked)}", response))
+            continue
         context = _fill(rng, compliant, [], 380)
         pairs.append((f"{context}\n\n{row.prompt}", response))
     objects: dict[str, bytes] = {}

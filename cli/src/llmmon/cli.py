@@ -187,6 +187,12 @@ def build_parser() -> Parser:
         default="managed",
         help="managed: Bedrock and Comprehend (default); local: bundle local models",
     )
+    cmd.add_argument(
+        "--arch",
+        choices=["x86_64", "arm64"],
+        default=None,
+        help="build for this Lambda architecture (default: each service's own)",
+    )
     cmd = command(commands, "demo", "run the whole pipeline on the local stack, end to end")
     cmd.add_argument(
         "--minutes",
@@ -398,7 +404,7 @@ def dispatch(args: argparse.Namespace) -> int:
             raise UsageError(
                 f"unknown service {', '.join(unknown)} (services: {', '.join(discover())})"
             )
-        build(args.services, args.out, args.backend == "local")
+        build(args.services, args.out, args.backend == "local", args.arch)
         return 0
     if args.command == "score":
         from llmmon.score import score_folder

@@ -35,6 +35,7 @@ __all__ = [
     "cosine_rows",
     "embed_unique",
     "make_embedder",
+    "save_vectors",
 ]
 
 TITAN_V2 = "amazon.titan-embed-text-v2:0"
@@ -50,18 +51,23 @@ def make_embedder(
     titan_dimensions: int = 512,
     workers: int = 8,
     cache_entries: int = DEFAULT_CACHE_ENTRIES,
+    seed: Path | None = None,
 ) -> Embedder:
-    """The embedder a service's settings name: ``bedrock`` (Titan V2) or ``local`` (MiniLM)."""
+    """The embedder a service's settings name: ``bedrock`` (Titan V2) or ``local`` (MiniLM).
+    ``seed``: vectors computed ahead (``save_vectors``), used when they are this model's."""
+    cache = VectorCache(cache_entries)
+    embedder: TitanEmbedder | LocalMiniLMEmbedder
     if backend == "bedrock":
         from llmmon_shared.aws import client
 
-        return TitanEmbedder(
-            client("bedrock-runtime"),
-            dimensions=titan_dimensions,
-            max_workers=workers,
-            cache=VectorCache(cache_entries),
+        embedder = TitanEmbedder(
+            client("bedrock-runtime"), dimensions=titan_dimensions, max_workers=workers, cache=cache
         )
-    return LocalMiniLMEmbedder(cache=VectorCache(cache_entries))
+    else:
+        embedder = LocalMiniLMEmbedder(cache=cache)
+    if seed is not None:
+        cache.seed(seed, embedder.model_id)
+    return embedder
 
 
 class Embedder(Protocol):
@@ -121,6 +127,36 @@ class VectorCache:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def clear(self) -> None:
+        self._rows.clear()
+
+    def seed(self, path: Path, model_id: str) -> int:
+        """Load vectors computed ahead (``save_vectors``) for ``model_id``: texts they cover
+        are not embedded at cold start. Returns how many were loaded (0 for another model)."""
+        if not self.entries or not path.exists():
+            return 0
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["model_id"]) != model_id:
+                return 0
+            digests, vectors = data["digests"], data["vectors"]
+            for digest, vector in zip(digests, vectors, strict=True):
+                self.put(digest.tobytes(), np.asarray(vector, dtype=np.float32))
+        return len(digests)
+
+
+def save_vectors(path: Path, embedder: Embedder, texts: Sequence[str]) -> None:
+    """Embed ``texts`` and write their vectors, keyed by digest, for ``VectorCache.seed``."""
+    distinct = list(dict.fromkeys(texts))
+    np.savez(
+        path,
+        model_id=np.asarray(embedder.model_id),
+        # raw bytes, not numpy's "S16", which drops a digest's trailing zero bytes
+        digests=np.frombuffer(b"".join(VectorCache.key(t) for t in distinct), np.uint8).reshape(
+            -1, 16
+        ),
+        vectors=embedder.embed(distinct),
+    )
 
 
 def embed_unique(

@@ -104,3 +104,44 @@ def test_opening__first_sentences_only() -> None:
     text = "First sentence. Second one!\nThird line. Fourth."
     assert opening(text, 2, 300) == ["First sentence.", "Second one!"]
     assert opening("", 2, 300) == [""]
+
+
+def test_shipped_reference_vectors__cover_the_phrases_and_match_the_embedder() -> None:
+    """Computed ahead so a cold start does not embed the phrases: stale vectors (phrases edited
+    without ``scripts/reference_vectors.py``) fail here."""
+    import numpy as np
+
+    from llmmon_refusal.settings import reference_vectors_path
+    from llmmon_shared.embeddings import VectorCache
+
+    phrases = load_phrases()
+    texts = [p.text for p in phrases.refusal + phrases.compliant]
+    fresh = LocalMiniLMEmbedder()
+    cache = VectorCache()
+    assert cache.seed(reference_vectors_path(), fresh.model_id) == len(set(texts))
+    shipped = np.vstack([cache.get(VectorCache.key(t)) for t in texts])
+    assert (np.einsum("ij,ij->i", shipped, fresh.embed(texts)) > 0.9999).all()
+    assert VectorCache().seed(reference_vectors_path(), "another-model") == 0
+
+
+def test_cold_start__the_shipped_phrases_cost_no_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmmon_refusal.settings import RefusalSettings, make_detector
+
+    embedded: list[int] = []
+    original = LocalMiniLMEmbedder._embed_distinct
+
+    def counting(self: LocalMiniLMEmbedder, texts: list[str]) -> object:
+        embedded.append(len(texts))
+        return original(self, texts)
+
+    monkeypatch.setattr(LocalMiniLMEmbedder, "_embed_distinct", counting)
+    monkeypatch.setenv("LLMMON_EMBEDDING_BACKEND", "local")
+    make_detector(RefusalSettings())
+    assert embedded == []
+    # a team's own phrase is embedded, alone
+    monkeypatch.setenv(
+        "LLMMON_REFUSAL_EXTRA_PHRASES",
+        json.dumps({"refusal": {"generic": [{"id": "team-1", "text": "Our policy forbids it."}]}}),
+    )
+    make_detector(RefusalSettings())
+    assert embedded == [1]

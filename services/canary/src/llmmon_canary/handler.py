@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
 from llmmon_canary.probes import load_probes
 from llmmon_canary.sender import RunReport, send_probes
@@ -19,7 +18,7 @@ logger = logging.getLogger("llmmon.canary")
 
 class CanarySettings(ServiceSettings):
     service: str = "canary"
-    canary_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    canary_models: list[str] = Field(default_factory=list)
     """Model ids (or inference profile ids) that get the probe set."""
     canary_probes_file: str | None = None
     """A team's own probe set (JSON, the shipped layout); default: the shipped XSTest set."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
 from llmmon_refusal.compute import RefusalDetector
 from llmmon_refusal.phrases import load_phrases
@@ -24,7 +25,7 @@ class RefusalSettings(ServiceSettings):
     "compliant": [...]}``."""
     refusal_phrases_file: str | None = None
     """The same JSON in a file (for example shipped in the function's package)."""
-    refusal_implicit_rules: Annotated[list[str] | None, NoDecode] = None
+    refusal_implicit_rules: list[str] | None = None
     """Implicit-refusal rules to enable (names in implicit.RULES); default: the set chosen by
     leave-one-model-out and shipped in data/implicit.json. An empty list turns them off."""
     explain: bool = False
@@ -43,6 +44,12 @@ class RefusalSettings(ServiceSettings):
         return value
 
 
+def reference_vectors_path() -> Path:
+    """The shipped phrases' vectors, computed ahead (``scripts/reference_vectors.py``), so a
+    cold start does not embed them."""
+    return Path(str(files("llmmon_refusal") / "data" / "reference-vectors.npz"))
+
+
 def make_detector(settings: RefusalSettings) -> RefusalDetector:
     from llmmon_shared.embeddings import make_embedder
     from llmmon_shared.resilience import harden
@@ -53,6 +60,7 @@ def make_detector(settings: RefusalSettings) -> RefusalDetector:
                 settings.embedding_backend,
                 settings.titan_dimensions,
                 cache_entries=settings.embedding_cache,
+                seed=reference_vectors_path(),
             ),
             settings,
         ),
