@@ -20,6 +20,7 @@ import os
 import random
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -107,6 +108,7 @@ def build(
     refusal_share: float = 0.1,
     shared_context: int = 0,
     questions: int = 0,
+    moment: datetime = datetime(2026, 11, 28, 7, tzinfo=UTC),
 ) -> Workload:
     """``n`` interactions. With ``shared_context`` and ``questions``: the chat-application shape,
     where every request carries the same long instructions (``shared_context`` characters) and
@@ -135,7 +137,7 @@ def build(
             record = {
                 "schemaType": "ModelInvocationLog",
                 "schemaVersion": "1.0",
-                "timestamp": "2026-11-28T07:00:00Z",
+                "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "accountId": ACCOUNT,
                 "region": REGION,
                 "requestId": f"bench-{seed}-{index:08d}",
@@ -164,8 +166,8 @@ def build(
         with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as handle:
             handle.write(b"\n".join(lines) + b"\n")
         key = (
-            f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/2026/11/28/07/"
-            f"20261128T0700{start // per_object:02d}000Z_{seed:08x}.json.gz"
+            f"AWSLogs/{ACCOUNT}/BedrockModelInvocationLogs/{REGION}/{moment:%Y/%m/%d/%H}/"
+            f"{moment:%Y%m%dT%H%M}{start // per_object:02d}000Z_{seed:08x}.json.gz"
         )
         objects[key] = buffer.getvalue()
     return Workload(pairs, objects, per_object, model)

@@ -17,10 +17,21 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     assert main(["--quick", "--skip-e2e", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
+    # Where it ran: the CPU model and the instruction sets that decide int8 speed.
+    assert report["cpu"]["model"] and isinstance(report["cpu"]["isa"], list)
+    assert report["embedder"]["model_id"].startswith("all-MiniLM-L6-v2")
     for service in ("similarity", "comprehend", "refusal"):
         assert report["throughput"][service]["pipeline_per_s"] > 0
-        assert 0 < report["cold_start_memory"][service]["cold_start_s"] < 30
-        assert report["cold_start_memory"][service]["peak_rss_mb"] > 0
+        cold = report["cold_start_memory"][service]
+        assert 0 < cold["cold_start_s"] < 30
+        assert cold["cold_start_to_baseline"] > 1  # a multiple of importing boto3 and pydantic
+        assert cold["peak_rss_mb"] > 0
+    assert report["cold_start_memory"]["baseline_import_boto3_pydantic_s"] > 0
+    # The embedding cache, on and off in the same run: distinct texts gain nothing, a shared
+    # prompt is embedded once per container.
+    cache = report["embedding_cache"]
+    assert cache["benchmark"]["distinct_texts_share"] == 1.0
+    assert cache["shared_prompt"]["distinct_texts_share"] < 0.75
     cost = report["cost"]
     assert cost["ours_managed"]["total"] > 0
     assert 0 < cost["naive_shared_calls"]["total"] < cost["naive"]["total"]

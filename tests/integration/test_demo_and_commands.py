@@ -29,7 +29,7 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
         "refusal-CanaryOverRefusal-anthropic.claude-3-haiku-20240307-v1:0",
     ):
         row = next(line for line in backtest.splitlines() if alarm in line).split()
-        assert row[1] == "0", row  # no ALARM before the drift
+        assert row[2] == "0", row  # no ALARM before the drift (row[1]: its minute)
         assert row[-1] == "min" and int(row[-2]) <= 15, row
     assert "ALARM              llmmon-local-refusal-HighRefusalRatio-meta.llama3-70b" in out
     assert "ALARM  llmmon-local-model-quality-degraded" in out

@@ -41,6 +41,15 @@ def test_corpus__knows_its_stable_part_and_its_models_bad_from_the_start() -> No
     corpus = generate(now, minutes=60, canary=False)
     assert corpus.start == datetime(2026, 11, 30, 11, tzinfo=UTC)
     assert corpus.drift_minute == 35
+    llama = "meta.llama3-70b-instruct-v1:0"
+    assert corpus.drift_at(llama, "Refusal") == 35
+    assert corpus.drift_at(llama, "PromptResponseSimilarity") == 35  # its answers change too
+    assert corpus.drift_at("amazon.titan-text-express-v1", "Refusal") is None
+    assert corpus.drift_at(next(m for m in corpus.models if "support-nova" in m), "X") == 35
+    with_canary = generate(now, minutes=20)
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    assert with_canary.drift_at(haiku, "CanaryOverRefusal") == 11  # the first version-2 run
+    assert with_canary.drift_at(haiku, "Refusal") is None
     assert corpus.bad_from_start == {
         ("mistral.mistral-large-2402-v1:0", "Toxicity"),
         ("mistral.mistral-large-2402-v1:0", "SentimentIsNegative"),

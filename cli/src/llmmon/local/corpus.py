@@ -212,11 +212,28 @@ class Corpus:
     """Canary probes answered (not in ``interactions``: never in the ordinary metrics)."""
     start: datetime | None = None
     """When the traffic begins."""
-    drift_minute: int | None = None
-    """The minute the first designed drift begins (the stable part ends there)."""
+    drifts: dict[str, int] = field(default_factory=dict)
+    """Model -> the minute its designed drift begins (every metric of it may move from there:
+    more refusals also mean lower similarity). The canary's model has its own entry for its
+    ``Canary`` metrics in ``canary_drift_minute``."""
+    canary_drift_minute: int | None = None
+    """The first canary run answered by the model's version 2."""
     bad_from_start: frozenset[tuple[str, str]] = frozenset()
     """(model, metric) pairs the corpus makes bad from minute 0: their alarms in the stable part
     are true alarms."""
+
+    @property
+    def drift_minute(self) -> int | None:
+        """The minute the first designed drift begins."""
+        minutes = [*self.drifts.values(), *filter(None, [self.canary_drift_minute])]
+        return min(minutes, default=None)
+
+    def drift_at(self, model: str, metric: str) -> int | None:
+        """When the designed drift of this model's metric begins (None: it has none, so any
+        alarm on it is a false alarm unless the model is bad from the start)."""
+        if metric.startswith("Canary"):
+            return self.canary_drift_minute if model == normalise_model_id(CANARY_MODEL) else None
+        return self.drifts.get(model)
 
     @property
     def withheld(self) -> int:
@@ -315,8 +332,15 @@ def generate(
     corpus = Corpus(
         models=[normalise_model_id(m["model_id"]) for m in models],
         start=start,
-        drift_minute=min(
-            (int(m["drift"]["from_minute"]) for m in models if m.get("drift")), default=None
+        drifts={
+            normalise_model_id(m["model_id"]): int(m["drift"]["from_minute"])
+            for m in models
+            if m.get("drift")
+        },
+        canary_drift_minute=(
+            min(int(share * minutes) for share, version in CANARY_RUNS if version != "v1")
+            if canary
+            else None
         ),
         bad_from_start=frozenset(
             (normalise_model_id(m["model_id"]), metric)

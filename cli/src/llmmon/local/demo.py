@@ -187,15 +187,13 @@ def backtest_hour(
     cloudwatch: Any, config: LocalConfig, corpus: Corpus, end: datetime
 ) -> tuple[list[list[str]], int]:
     """The quality alarms replayed over the demo's traffic minute by minute, as they would have
-    run live: per alarm that fired, its transitions to ALARM before the first designed drift
-    (false alarms, unless the corpus designs that model bad from minute 0) and its delay after
-    the drift begins. Also returns the number of false alarms."""
+    run live: per alarm that fired, its transitions to ALARM before its model's designed drift
+    (false alarms, unless the corpus makes that model bad from minute 0; every ALARM of a model
+    without a drift) and its delay after the drift begins. Also returns the false alarms."""
     from llmmon.alarm_eval import drift_scores
     from llmmon.local.commands import backtest_alarms
 
     assert corpus.start is not None
-    assert corpus.drift_minute is not None
-    drift = corpus.start + timedelta(minutes=corpus.drift_minute)
     alarms, engine = backtest_alarms(
         config.namespace,
         corpus.models,
@@ -207,18 +205,21 @@ def backtest_hour(
         config.alarm_overrides,
         min_samples=config.alarm_min_samples,
     )
-    by_name = {a.name: a for a in alarms.metric_alarms}
     rows, false_alarms = [], 0
-    for name, score in drift_scores(engine.history, by_name, drift).items():
+    for alarm in alarms.metric_alarms:
+        model = alarm.dimensions.get("ModelId", "")
+        minute = corpus.drift_at(model, alarm.metric)
+        drift = end if minute is None else corpus.start + timedelta(minutes=minute)
+        score = drift_scores(engine.history, [alarm.name], drift)[alarm.name]
         early, delay = int(score["false_alarms"] or 0), score["detection_delay_s"]
         if not early and delay is None:
             continue
-        designed = (by_name[name].dimensions.get("ModelId"), by_name[name].metric)
-        expected = designed in corpus.bad_from_start
+        expected = (model, alarm.metric) in corpus.bad_from_start
         false_alarms += 0 if expected else early
         rows.append(
             [
-                name,
+                alarm.name,
+                "-" if minute is None else str(minute),
                 f"{early}" + (" (designed: bad from minute 0)" if expected and early else ""),
                 "-" if delay is None else f"{delay / 60:.0f} min",
             ]
@@ -307,11 +308,14 @@ def run_demo(
             say(f"    {service:<11} {key}  (received {received} times)")
         say(
             f"\n  Backtest: the quality alarms replayed minute by minute over the hour (at least "
-            f"{config.alarm_min_samples} values a period); the drifts begin at minute "
-            f"{corpus.drift_minute}:"
+            f"{config.alarm_min_samples} values a period), each against its model's designed "
+            "drift:"
         )
         backtest_rows, false_alarms = backtest_hour(cloudwatch, config, corpus, now)
-        print_table(["alarm", "ALARMs before the drift", "detected after"], backtest_rows)
+        print_table(
+            ["alarm", "drift at minute", "ALARMs before the drift", "detected after"],
+            backtest_rows,
+        )
         say(f"    false alarms in the stable part: {false_alarms}")
         depths = queue_depths(topology)
         report = Report("llmmon demo", datetime.now(UTC))
@@ -386,9 +390,9 @@ def run_demo(
         report.tables.append(("Dead-letter queues", ["service", "object", "receives"], dlq_rows))
         report.tables.append(
             (
-                f"Backtest over the hour: alarms before the drift (minute {corpus.drift_minute}) "
-                "and detection delays",
-                ["alarm", "ALARMs before the drift", "detected after"],
+                "Backtest over the hour: alarms before their model's designed drift, and "
+                "detection delays",
+                ["alarm", "drift at minute", "ALARMs before the drift", "detected after"],
                 backtest_rows,
             )
         )
