@@ -11,6 +11,7 @@ latencies of ``prices.json`` (divided by the calls the code makes concurrently).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -150,8 +151,9 @@ class FakeAws:
             "metrics": {"latencyMs": self.prices["assumed_latency_ms"]["bedrock_converse"]},
         }
 
-    @property
+    @functools.cached_property
     def recorded(self) -> dict[str, Any]:
+        """Read once per FakeAws, not once per Converse call."""
         data: dict[str, Any] = json.loads(RECORDED_ANSWERS.read_text())["answers"]
         return data
 

@@ -27,6 +27,7 @@ the manifest records ``"bytecode": false``.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -71,6 +72,7 @@ TRIM = (
 )
 
 
+@functools.cache
 def _interpreter(version: str) -> str | None:
     """A Python of exactly ``version`` on this machine, or None."""
     candidates = [shutil.which(f"python{version}")]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["ENV_PREFIX", "ServiceSettings"]
+__all__ = ["ENV_PREFIX", "ServiceSettings", "split_list"]
 
 ENV_PREFIX = "LLMMON_"
 CsvList = list[str]
@@ -78,11 +78,16 @@ class ServiceSettings(BaseModel):
     )
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                import json
+        return split_list(value)
 
-                return json.loads(text)
-            return [item.strip() for item in text.split(",") if item.strip()]
-        return value
+
+def split_list(value: Any) -> Any:
+    """A list setting from the environment: a JSON array, or comma-separated items."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return value

@@ -225,7 +225,9 @@ class Corpus:
     @property
     def drift_minute(self) -> int | None:
         """The minute the first designed drift begins."""
-        minutes = [*self.drifts.values(), *filter(None, [self.canary_drift_minute])]
+        minutes = list(self.drifts.values())
+        if self.canary_drift_minute is not None:
+            minutes.append(self.canary_drift_minute)
         return min(minutes, default=None)
 
     def drift_at(self, model: str, metric: str) -> int | None:

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from llmmon_canary.probes import load_probes
 from llmmon_canary.sender import RunReport, send_probes
 from llmmon_shared.metrics import MetricPoint, MetricSink, Unit
-from llmmon_shared.settings import ServiceSettings
+from llmmon_shared.settings import ServiceSettings, split_list
 
 logger = logging.getLogger("llmmon.canary")
 
@@ -29,9 +29,7 @@ class CanarySettings(ServiceSettings):
     @field_validator("canary_models", mode="before")
     @classmethod
     def _models(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [item.strip() for item in value.split(",") if item.strip()]
-        return value
+        return split_list(value)
 
 
 def report_points(report: RunReport, now: datetime) -> list[MetricPoint]:

@@ -84,16 +84,9 @@ def send_probes(
                     stop.set()
                 return code, {}
 
-        if workers <= 1:
-            outcomes = []
-            for probe in probes.probes:
-                outcomes.append(ask(probe))
-                if stop.is_set():
-                    outcomes += [(SKIPPED, {})] * (len(probes.probes) - len(outcomes))
-                    break
-        else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="canary") as pool:
-                outcomes = list(pool.map(ask, probes.probes))
+        # One worker runs the probes in order; a stopped model's later probes return SKIPPED.
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="canary") as pool:
+            outcomes = list(pool.map(ask, probes.probes))
         fatal = next((code for code, _ in outcomes if code in MODEL_ERRORS), None)
         for code, response in outcomes:
             if code is None:

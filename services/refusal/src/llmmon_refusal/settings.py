@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from llmmon_refusal.compute import RefusalDetector
 from llmmon_refusal.phrases import load_phrases
-from llmmon_shared.settings import ServiceSettings
+from llmmon_shared.settings import ServiceSettings, split_list
 
 
 class RefusalSettings(ServiceSettings):
@@ -36,8 +36,7 @@ class RefusalSettings(ServiceSettings):
     def _rules(cls, value: Any) -> Any:
         from llmmon_refusal.implicit import RULES
 
-        if isinstance(value, str):
-            value = [item.strip() for item in value.split(",") if item.strip()]
+        value = split_list(value)
         unknown = [name for name in value or [] if name not in RULES]
         if unknown:
             raise ValueError(f"unknown implicit rule {unknown[0]!r}; known: {', '.join(RULES)}")
