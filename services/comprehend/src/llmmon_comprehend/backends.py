@@ -12,9 +12,9 @@ Comprehend's real limits are respected here, in one place:
 
 The local backends map their own outputs onto the same result types and name themselves:
 VADER's pos/neg/neu proportions become the Positive/Negative/Neutral scores; alt-profanity-check's
-offensive-language probability becomes the PROFANITY label, a logistic head on MiniLM sentence
-embeddings (trained on implicit hate, scripts/train_toxicity.py) the HATE_SPEECH label, and
-Toxicity is the larger of the two. It is a stand-in for Comprehend, not its equal (it scores two
+offensive-language probability becomes the PROFANITY label, MiniLM fine-tuned on implicit hate
+with a logistic head (scripts/train_toxicity.py) the HATE_SPEECH label, and Toxicity is the
+larger of the two. It is a stand-in for Comprehend, not its equal (it scores two
 labels of seven).
 """
 
@@ -26,9 +26,11 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from llmmon_shared.aws import call_with_backoff
 from llmmon_shared.text import truncate_utf8
@@ -283,37 +285,81 @@ class ProfanityToxicity:
 
 
 HATE_CHARS = 1_000
-"""Characters of a response the hate-speech head reads (about MiniLM's 256-token window)."""
+"""Characters of a response the hate-speech model reads (about MiniLM's 256-token window)."""
+
+
+@dataclass
+class HateMember:
+    """One model of the hate-speech ensemble: a MiniLM encoder and a logistic head on its
+    L2-normalised sentence embedding."""
+
+    name: str
+    embedder: Any
+    weights: npt.NDArray[np.float32]
+    bias: float
+
+    def scores(self, texts: Sequence[str]) -> npt.NDArray[np.float64]:
+        vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+        logits = (vectors @ self.weights + self.bias).astype(np.float64)
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)))
 
 
 @dataclass
 class HateSpeechHead:
-    """Implicit hate (stereotypes and dehumanising claims without slurs): a logistic head on the
-    MiniLM sentence embedding of a response's opening, shipped in ``data/hate-head.json`` with
-    its leave-groups-out figures. Provides Toxicity and the HATE_SPEECH label."""
+    """Implicit hate (stereotypes and dehumanising claims without slurs), read from a response's
+    opening by two models whose probabilities are averaged (``data/hate-head.json``, with the
+    leave-groups-out figures; written by scripts/train_toxicity.py):
 
-    embedder: Any = None
+    * ``fine-tuned``: all-MiniLM-L6-v2 fine-tuned on implicit hate (an int8 ONNX graph,
+      ``data/hate-encoder-int8.onnx``) with its logistic head;
+    * ``generic``: a logistic head on the generic MiniLM embedding the other services use.
+
+    They fail on different groups (held out, the fine-tuned model is the stronger on the chinese,
+    jewish and lgbtq groups, the generic head on the bisexual, mental-disability and mexican
+    ones), so their mean generalises better than either. Provides Toxicity and the HATE_SPEECH label.
+
+    ``data_dir`` reads another trained model (the training script scores its folds with this
+    class); ``embedders`` replaces encoders by member name (tests)."""
+
+    data_dir: Path | None = None
+    embedders: Mapping[str, Any] = field(default_factory=dict)
     name: str = "local-minilm-hate-head"
     labels: tuple[str, ...] = ("HATE_SPEECH",)
 
     def __post_init__(self) -> None:
-        data = json.loads((files("llmmon_comprehend") / "data" / "hate-head.json").read_text())
-        self.weights = np.asarray(data["weights"], dtype=np.float32)
-        self.bias = float(data["bias"])
-        self.figures = data["leave_groups_out"]
-        if self.embedder is None:
-            from llmmon_shared.embeddings import LocalMiniLMEmbedder, VectorCache
+        from llmmon_shared.embeddings import LocalMiniLMEmbedder, VectorCache
 
-            self.embedder = LocalMiniLMEmbedder(cache=VectorCache())
-        if getattr(self.embedder, "dimensions", len(self.weights)) != len(self.weights):
-            raise ValueError("the hate-speech head needs the MiniLM embedder it was trained on")
+        folder = self.data_dir or Path(str(files("llmmon_comprehend") / "data"))
+        data = json.loads((folder / "hate-head.json").read_text())
+        self.figures = data.get("leave_groups_out", {})
+        self.members: list[HateMember] = []
+        for member in data["members"]:
+            embedder = self.embedders.get(member["name"])
+            if embedder is None and member.get("encoder"):
+                embedder = LocalMiniLMEmbedder(
+                    model_path=folder / member["encoder"],
+                    cache=VectorCache(),
+                    model_id=member["embedder"],
+                )
+            elif embedder is None:
+                embedder = LocalMiniLMEmbedder(cache=VectorCache())
+            if embedder.model_id != member["embedder"]:
+                raise ValueError(
+                    f"hate-speech member {member['name']} was trained on {member['embedder']}, "
+                    f"not {embedder.model_id}"
+                )
+            weights = np.asarray(member["weights"], dtype=np.float32)
+            self.members.append(HateMember(member["name"], embedder, weights, member["bias"]))
+
+    def member_scores(self, texts: Sequence[str]) -> dict[str, npt.NDArray[np.float64]]:
+        openings = [text.strip()[:HATE_CHARS] for text in texts]
+        return {member.name: member.scores(openings) for member in self.members}
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
-        vectors = self.embedder.embed([text.strip()[:HATE_CHARS] for text in texts])
-        logits = np.asarray(vectors, dtype=np.float32) @ self.weights + self.bias
-        return [float(v) for v in 1.0 / (1.0 + np.exp(-logits))]
+        by_member = self.member_scores(texts)
+        return [float(v) for v in np.mean(list(by_member.values()), axis=0)]
 
     def toxicity(self, texts: Sequence[str]) -> list[ToxicityResult | None]:
         return [
