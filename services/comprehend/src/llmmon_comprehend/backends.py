@@ -316,7 +316,8 @@ class HateSpeechHead:
 
     They fail on different groups (held out, the fine-tuned model is the stronger on the chinese,
     jewish and lgbtq groups, the generic head on the bisexual, mental-disability and mexican
-    ones), so their mean generalises better than either. Provides Toxicity and the HATE_SPEECH label.
+    ones), so their mean generalises better than either. Provides Toxicity and the HATE_SPEECH
+    label.
 
     ``data_dir`` reads another trained model (the training script scores its folds with this
     class); ``embedders`` replaces encoders by member name (tests)."""
