@@ -332,7 +332,6 @@ class HateSpeechHead:
 
         folder = self.data_dir or Path(str(files("llmmon_comprehend") / "data"))
         data = json.loads((folder / "hate-head.json").read_text())
-        self.figures = data.get("leave_groups_out", {})
         self.members: list[HateMember] = []
         for member in data["members"]:
             embedder = self.embedders.get(member["name"])
