@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.stats import rankdata
 
 ROOT = Path(__file__).resolve().parents[1]
 TOXIGEN = ROOT / "tests" / "data" / "toxigen" / "dev.csv"
@@ -71,12 +70,11 @@ PROFANITY_GATES = (0.5, 0.7)
 
 
 def auc(truth: np.ndarray, scores: np.ndarray) -> float:
-    ranks = rankdata(scores)
-    positives = truth.sum()
-    negatives = len(truth) - positives
-    return float(
-        (ranks[truth == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
-    )
+    from llmmon.evaluate import auc as area
+
+    value = area(list(truth == 1), list(scores))
+    assert value is not None, "both classes are in every group"
+    return value
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = GENERIC_L2) -> np.ndarray:
@@ -163,13 +161,18 @@ def write_head(folder: Path, members: list[dict[str, Any]], **extra: Any) -> Non
     (folder / "hate-head.json").write_text(json.dumps(document, indent=1) + "\n")
 
 
-def score(folder: Path, texts: Sequence[str]) -> dict[str, np.ndarray]:
-    """The comprehend service's own scoring of a trained model in ``folder``: the mean (its
-    HATE_SPEECH score) and each member's."""
+def scorer(folder: Path) -> Any:
+    """The comprehend service's own scoring of a trained model in ``folder``: a function of texts
+    to the mean (its HATE_SPEECH score) and each member's scores."""
     from llmmon_comprehend.backends import HateSpeechHead
 
-    by_member = HateSpeechHead(data_dir=folder).member_scores(list(texts))
-    return {"mean": np.mean(list(by_member.values()), axis=0), **by_member}
+    head = HateSpeechHead(data_dir=folder)
+
+    def score(texts: Sequence[str]) -> dict[str, np.ndarray]:
+        by_member = head.member_scores(list(texts))
+        return {"mean": np.mean(list(by_member.values()), axis=0), **by_member}
+
+    return score
 
 
 def figures_of(
@@ -222,8 +225,9 @@ def leave_groups_out(
             np.concatenate([y[~held], np.zeros(int(trained_with.sum()))]),
         )
         write_head(folder, [fine_tuned_member(head), generic_head])
-        held_scores = score(folder, [t for t, h in zip(texts, held, strict=True) if h])
-        other_answers = score(folder, list(answer_texts[~trained_with]))
+        score = scorer(folder)
+        held_scores = score([t for t, h in zip(texts, held, strict=True) if h])
+        other_answers = score(list(answer_texts[~trained_with]))
         for kind in kinds:
             scores[kind][held] = held_scores[kind]
             flags[kind].append(float((other_answers[kind] >= 0.5).mean()))

