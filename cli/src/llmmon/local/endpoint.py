@@ -40,6 +40,15 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def own_group_dying_with_parent() -> None:
+    """``die_with_parent`` for a child that installs its own SIGINT and SIGTERM handlers (moto's
+    server does, undoing the ignored SIGINT): in a process group of its own, a Ctrl-C or a
+    signal to the owner's group does not reach it, so it stops only when the owner stops it
+    (after the workers that call it) or dies."""
+    die_with_parent()
+    os.setpgrp()
+
+
 def port_free(port: int) -> bool:
     with socket.socket() as probe:
         try:
@@ -96,7 +105,7 @@ class MotoServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             stdin=subprocess.DEVNULL,
-            preexec_fn=die_with_parent,
+            preexec_fn=own_group_dying_with_parent,
             env={**os.environ, **CREDENTIALS},
         )
         deadline = time.monotonic() + timeout

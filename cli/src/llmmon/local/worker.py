@@ -223,13 +223,26 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter(args.service))
     logging.basicConfig(level=os.environ.get("LLMMON_LOG_LEVEL", "WARNING"), handlers=[handler])
-    worker = Worker(args.service, args.queue_url, args.function_name)
+    # The stop handlers come first: a stop that arrives while the handler module loads (seconds)
+    # ends the worker quietly, whatever call it interrupts.
+    stop_state: dict[str, Any] = {"stopped": False, "worker": None}
 
     def stop(*_: Any) -> None:
-        worker.running = False
+        stop_state["stopped"] = True
+        if stop_state["worker"] is not None:
+            stop_state["worker"].running = False
 
     for number in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, stop)
+    try:
+        worker = Worker(args.service, args.queue_url, args.function_name)
+    except Exception:
+        if stop_state["stopped"]:  # the endpoint may already be gone
+            return 0
+        raise
+    stop_state["worker"] = worker
+    if stop_state["stopped"]:
+        return 0
     worker.run()
     return 0
 
