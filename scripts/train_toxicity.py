@@ -93,13 +93,13 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = GENERIC_L2) -> np.ndarray:
 
 
 def generic_member(x: np.ndarray, y: np.ndarray) -> dict[str, Any]:
-    from llmmon_shared.embeddings import LocalMiniLMEmbedder
+    from llmmon_shared.embeddings import MINILM
 
     w = fit(x, y)
     return {
         "name": "generic",
         "encoder": None,
-        "embedder": LocalMiniLMEmbedder.model_id,
+        "embedder": MINILM,  # any variant: heads apply to all of them
         "training": {"l2": GENERIC_L2},
         "weights": [round(float(v), 6) for v in w[:-1]],
         "bias": round(float(w[-1]), 6),

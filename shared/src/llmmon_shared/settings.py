@@ -54,6 +54,9 @@ class ServiceSettings(BaseModel):
     embedding_cache: int = Field(default=4096, ge=0, le=1_000_000)
     """Vectors a warm container keeps (services that embed): a text seen again, such as a prompt
     many requests share, is not embedded again. 0 turns the cache off."""
+    embedder_variant: Literal["auto", "fp32", "int8"] = "auto"
+    """The local MiniLM's graph: ``auto`` picks by the CPU's features at cold start
+    (``llmmon_shared.embeddings.minilm_variant``); ``fp32`` or ``int8`` forces one."""
     log_level: str = "INFO"
     idempotency_table: str | None = None
     """DynamoDB table for idempotency: each object version is scored at most once."""

@@ -340,10 +340,13 @@ class HateSpeechHead:
                     model_path=folder / member["encoder"],
                     cache=VectorCache(),
                     model_id=member["embedder"],
+                    # a dynamic int8 graph: one text per pass, or a response's score would
+                    # change with the responses batched with it
+                    per_text=True,
                 )
             elif embedder is None:
                 embedder = LocalMiniLMEmbedder(cache=VectorCache())
-            if embedder.model_id != member["embedder"]:
+            if member["embedder"] not in (embedder.model_id, getattr(embedder, "family", None)):
                 raise ValueError(
                     f"hate-speech member {member['name']} was trained on {member['embedder']}, "
                     f"not {embedder.model_id}"

@@ -60,6 +60,7 @@ def make_detector(settings: RefusalSettings) -> RefusalDetector:
                 settings.titan_dimensions,
                 cache_entries=settings.embedding_cache,
                 seed=reference_vectors_path(),
+                variant=settings.embedder_variant,
             ),
             settings,
         ),

@@ -27,6 +27,7 @@ def make_embedder(settings: SimilaritySettings) -> Embedder:
             settings.titan_dimensions,
             settings.embedding_workers,
             settings.embedding_cache,
+            variant=settings.embedder_variant,
         ),
         settings,
     )
