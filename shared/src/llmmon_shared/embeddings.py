@@ -395,12 +395,11 @@ class LocalMiniLMEmbedder:
             batches.append(batch)
         return batches
 
-    def _embed_distinct(self, texts: list[str]) -> Matrix:
-        """Tokenize once, then run the batches ``workers`` at a time: memory follows the token
-        budget, not the number of texts."""
-        encodings = self._tokenizer.encode_batch(texts)
+    def _embed_encodings(self, encodings: list[Any]) -> Matrix:
+        """Run the batches ``workers`` at a time: memory follows the token budget, not the
+        number of texts."""
         batches = self._batches(encodings)
-        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        out = np.empty((len(encodings), self.dimensions), dtype=np.float32)
 
         def run(batch: list[int]) -> Matrix:
             return self._run([encodings[i] for i in batch])
@@ -416,8 +415,51 @@ class LocalMiniLMEmbedder:
             out[batch] = rows
         return out
 
+    @staticmethod
+    def input_key(text: str, encoding: Any) -> bytes:
+        """What the model reads decides the vector: a text cut at ``max_tokens`` is keyed by its
+        word pieces, so texts that differ only after the cut (one long system prompt before
+        different questions) are embedded once; any other text by its digest, as
+        ``VectorCache`` keys it (seeded vectors stay valid)."""
+        if not encoding.overflowing:
+            return VectorCache.key(text)
+        ids = np.asarray(encoding.ids, dtype=np.uint32).tobytes()
+        return hashlib.blake2b(ids, digest_size=16, person=b"minilm-ids").digest()
+
     def embed(self, texts: Sequence[str]) -> Matrix:
-        return embed_unique(texts, self._embed_distinct, self.dimensions, self.cache)
+        """Tokenize each distinct text once; embed each distinct model input once, and not at
+        all when the cache holds it; fan the rows back out to ``texts``' order."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        distinct = list(dict.fromkeys(texts))
+        encodings = self._tokenizer.encode_batch(distinct)
+        index: dict[bytes, int] = {}
+        first: list[Any] = []
+        of_text: dict[str, int] = {}
+        for text, encoding in zip(distinct, encodings, strict=True):
+            key = self.input_key(text, encoding)
+            if key not in index:
+                index[key] = len(index)
+                first.append(encoding)
+            of_text[text] = index[key]
+        keys = list(index)
+        out = np.empty((len(keys), self.dimensions), dtype=np.float32)
+        missing = list(range(len(keys)))
+        if self.cache is not None and self.cache.entries:
+            missing = []
+            for i, key in enumerate(keys):
+                row = self.cache.get(key)
+                if row is None:
+                    missing.append(i)
+                else:
+                    out[i] = row
+        if missing:
+            fresh = self._embed_encodings([first[i] for i in missing])
+            out[missing] = fresh
+            if self.cache is not None:
+                for i, row in zip(missing, fresh, strict=True):
+                    self.cache.put(keys[i], row.copy())
+        return out[[of_text[text] for text in texts]]
 
 
 @dataclass

@@ -114,3 +114,29 @@ def test_int8_variant__one_text_per_pass(variants: dict[str, LocalMiniLMEmbedder
 def test_other_graph__named_after_its_file() -> None:
     embedder = LocalMiniLMEmbedder(model_path=minilm_graph("fp32"), optimize_graph=True)
     assert embedder.model_id == "all-MiniLM-L6-v2-fp32" and embedder.family == embedder.model_id
+
+
+def test_texts_alike_up_to_the_cut__embedded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long shared system prompt before different questions: past 256 word pieces the model
+    reads the same input, so it is embedded once, with the same vector as each alone."""
+    from llmmon_shared.embeddings import VectorCache
+
+    embedder = LocalMiniLMEmbedder(variant="fp32", cache=VectorCache())
+    calls: list[int] = []
+    original = LocalMiniLMEmbedder._embed_encodings
+
+    def counting(self: LocalMiniLMEmbedder, encodings: list[object]) -> object:
+        calls.append(len(encodings))
+        return original(self, encodings)
+
+    monkeypatch.setattr(LocalMiniLMEmbedder, "_embed_encodings", counting)
+    system = "You are a careful support assistant for a bank. Answer politely. " * 30
+    long = [system + "How do I reset my password?", system + "Where is my nearest branch?"]
+    short = ["How do I reset my password?", "Where is my nearest branch?"]
+    rows = embedder.embed(long + short)
+    assert calls == [3]  # one for both long texts, one each for the short ones
+    assert np.array_equal(rows[0], rows[1]) and not np.allclose(rows[2], rows[3])
+    embedder.embed([system + "A third question?"])  # the cache knows that input already
+    assert calls == [3]
+    plain = LocalMiniLMEmbedder(variant="fp32")
+    assert np.allclose(plain.embed(long[1:]), rows[1:2], atol=1e-6)

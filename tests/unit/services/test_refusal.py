@@ -116,11 +116,14 @@ def test_shipped_reference_vectors__cover_the_phrases_and_match_the_embedder() -
 
     phrases = load_phrases()
     texts = [p.text for p in phrases.refusal + phrases.compliant]
-    fresh = LocalMiniLMEmbedder()
-    cache = VectorCache()
-    assert cache.seed(reference_vectors_path(), fresh.model_id) == len(set(texts))
-    shipped = np.vstack([cache.get(VectorCache.key(t)) for t in texts])
-    assert (np.einsum("ij,ij->i", shipped, fresh.embed(texts)) > 0.9999).all()
+    from llmmon_shared.embeddings import MINILM_VARIANTS
+
+    for variant in MINILM_VARIANTS:  # one set per variant: each container finds its own
+        fresh = LocalMiniLMEmbedder(variant=variant)
+        cache = VectorCache()
+        assert cache.seed(reference_vectors_path(), fresh.model_id) == len(set(texts))
+        shipped = np.vstack([cache.get(VectorCache.key(t)) for t in texts])
+        assert (np.einsum("ij,ij->i", shipped, fresh.embed(texts)) > 0.9999).all()
     assert VectorCache().seed(reference_vectors_path(), "another-model") == 0
 
 
@@ -128,13 +131,13 @@ def test_cold_start__the_shipped_phrases_cost_no_embedding(monkeypatch: pytest.M
     from llmmon_refusal.settings import RefusalSettings, make_detector
 
     embedded: list[int] = []
-    original = LocalMiniLMEmbedder._embed_distinct
+    original = LocalMiniLMEmbedder._embed_encodings
 
-    def counting(self: LocalMiniLMEmbedder, texts: list[str]) -> object:
-        embedded.append(len(texts))
-        return original(self, texts)
+    def counting(self: LocalMiniLMEmbedder, encodings: list[object]) -> object:
+        embedded.append(len(encodings))
+        return original(self, encodings)
 
-    monkeypatch.setattr(LocalMiniLMEmbedder, "_embed_distinct", counting)
+    monkeypatch.setattr(LocalMiniLMEmbedder, "_embed_encodings", counting)
     monkeypatch.setenv("LLMMON_EMBEDDING_BACKEND", "local")
     make_detector(RefusalSettings())
     assert embedded == []
