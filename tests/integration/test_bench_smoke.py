@@ -20,6 +20,8 @@ def test_benchmark_smoke_run_reports_every_figure(tmp_path: Path) -> None:
     # Where it ran: the CPU model and the instruction sets that decide int8 speed.
     assert report["cpu"]["model"] and isinstance(report["cpu"]["isa"], list)
     assert report["embedder"]["model_id"].startswith("all-MiniLM-L6-v2")
+    assert report["cpu"]["minilm_variant"] in ("fp32", "int8")
+    assert report["embedder"]["variant"] in ("fp32", "int8")
     for service in ("similarity", "comprehend", "refusal"):
         assert report["throughput"][service]["pipeline_per_s"] > 0
         cold = report["cold_start_memory"][service]
