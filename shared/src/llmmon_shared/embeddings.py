@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +165,34 @@ def save_vectors(path: Path, embedders: Sequence[Embedder], texts: Sequence[str]
     )
 
 
+def cached_rows(
+    count: int,
+    key_of: Callable[[int], bytes],
+    embed_missing: Callable[[list[int]], Matrix],
+    dimensions: int,
+    cache: VectorCache | None = None,
+) -> Matrix:
+    """Rows for ``count`` distinct inputs: from ``cache`` where it holds their key, the rest
+    from ``embed_missing(indices)`` in one call, then kept in the cache."""
+    if cache is None or not cache.entries:
+        return embed_missing(list(range(count)))
+    keys = [key_of(i) for i in range(count)]
+    out = np.empty((count, dimensions), dtype=np.float32)
+    missing: list[int] = []
+    for i, key in enumerate(keys):
+        row = cache.get(key)
+        if row is None:
+            missing.append(i)
+        else:
+            out[i] = row
+    if missing:
+        fresh = embed_missing(missing)
+        out[missing] = fresh
+        for i, row in zip(missing, fresh, strict=True):
+            cache.put(keys[i], row.copy())
+    return out
+
+
 def embed_unique(
     texts: Sequence[str],
     embed_distinct: Any,
@@ -178,24 +206,14 @@ def embed_unique(
     index: dict[str, int] = {}
     positions = [index.setdefault(text, len(index)) for text in texts]
     distinct = list(index)
-    if cache is None or not cache.entries:
-        rows: Matrix = embed_distinct(distinct)
-        return rows[positions]
-    keys = [VectorCache.key(text) for text in distinct]
-    out = np.empty((len(distinct), dimensions), dtype=np.float32)
-    missing: list[int] = []
-    for i, key in enumerate(keys):
-        row = cache.get(key)
-        if row is None:
-            missing.append(i)
-        else:
-            out[i] = row
-    if missing:
-        fresh: Matrix = embed_distinct([distinct[i] for i in missing])
-        out[missing] = fresh
-        for i, row in zip(missing, fresh, strict=True):
-            cache.put(keys[i], row.copy())
-    return out[positions]
+    rows = cached_rows(
+        len(distinct),
+        lambda i: VectorCache.key(distinct[i]),
+        lambda indices: embed_distinct([distinct[i] for i in indices]),
+        dimensions,
+        cache,
+    )
+    return rows[positions]
 
 
 MINILM = "all-MiniLM-L6-v2"
@@ -218,8 +236,8 @@ def cpu_features() -> dict[str, Any]:
                     model = value.strip()
                 elif key in ("flags", "features"):
                     flags |= set(value.split())
-                    if key == "flags" and model != platform.machine():
-                        break  # x86: the first core says it all
+                    if key == "flags":
+                        break  # x86: the first core says it all, its model name included
     except OSError:
         pass
     return {"model": model, "arch": platform.machine(), "flags": flags}
@@ -443,22 +461,13 @@ class LocalMiniLMEmbedder:
                 first.append(encoding)
             of_text[text] = index[key]
         keys = list(index)
-        out = np.empty((len(keys), self.dimensions), dtype=np.float32)
-        missing = list(range(len(keys)))
-        if self.cache is not None and self.cache.entries:
-            missing = []
-            for i, key in enumerate(keys):
-                row = self.cache.get(key)
-                if row is None:
-                    missing.append(i)
-                else:
-                    out[i] = row
-        if missing:
-            fresh = self._embed_encodings([first[i] for i in missing])
-            out[missing] = fresh
-            if self.cache is not None:
-                for i, row in zip(missing, fresh, strict=True):
-                    self.cache.put(keys[i], row.copy())
+        out = cached_rows(
+            len(keys),
+            keys.__getitem__,
+            lambda indices: self._embed_encodings([first[i] for i in indices]),
+            self.dimensions,
+            self.cache,
+        )
         return out[[of_text[text] for text in texts]]
 
 
