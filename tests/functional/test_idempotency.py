@@ -15,7 +15,7 @@ from moto import mock_aws
 from llmmon.local.worker import LambdaContext
 from llmmon_shared.extract import Interaction
 from llmmon_shared.metrics import MemorySink, Unit
-from llmmon_shared.progress import Checkpoint
+from llmmon_shared.progress import Checkpoint, MemoryProgress
 from llmmon_shared.runtime import Boto3S3Reader, Pipeline, Scores
 from llmmon_shared.settings import ServiceSettings
 from tests.conftest import (
@@ -163,39 +163,84 @@ def test_object_failing_midway__resumes_after_the_last_chunk_that_went_out(aws: 
     assert sink.values("ObjectsProcessed") == [1.0]
 
 
-def test_checkpoint_that_cannot_be_saved__the_object_is_never_retried(aws: Any) -> None:
-    sink = MemorySink()
-    calls = {"n": 0}
+class FlakyProgress(MemoryProgress):
+    """Checkpoints in memory whose saves fail on the chosen calls (1-based)."""
 
-    def flaky(batch: Sequence[Interaction]) -> list[Scores]:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise ConnectionError("backend down")
-        return count(batch)
+    def __init__(self, fail_on: set[int]) -> None:
+        super().__init__()
+        self.fail_on, self.saves = fail_on, 0
 
-    class Broken:
-        def load(self, version: str) -> Checkpoint:
-            return Checkpoint()
-
-        def save(self, version: str, checkpoint: Checkpoint) -> None:
+    def save(self, version: str, checkpoint: Checkpoint) -> None:
+        self.saves += 1
+        if self.saves in self.fail_on:
             raise ConnectionError("table unreachable")
+        super().save(version, checkpoint)
 
-    handler = Pipeline(
+
+def one_per_batch(aws: Any, sink: MemorySink, progress: Any) -> Pipeline:
+    return Pipeline(
         "refusal",
-        flaky,
+        count,
         {"Scored": Unit.NONE},
         Boto3S3Reader(aws),
         sink,
         ServiceSettings(batch_size=1),
-        progress=Broken(),
+        progress=progress,
     )
+
+
+def test_chunk_that_cannot_be_announced__is_never_sent(aws: Any) -> None:
+    """No chunk leaves before its announcement is saved: a table that refuses it fails the
+    message with nothing of that chunk sent, and the retry scores the rest once."""
+    sink = MemorySink()
+    progress = FlakyProgress(fail_on={3, 4, 5})  # chunk 2's announcement, all three tries
+    handler = one_per_batch(aws, sink, progress)
     with patch("llmmon_shared.runtime.time.sleep"):
         result = handler.handle_event(sqs_event([body("mistral")]), context())
-    # A retry would send the first chunk again: the message is acknowledged, the rest of the
-    # object is a counted skip.
+    assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    assert sink.values("Scored") == [1.0]  # chunk 1 only
+    assert handler.handle_event(sqs_event([body("mistral")]), context()) == {
+        "batchItemFailures": []
+    }
+    assert sink.values("Scored") == [1.0, 1.0]
+    assert sum(sink.values("Interactions")) == 2
+    assert sink.values("UnconfirmedRecords") == []
+
+
+def test_confirmation_lost__the_next_announcement_carries_it(aws: Any) -> None:
+    sink = MemorySink()
+    progress = FlakyProgress(fail_on={2, 3, 4})  # chunk 1's confirmation, all three tries
+    with patch("llmmon_shared.runtime.time.sleep"):
+        result = one_per_batch(aws, sink, progress).handle_event(
+            sqs_event([body("mistral")]), context()
+        )
     assert result == {"batchItemFailures": []}
+    assert sink.values("Scored") == [1.0, 1.0]
+    assert sink.values("UnconfirmedRecords") == []
+
+
+def test_chunk_announced_and_never_confirmed__counted_never_sent_again(aws: Any) -> None:
+    """A crash between a chunk's announcement and its confirmation (simulated: the checkpoint
+    a killed invocation leaves): the retry cannot know whether the chunk went out, so it passes
+    over it and counts it, then scores the rest."""
+    sink = MemorySink()
+    progress = MemoryProgress()
+    handler = one_per_batch(aws, sink, progress)
+    ref = s3_event(FIXTURE_BUCKET, fixture_key("mistral"))["Records"][0]["s3"]
+    version = f"{FIXTURE_BUCKET}/{fixture_key('mistral')}#{ref['object']['eTag']}"
+    progress.save(version, Checkpoint(0, pending=1))  # item 1 announced, fate unknown
+    assert handler.handle_event(sqs_event([body("mistral")]), context()) == {
+        "batchItemFailures": []
+    }
+    assert sink.values("UnconfirmedRecords") == [1.0]
+    assert sink.values("Scored") == [1.0]  # the second interaction; the first never again
+    # The same state again, as the last chunk: the object is done, nothing is scored.
+    progress.save(version, Checkpoint(2, pending=3, pending_last=True))
+    assert handler.handle_event(sqs_event([body("mistral")]), context()) == {
+        "batchItemFailures": []
+    }
+    assert sink.values("UnconfirmedRecords") == [1.0, 1.0]
     assert sink.values("Scored") == [1.0]
-    assert sink.values("SkippedObjects", Reason="unsafe-to-retry") == [1.0]
 
 
 def test_services_keep_separate_records(aws: Any) -> None:

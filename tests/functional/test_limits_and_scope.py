@@ -186,3 +186,87 @@ def test_points_leave_per_batch__memory_follows_the_batch_not_the_object() -> No
     assert max(flushes) < 100 * 4  # a batch's scores and its records' counters
     assert len(sink.values("Scored")) == 1000 and sum(sink.values("Interactions")) == 1000
     assert sink.values("ObjectsProcessed") == [1.0]
+
+
+def test_body_of_tiny_json_values__a_counted_skip_before_it_is_parsed() -> None:
+    """15 MiB of ``{},`` under the 16 MiB byte cap: parsing it grew a process by 420 MB and took
+    3 s. The node budget refuses it from a scan, with bounded memory and time."""
+    body = gzip.compress(b'{"inputText": "hi", "junk": [' + b"{}," * (5 * 1024 * 1024) + b"{}]}")
+    objects = {
+        (BUCKET, KEY): lines(
+            large(1, f"s3://{BUCKET}/{ROOT}/data/r-1_input.json.gz"), titan(2)
+        ),
+        (BUCKET, f"{ROOT}/data/r-1_input.json.gz"): body,
+    }
+    tracemalloc.start()
+    started = time.monotonic()
+    sink, _, result = run(objects, [event()])
+    elapsed = time.monotonic() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert result == {"batchItemFailures": []}
+    assert sink.values("SkippedRecords", Reason="large-body-too-complex") == [1.0]
+    assert sink.values("Scored") == [1.0]
+    assert peak < 64 * 1024 * 1024  # the body's bytes and a scan's copy, not 420 MB of objects
+    assert elapsed < 30  # generous on any machine; about 0.2 s here
+
+
+def test_line_of_tiny_json_values__a_bad_line() -> None:
+    line = {"requestId": "x", "modelId": "m", "junk": [{}] * 200_000}  # 600 KB, 400,000 nodes
+    text = json.dumps(line, separators=(",", ":")).encode()
+    data = gzip.compress(text + b"\n" + json.dumps(titan(1)).encode() + b"\n")
+    sink, _, result = run({(BUCKET, KEY): data}, [event()])
+    assert result == {"batchItemFailures": []}
+    assert sink.values("ParseErrors") == [1.0]
+    assert sink.values("Scored") == [1.0]
+    # Under the budget, the same shape is an ordinary line.
+    sink, _, _ = run({(BUCKET, KEY): data}, [event()], max_json_nodes=1_000_000)
+    assert sink.values("ParseErrors") == [0.0]
+
+
+def test_failed_call__its_large_bodies_are_never_fetched() -> None:
+    path = f"{ROOT}/data/r-1_input.json.gz"
+    failed = titan(
+        1,
+        errorCode="ThrottlingException",
+        input={"inputBodyS3Path": f"s3://{BUCKET}/{path}"},
+        output={"outputBodyS3Path": f"s3://{BUCKET}/{ROOT}/data/r-1_output.json.gz"},
+    )
+    objects = {(BUCKET, KEY): lines(failed), (BUCKET, path): gzip.compress(b'{"inputText": "x"}')}
+    sink, reader, result = run(objects, [event()])
+    assert result == {"batchItemFailures": []}
+    assert reader.opened == [(BUCKET, KEY)]
+    assert sink.values("SkippedRecords", Reason="invocation-error") == [1.0]
+
+
+def test_deadline__checked_at_every_record_not_every_batch(monkeypatch: Any) -> None:
+    """Records that each take long (large bodies) stop at the deadline inside a batch: the
+    message goes back as a failure before the function's timeout, nothing of the batch sent."""
+    import llmmon_shared.runtime as runtime
+
+    now = [0.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 60_000
+
+    class SlowReader(DictS3Reader):
+        def open(self, bucket: str, key: str) -> Any:
+            if "/data/" in key:
+                now[0] += 10.0  # every body takes 10 s
+            return super().open(bucket, key)
+
+    path = f"{ROOT}/data/shared_input.json.gz"
+    objects = {
+        (BUCKET, KEY): lines(*[large(n, f"s3://{BUCKET}/{path}") for n in range(20)]),
+        (BUCKET, path): gzip.compress(b'{"inputText": "Where is Paris?"}'),
+    }
+    sink = MemorySink()
+    pipeline = Pipeline(
+        "test", count, {"Scored": Unit.NONE}, SlowReader(objects), sink, ServiceSettings()
+    )
+    result = pipeline.handle_event(sqs_event([event()]), Context())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    assert now[0] <= 60.0  # stopped at 48 s (four fifths), before the 60 s timeout
+    assert sink.values("Scored") == []

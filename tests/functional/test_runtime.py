@@ -241,18 +241,124 @@ def test_messages_near_the_function_timeout__returned_as_failures(
     as a failure (and is retried) instead of the invocation timing out for the whole batch."""
     import llmmon_shared.runtime as runtime
 
-    clock = iter([0.0, 1.0, 100.0, 101.0, 102.0, 103.0, 104.0])
-    monkeypatch.setattr(runtime.time, "monotonic", lambda: next(clock))
+    now = [0.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
 
     class Context:
         def get_remaining_time_in_millis(self) -> int:
             return 60_000
 
     sink = MemorySink()
-    result = pipeline(s3, sink).handle_event(
+    handler = pipeline(s3, sink)
+    handle_message = handler.handle_message
+
+    def first_then_late(body: str) -> Any:
+        try:
+            return handle_message(body)
+        finally:
+            now[0] = 50.0  # past four fifths of the 60 s once the first message is done
+
+    monkeypatch.setattr(handler, "handle_message", first_then_late)
+    result = handler.handle_event(
         sqs_event([body("titan"), body("nova"), body("llama")]), Context()
     )
     assert result == {
         "batchItemFailures": [{"itemIdentifier": "msg-1"}, {"itemIdentifier": "msg-2"}]
     }
     assert len(sink.values("ResponseChars")) == 2  # the titan object's two interactions
+
+
+class StrictCloudWatch:
+    """PutMetricData as CloudWatch answers it: a request holding one value outside
+    [-2^360, 2^360] (or NaN, infinity) is refused whole. Records the values that went out."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+
+    def put_metric_data(self, **kwargs: Any) -> None:
+        import math
+
+        from botocore.exceptions import ClientError
+
+        for datum in kwargs["MetricData"]:
+            for value in datum["Values"]:
+                if not math.isfinite(value) or abs(value) > 2.0**360:
+                    raise ClientError(
+                        {"Error": {"Code": "InvalidParameterValue"}}, "PutMetricData"
+                    )
+        for datum in kwargs["MetricData"]:
+            name = datum["MetricName"]
+            self.sent[name] = self.sent.get(name, 0.0) + sum(datum["Counts"])
+
+
+def test_token_count_out_of_cloudwatch_range__that_value_skipped_the_object_delivered() -> None:
+    """10**200 tokens (a JSON integer) in one record of 51: that value is the counted skip
+    ``value-out-of-range``; the other 50 records' values and its own others go out."""
+    import gzip
+
+    from llmmon_shared.metrics import PutMetricDataSink
+    from llmmon_traffic.compute import score_batch
+    from tests.conftest import DictS3Reader
+
+    def titan(n: int, tokens: int) -> bytes:
+        return json.dumps(
+            {
+                "schemaType": "ModelInvocationLog",
+                "requestId": f"r-{n}",
+                "modelId": "amazon.titan-text-express-v1",
+                "input": {"inputBodyJson": {"inputText": "Where?"}, "inputTokenCount": tokens},
+                "output": {
+                    "outputBodyJson": {"results": [{"outputText": "Here.", "tokenCount": 2}]},
+                    "outputTokenCount": 2,
+                },
+            }
+        ).encode()
+
+    key = "AWSLogs/1/BedrockModelInvocationLogs/us-east-1/2026/11/28/07/x.json.gz"
+    data = gzip.compress(b"\n".join(titan(n, 10**200 if n == 7 else 5) for n in range(51)))
+    cloudwatch = StrictCloudWatch()
+    handler = Pipeline(
+        "traffic",
+        score_batch,
+        {},
+        DictS3Reader({("b", key): data}),
+        PutMetricDataSink("llmmon", cloudwatch),
+        ServiceSettings(),
+    )
+    assert handler.handle_event(sqs_event([json.dumps(s3_event("b", key))])) == {
+        "batchItemFailures": []
+    }
+    assert cloudwatch.sent["OutputTokens"] == 51
+    assert cloudwatch.sent["InputTokens"] == 50
+    assert cloudwatch.sent["SkippedValues"] == 1
+
+
+def test_lost_values__counted_as_values_not_distinct_entries() -> None:
+    """The loss log's figure is the sum of ``Counts`` the failed request carried."""
+    from llmmon_shared.metrics import EmitError, MetricPoint, PutMetricDataSink
+
+    class FailSecond:
+        def __init__(self) -> None:
+            self.calls, self.failed = 0, 0.0
+
+        def put_metric_data(self, **kwargs: Any) -> None:
+            from botocore.exceptions import ClientError
+
+            self.calls += 1
+            if self.calls == 2:
+                self.failed = sum(sum(d["Counts"]) for d in kwargs["MetricData"])
+                raise ClientError({"Error": {"Code": "InvalidParameterValue"}}, "PutMetricData")
+
+    client = FailSecond()
+    sink = PutMetricDataSink("llmmon", client)
+    # 1,500 metrics of 2,074 values each drawn from 28 distinct ones: two requests.
+    sink.add(
+        MetricPoint(f"M{m}", float(v % 28), Unit.NONE, (("ModelId", "m"),))
+        for m in range(1500)
+        for v in range(2074 if m == 1499 else 2)
+    )
+    with pytest.raises(EmitError) as caught:
+        sink.flush()
+    assert caught.value.sent == 1
+    assert caught.value.lost_values == client.failed
+    assert caught.value.lost_values >= 2074  # not the 28 distinct entries

@@ -17,6 +17,7 @@ from llmmon_shared.metrics import (
     MetricPoint,
     PutMetricDataSink,
     Unit,
+    cloudwatch_value,
 )
 
 T0 = datetime(2026, 11, 28, 7, 5, 31, tzinfo=UTC)
@@ -26,10 +27,29 @@ DIMS = (("ModelId", "anthropic.claude-v2"),)
 def test_metric_point__rejects_bad_names_and_values() -> None:
     with pytest.raises(ValueError, match="name"):
         MetricPoint("Has spaces in it", 1.0)
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="does not accept"):
         MetricPoint("Score", float("nan"))
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="does not accept"):
         MetricPoint("Score", float("inf"))
+    with pytest.raises(ValueError, match="does not accept"):
+        MetricPoint("Tokens", 1e200)  # over 2^360
+    with pytest.raises(ValueError, match="does not accept"):
+        MetricPoint("Score", 1e-200)  # under 2^-360, not zero
+    MetricPoint("Score", -(2.0**360))  # the bounds themselves are accepted
+    MetricPoint("Score", 2.0**-360)
+
+
+@pytest.mark.parametrize(
+    ("raw", "accepted"),
+    [(0.0, 0.0), (-3.5, -3.5), (2.0**360, 2.0**360), (1e-300, 0.0), (1e108, 1e108)],
+)
+def test_cloudwatch_value__inside_the_range_or_zero(raw: float, accepted: float) -> None:
+    assert cloudwatch_value(raw) == accepted
+
+
+@pytest.mark.parametrize("raw", [float("nan"), float("inf"), -float("inf"), 1e109, -1e200])
+def test_cloudwatch_value__refuses_what_cloudwatch_refuses(raw: float) -> None:
+    assert cloudwatch_value(raw) is None
 
 
 def test_dimension_policy__model_always_metadata_only_when_allowed() -> None:

@@ -51,6 +51,9 @@ class SkipReason(StrEnum):
     response metrics skip it (the guardrail's message is not the model's answer)."""
     LARGE_BODY_TOO_LARGE = "large-body-too-large"
     """A large-data body decompresses to more than ``LLMMON_MAX_BODY_BYTES``."""
+    LARGE_BODY_TOO_COMPLEX = "large-body-too-complex"
+    """A large-data body holds more than ``LLMMON_MAX_JSON_NODES`` JSON nodes (parsing it would
+    cost more memory and time than a record may)."""
     BODY_OUTSIDE_LOG_PREFIX = "body-outside-log-prefix"
     """A large-data path names another bucket or a key outside the log object's prefix."""
     SCORING_ERROR = "scoring-error"
@@ -987,7 +990,8 @@ def _extract(record: InvocationLogRecord) -> Interaction | Skip:
     body_out = record.output.output_body_json if record.output else None
     if _is_non_text(model_id, body_in, body_out):
         return Skip(SkipReason.NON_TEXT, request_id, model_id)
-    if record.error_code and body_out is None:
+    if record.error_code and (body_out is None or body_in is None):
+        # A failed call: its large-data bodies are never fetched (resolve_large_bodies).
         return Skip(SkipReason.INVOCATION_ERROR, request_id, model_id)
     if body_in is None or body_out is None:
         unresolved = (record.input and record.input.input_body_s3_path and body_in is None) or (

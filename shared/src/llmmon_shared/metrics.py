@@ -41,6 +41,7 @@ __all__ = [
     "MetricSink",
     "PutMetricDataSink",
     "Unit",
+    "cloudwatch_value",
     "looks_personal",
     "rollup",
 ]
@@ -55,6 +56,12 @@ OTHER = "Other"
 _DATUM_OVERHEAD = 600
 _VALUE_BYTES = 120
 _REQUEST_BUDGET = 800_000
+
+MAX_VALUE = 2.0**360
+"""CloudWatch rejects values whose magnitude is above 2^360 (about 1.17e108) or, other than 0,
+below 2^-360 (about 8.5e-109), and NaN and infinities: one such value fails the whole
+PutMetricData request, and with it every value of the request."""
+MIN_MAGNITUDE = 2.0**-360
 
 _METRIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _DIMENSION_VALUE = re.compile(r"^[A-Za-z0-9._:/@+=,\-]{1,128}$")
@@ -83,14 +90,22 @@ class MetricPoint:
     def __post_init__(self) -> None:
         if not _METRIC_NAME.match(self.name):
             raise ValueError(f"invalid metric name {self.name!r}")
-        if not math.isfinite(self.value):
-            raise ValueError(f"metric {self.name} has a non-finite value")
+        if cloudwatch_value(self.value) != self.value:
+            raise ValueError(f"metric {self.name} has a value CloudWatch does not accept")
         if len(self.dimensions) > MAX_DIMENSIONS:
             raise ValueError(f"metric {self.name} has more than {MAX_DIMENSIONS} dimensions")
 
     @property
     def dimension_map(self) -> dict[str, str]:
         return dict(self.dimensions)
+
+
+def cloudwatch_value(value: float) -> float | None:
+    """``value`` as CloudWatch accepts it: None when it is not finite or its magnitude is over
+    2^360; a nonzero magnitude under 2^-360 becomes 0.0 (it is 0 at any precision a metric has)."""
+    if not math.isfinite(value) or abs(value) > MAX_VALUE:
+        return None
+    return value if value == 0 or abs(value) >= MIN_MAGNITUDE else 0.0
 
 
 def _safe_value(value: str) -> str | None:
@@ -408,6 +423,7 @@ class PutMetricDataSink:
             try:
                 call_with_backoff(partial(self._put, request), attempts=4)
             except Exception as exc:
-                lost = sum(len(d["Values"]) for r in requests[index:] for d in r)
+                # Values, not datums' distinct entries: each entry stands for ``Counts`` values.
+                lost = int(sum(sum(d["Counts"]) for r in requests[index:] for d in r))
                 raise EmitError(sent=index, total=len(requests), lost_values=lost) from exc
             self.requests += 1

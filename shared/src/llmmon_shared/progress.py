@@ -1,6 +1,12 @@
 """How far scoring of one object version got: the position after the last chunk whose metrics
-went out. A message that fails midway (a backend down, the deadline, a crash) resumes there on
-its retry instead of scoring, and counting, the first chunks again."""
+went out, and the chunk being delivered, if any. A message that fails midway (a backend down,
+the deadline, a crash) resumes there on its retry instead of scoring, and counting, the first
+chunks again.
+
+A chunk is announced (``pending``) before its metrics are sent and confirmed after: a retry that
+finds a chunk still announced cannot know whether its metrics went out, so it never sends them
+again and counts its records as ``UnconfirmedRecords`` instead. No chunk is sent without a saved
+announcement, so no crash, timeout or lost write can make a retry count a chunk twice."""
 
 from __future__ import annotations
 
@@ -19,6 +25,15 @@ class Checkpoint:
     """Items of the object (records and bad lines, in order) read and accounted for."""
     done: bool = False
     """Every metric of the object went out."""
+    pending: int = 0
+    """End position of the chunk announced for delivery and not yet confirmed (0: none)."""
+    pending_last: bool = False
+    """The announced chunk is the object's last."""
+
+    @property
+    def unconfirmed(self) -> int:
+        """Items of the announced chunk: sent or not, they are never sent again."""
+        return max(0, self.pending - self.position)
 
 
 class ProgressStore(Protocol):
@@ -68,7 +83,12 @@ class DynamoProgress:
         ).get("Item")
         if not item:
             return Checkpoint()
-        return Checkpoint(int(item["position"]["N"]), bool(item.get("done", {}).get("BOOL")))
+        return Checkpoint(
+            int(item["position"]["N"]),
+            bool(item.get("done", {}).get("BOOL")),
+            int(item.get("pending", {}).get("N", 0)),
+            bool(item.get("pending_last", {}).get("BOOL")),
+        )
 
     def save(self, version: str, checkpoint: Checkpoint) -> None:
         self.client.put_item(
@@ -77,6 +97,8 @@ class DynamoProgress:
                 **self._key(version),
                 "position": {"N": str(checkpoint.position)},
                 "done": {"BOOL": checkpoint.done},
+                "pending": {"N": str(checkpoint.pending)},
+                "pending_last": {"BOOL": checkpoint.pending_last},
                 "expiration": {"N": str(int(time.time()) + self.ttl_s)},
             },
         )

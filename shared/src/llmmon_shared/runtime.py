@@ -20,6 +20,7 @@ Guarantees the handler relies on:
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, cast
 
+from llmmon_shared.aws import NoTimeLeft, TimeBoundClient
 from llmmon_shared.events import ObjectRef, SkippedObject, unwrap_message
 from llmmon_shared.extract import Interaction, Skip, SkipReason, extract
 from llmmon_shared.logs import (
@@ -50,6 +52,7 @@ from llmmon_shared.metrics import (
     MetricSink,
     PutMetricDataSink,
     Unit,
+    cloudwatch_value,
 )
 from llmmon_shared.progress import Checkpoint, DynamoProgress, MemoryProgress, ProgressStore
 from llmmon_shared.settings import ServiceSettings
@@ -87,6 +90,7 @@ UNREADABLE = frozenset(
         SkipReason.MISSING_BODY,
         SkipReason.LARGE_BODY_UNAVAILABLE,
         SkipReason.LARGE_BODY_TOO_LARGE,
+        SkipReason.LARGE_BODY_TOO_COMPLEX,
         SkipReason.BODY_OUTSIDE_LOG_PREFIX,
         SkipReason.INCOMPLETE_RECORD,
         SkipReason.SCORING_ERROR,
@@ -108,6 +112,11 @@ class DeadlineExceeded(Exception):
 
 class SupersededObject(Exception):
     """The object under the key is no longer the version the event announced."""
+
+
+class CheckpointUnavailable(Exception):
+    """The object's checkpoint could not be saved before a chunk was sent: nothing of the chunk
+    went out, and the message is retried."""
 
 
 class UnreadableObjectError(Exception):
@@ -161,6 +170,9 @@ class ObjectReport:
     """Interactions the scorer returned values for so far."""
     values_lost: int = 0
     """Metric values that could not be delivered after part of the object's went out."""
+    skipped_values: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Scores CloudWatch would refuse (out of its range, NaN, infinite), by (model, reason):
+    left out, the record's other values delivered."""
 
     def merge(self, other: ObjectReport) -> None:
         self.interactions.update(other.interactions)
@@ -170,6 +182,7 @@ class ObjectReport:
         self.parse_errors += other.parse_errors
         self.scored += other.scored
         self.values_lost += other.values_lost
+        self.skipped_values.update(other.skipped_values)
 
     def as_log(self) -> dict[str, Any]:
         return {
@@ -180,6 +193,7 @@ class ObjectReport:
             "sampled_out": sum(self.sampled_out.values()),
             "parse_errors": self.parse_errors,
             "values_lost": self.values_lost,
+            "skipped_values": {reason: n for (_, reason), n in self.skipped_values.items()},
         }
 
 
@@ -206,16 +220,21 @@ class Pipeline:
     _duplicates: int = field(init=False, default=0, repr=False)
     _completion_failures: int = field(init=False, default=0, repr=False)
     _deadline: float | None = field(init=False, default=None, repr=False)
+    """When to stop starting work (four fifths of the invocation's time)."""
+    _hard_deadline: float | None = field(init=False, default=None, repr=False)
+    """When Lambda would kill the invocation."""
     _idempotency_config: Any = field(init=False, default=None, repr=False)
+    _table: TimeBoundClient | None = field(init=False, default=None, repr=False)
+    """The idempotency table's client: every call held to the time left in the invocation."""
 
     def __post_init__(self) -> None:
+        if self.settings.idempotency_table:
+            self._table = TimeBoundClient("dynamodb", self._time_left)
         if self.progress is None:
             self.progress = MemoryProgress()
             if self.settings.idempotency_table:
-                from llmmon_shared.aws import client
-
                 self.progress = DynamoProgress(
-                    client("dynamodb", connect_timeout=2, read_timeout=5, max_attempts=3),
+                    self._table,
                     self.settings.idempotency_table,
                     self.service,
                     self.settings.idempotency_ttl_s,
@@ -264,11 +283,13 @@ class Pipeline:
                     )
                     continue
                 records += 1
+                # Checked at every record, not every batch: a batch of slow records (large bodies)
+                # must not run past the function's timeout before the check comes round.
+                self._check_deadline()
                 taken = self._take(item, ref, delta)
                 if taken is not None:
                     batch.append(self._bounded(taken))
                 if len(batch) >= self.settings.batch_size:
-                    self._check_deadline()
                     yield self._chunk(batch, delta, report, start), position, False
                     batch, delta = [], ObjectReport(ref.key)
         position = max(position, start)
@@ -341,6 +362,7 @@ class Pipeline:
             settings.max_lines_per_object,
             settings.max_object_bytes,
             settings.max_body_bytes,
+            settings.max_json_nodes,
         )
 
     def _interaction(self, record: InvocationLogRecord, ref: ObjectRef) -> Interaction | Skip:
@@ -352,7 +374,13 @@ class Pipeline:
             return bucket == ref.bucket and key.startswith(root) and ".." not in key.split("/")
 
         try:
-            record = resolve_large_bodies(record, self.s3, allowed, self.settings.max_body_bytes)
+            record = resolve_large_bodies(
+                record,
+                self.s3,
+                allowed,
+                self.settings.max_body_bytes,
+                self.settings.max_json_nodes,
+            )
         except BodyRejected as exc:
             logger.warning(
                 "large-data body not read",
@@ -445,9 +473,15 @@ class Pipeline:
             dims = self.policy.dimensions(interaction.model_id, interaction.request_metadata)
             moment = self._timestamp(interaction, now)
             prefix = "Canary" if is_canary(interaction) else ""
-            for name, value in scores.items():
+            for name, raw in scores.items():
+                value = _metric_value(raw)
+                if isinstance(value, str):
+                    # One value CloudWatch would refuse must not fail the request that carries
+                    # the object's other values: it is left out, and counted.
+                    report.skipped_values[(interaction.model_id, value)] += 1
+                    continue
                 unit = self.units.get(name, Unit.NONE)
-                points.append(MetricPoint(prefix + name, float(value), unit, dims, moment))
+                points.append(MetricPoint(prefix + name, value, unit, dims, moment))
         return points
 
     def _outside_log_prefix(self, ref: ObjectRef) -> str | None:
@@ -497,6 +531,10 @@ class Pipeline:
             MetricPoint("SkippedRecords", n, Unit.COUNT, dims(model, ("Reason", str(reason))), now)
             for (model, reason), n in report.skipped.items()
         ]
+        points += [
+            MetricPoint("SkippedValues", n, Unit.COUNT, dims(model, ("Reason", reason)), now)
+            for (model, reason), n in report.skipped_values.items()
+        ]
         points.append(MetricPoint("ParseErrors", report.parse_errors, Unit.COUNT, (service,), now))
         # Health as ratios (the Average of 0/1 values): lines that are not records, records
         # llmmon could not read. (One ObjectsProcessed per object, the watcher's metric, comes
@@ -516,11 +554,14 @@ class Pipeline:
     # -- one message, one event ---------------------------------------------------------------
 
     def process_object(self, ref: ObjectRef) -> dict[str, Any]:
-        """Score one object and deliver its metrics chunk by chunk (one chunk per scored batch),
-        recording after each chunk how far the object got: a retry resumes after the last chunk
-        that went out, so nothing is counted twice and memory follows the batch. Returns the
-        report's summary. With an idempotency table this runs at most once per object version
-        (see ``_idempotent``)."""
+        """Score one object and deliver its metrics chunk by chunk (one chunk per scored batch).
+        Each chunk is announced in the object's checkpoint before it is sent and confirmed
+        after (see :mod:`llmmon_shared.progress`): a retry resumes after the last chunk that
+        went out, and a chunk whose delivery is unknown (a crash or a lost write between its
+        announcement and its confirmation) is never sent again but counted
+        (``UnconfirmedRecords``). No chunk is sent unless its announcement was saved, so nothing
+        is counted twice. Returns the report's summary. With an idempotency table this runs at
+        most once per object version (see ``_idempotent``)."""
         reason = self._outside_log_prefix(ref)
         if reason is not None:
             return self._skip_object(ref, reason)
@@ -532,28 +573,74 @@ class Pipeline:
             self._duplicates += 1
             return {"key": ref.key, "duplicate": True}
         report = ObjectReport(ref.key)
-        unsafe = False  # a checkpoint could not be saved: a retry would count chunks twice
+        if checkpoint.unconfirmed:
+            checkpoint = self._settle_unconfirmed(ref, version, checkpoint)
+            if checkpoint.done:
+                return {"key": ref.key, "unconfirmed": checkpoint.position}
+        delivered = checkpoint.position  # items whose metrics went out (or were logged lost)
+        confirmed = True
         try:
-            for points, position, last in self.chunks(ref, report, checkpoint.position):
-                self._deliver(points, ref, report)
-                unsafe |= not self._save(version, Checkpoint(position, last))
+            for points, position, last in self.chunks(ref, report, delivered):
+                announced = Checkpoint(delivered, pending=position, pending_last=last)
+                if not self._save(version, announced):
+                    raise CheckpointUnavailable(
+                        f"cannot announce a chunk of s3://{ref.bucket}/{ref.key}; nothing of it "
+                        "was sent"
+                    )
+                self._deliver(points, ref, report, version, delivered)
+                delivered = position
+                confirmed = self._save(version, Checkpoint(position, done=last))
+                if not confirmed:
+                    # Harmless if the next announcement is saved (it carries this position);
+                    # if nothing is saved again, a retry counts this chunk as unconfirmed.
+                    self._completion_failures += 1
+                    logger.error(
+                        "chunk delivered but not confirmed",
+                        extra={"service": self.service, "key": ref.key, "position": position},
+                    )
         except SupersededObject:
             return self._skip_object(ref, "superseded-object", version)
         except ObjectTooLarge as exc:
             # Over a work or size bound: a retry could never do better. Chunks before the bound
             # went out; the rest of the object is the counted skip.
             return self._skip_object(ref, exc.reason, version)
-        except Exception as exc:
-            if not unsafe:
-                raise  # retried from the last checkpoint
-            logger.error(
-                "object stopped after a checkpoint failure; the rest is not scored",
-                extra={"service": self.service, "key": ref.key, "error": type(exc).__name__},
-            )
-            return self._skip_object(ref, "unsafe-to-retry")
+        except Exception:
+            if not confirmed:  # one more try, so the retry does not call a sent chunk unknown
+                self._save(version, Checkpoint(delivered))
+            raise  # retried from the last chunk that went out
         summary = report.as_log()
         logger.info("object scored", extra={"service": self.service, **summary})
         return summary
+
+    def _settle_unconfirmed(
+        self, ref: ObjectRef, version: str, checkpoint: Checkpoint
+    ) -> Checkpoint:
+        """A chunk was announced and never confirmed: its metrics may or may not have gone out.
+        It is passed over (saved first, so this runs once) and counted, never sent again."""
+        settled = Checkpoint(checkpoint.pending, done=checkpoint.pending_last)
+        if not self._save(version, settled):
+            raise CheckpointUnavailable(
+                f"cannot save the checkpoint of s3://{ref.bucket}/{ref.key}"
+            )
+        logger.warning(
+            "chunk of unknown delivery passed over",
+            extra={
+                "service": self.service,
+                "key": ref.key,
+                "from": checkpoint.position,
+                "to": checkpoint.pending,
+            },
+        )
+        point = MetricPoint(
+            "UnconfirmedRecords",
+            checkpoint.unconfirmed,
+            Unit.COUNT,
+            (("Service", self.service),),
+            self.now(),
+        )
+        self.sink.add([point])
+        self.sink.flush()
+        return settled
 
     def _skip_object(
         self, ref: ObjectRef, reason: str, version: str | None = None
@@ -569,13 +656,23 @@ class Pipeline:
             self._save(version, Checkpoint(0, True))
         return {"key": ref.key, "skipped_object": reason}
 
-    def _deliver(self, points: list[MetricPoint], ref: ObjectRef, report: ObjectReport) -> None:
+    def _deliver(
+        self,
+        points: list[MetricPoint],
+        ref: ObjectRef,
+        report: ObjectReport,
+        version: str,
+        delivered: int,
+    ) -> None:
         self.sink.add(points)
         try:
             self.sink.flush()
         except EmitError as exc:
             if exc.sent == 0:
-                raise  # nothing of this chunk went out: retried from the last checkpoint
+                # Nothing of this chunk went out: withdraw its announcement (else a retry would
+                # count it unconfirmed) and retry the message from the last chunk that did.
+                self._save(version, Checkpoint(delivered))
+                raise
             # Part of the chunk went out: sending it again would count that part twice. What
             # could not be delivered is logged as lost and the object goes on.
             logger.error(
@@ -591,29 +688,33 @@ class Pipeline:
             report.values_lost += exc.lost_values
 
     def _save(self, version: str, checkpoint: Checkpoint) -> bool:
-        assert self.progress is not None
         progress = self.progress
-        return self._write_after_emit(
-            lambda: progress.save(version, checkpoint), "checkpoint not saved"
-        )
+        assert progress is not None
+        return self._durable(lambda: progress.save(version, checkpoint))
 
-    def _write_after_emit(self, write: Callable[[], None], failure: str) -> bool:
-        """A write that follows metrics that went out (a checkpoint, the COMPLETED mark): tried
-        three times; a last failure is counted (``IdempotencyWriteFailures``) and logged, never
-        raised, since a retry of the message would count those metrics twice."""
+    def _durable(self, write: Callable[[], None]) -> bool:
+        """A write that guards exactly-once (a checkpoint, the COMPLETED mark): tried up to three
+        times, each try held to the time left in the invocation (:class:`TimeBoundClient`), so
+        it returns before Lambda could kill the function. Never raises: False when it failed."""
         for attempt in range(3):
             try:
                 write()
                 return True
             except Exception as exc:
-                if attempt == 2:
-                    self._completion_failures += 1
+                if attempt == 2 or isinstance(exc, NoTimeLeft):
                     logger.error(
-                        failure, extra={"service": self.service, "error": type(exc).__name__}
+                        "checkpoint write failed",
+                        extra={"service": self.service, "error": type(exc).__name__},
                     )
                     return False
                 time.sleep(0.2 * 2**attempt)
         return False
+
+    def _time_left(self) -> float | None:
+        """Seconds before the invocation's own timeout (None outside Lambda)."""
+        if self._hard_deadline is None:
+            return None
+        return self._hard_deadline - time.monotonic()
 
     def _idempotent(self, table: str) -> Callable[..., dict[str, Any]]:
         """``process_object`` behind Powertools idempotency, keyed by service and object version
@@ -625,8 +726,6 @@ class Pipeline:
             IdempotencyConfig,
             idempotent_function,
         )
-
-        from llmmon_shared.aws import client
 
         def replayed(response: Any, record: Any) -> Any:  # Powertools' IdempotentHookFunction
             self._duplicates += 1
@@ -645,17 +744,18 @@ class Pipeline:
             and the failure is counted instead of raised."""
 
             def save_success(self, data: dict[str, Any], result: dict[str, Any]) -> None:
-                pipeline._write_after_emit(
-                    lambda: super(CompletingStore, self).save_success(data=data, result=result),
-                    "object scored but not marked complete; acknowledged",
-                )
+                if not pipeline._durable(
+                    lambda: super(CompletingStore, self).save_success(data=data, result=result)
+                ):
+                    pipeline._completion_failures += 1
+                    logger.error(
+                        "object scored but not marked complete; acknowledged",
+                        extra={"service": pipeline.service},
+                    )
 
-        # Timeouts and retries that fit in the function's timeout: an endpoint that accepts
-        # connections and never answers costs at most 3 x (2 s + 5 s).
-        store = CompletingStore(
-            table_name=table,
-            boto3_client=client("dynamodb", connect_timeout=2, read_timeout=5, max_attempts=3),
-        )
+        # Every call held to the time left in the invocation (TimeBoundClient): an endpoint
+        # that accepts connections and never answers cannot outlast the function.
+        store = CompletingStore(table_name=table, boto3_client=self._table)
 
         @idempotent_function(  # type: ignore[untyped-decorator]
             data_keyword_argument="version",
@@ -735,9 +835,10 @@ class Pipeline:
 
         if self._idempotency_config is not None and context is not None:
             self._idempotency_config.register_lambda_context(context)
-        self._deadline = None
+        self._deadline = self._hard_deadline = None
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             remaining = context.get_remaining_time_in_millis() / 1000
+            self._hard_deadline = time.monotonic() + remaining
             # Stop starting work with a fifth of the time left: unfinished messages go back as
             # failures and are retried, instead of the invocation timing out and every message
             # of the batch being received once more. (Below 20 s, as in the fault tests' short
@@ -838,6 +939,22 @@ def _transient(exc: BaseException) -> bool:
         return False
     status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
     return code in RETRYABLE_CODES or int(status or 0) >= 500
+
+
+def _metric_value(raw: float) -> float | str:
+    """A score as the float CloudWatch accepts, or the reason it cannot be one
+    (``value-out-of-range``: magnitude over 2^360, or an integer too large for a float;
+    ``value-not-finite``: NaN, infinity; ``value-not-a-number``)."""
+    try:
+        value = float(raw)
+    except OverflowError:
+        return "value-out-of-range"
+    except (TypeError, ValueError):
+        return "value-not-a-number"
+    if math.isnan(value) or math.isinf(value):
+        return "value-not-finite"
+    accepted = cloudwatch_value(value)
+    return "value-out-of-range" if accepted is None else accepted
 
 
 def is_canary(interaction: Interaction) -> bool:

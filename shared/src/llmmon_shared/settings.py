@@ -73,6 +73,10 @@ class ServiceSettings(BaseModel):
     """Decompressed bytes of one log object."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     """Decompressed bytes of one large-data body."""
+    max_json_nodes: int = Field(default=250_000, ge=1000)
+    """JSON nodes (``{ [ , :`` outside strings) of one line or large-data body, counted before it
+    is parsed (about 72 bytes of memory each at worst): a line over it is a bad line, a body over
+    it the counted skip ``large-body-too-complex``."""
     fault_throttle_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Testing only: this share of backend calls fails with ThrottlingException (injected)."""
 

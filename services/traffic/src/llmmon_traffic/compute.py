@@ -41,12 +41,14 @@ def traffic_scores(interaction: Interaction) -> Scores:
     stop = (interaction.stop_reason or "").strip().lower()
     if stop:  # unknown stop reasons stay out of the ratio
         scores["StopReasonMaxTokens"] = float(stop in MAX_TOKENS_REASONS)
+    # Counts as the log holds them: the pipeline turns them into the floats CloudWatch accepts,
+    # and one it cannot (10**400 tokens) is that value's counted skip, not the record's.
     if interaction.input_tokens is not None:
-        scores["InputTokens"] = float(interaction.input_tokens)
+        scores["InputTokens"] = interaction.input_tokens
     if interaction.output_tokens is not None:
-        scores["OutputTokens"] = float(interaction.output_tokens)
+        scores["OutputTokens"] = interaction.output_tokens
     if interaction.latency_ms is not None:
-        scores["LatencyMs"] = float(interaction.latency_ms)
+        scores["LatencyMs"] = interaction.latency_ms
     return scores
 
 
