@@ -372,3 +372,52 @@ def test_completed_write_never_succeeding__acknowledged_and_counted(
     assert handler.handle_event(sqs_event([body("titan")]), context()) == {"batchItemFailures": []}
     assert len(sink.values("Scored")) == 2
     assert sink.values("IdempotencyWriteFailures") == [1.0]
+
+
+def test_dimension_cap__one_for_every_container_and_service(aws: Any) -> None:
+    """Two containers of two services: what one admitted the other maps the same way, the cap
+    counts both, and once the key is full a container asks the table nothing more."""
+    from llmmon_shared.admission import DynamoAdmission
+
+    def container(service: str) -> Pipeline:
+        return Pipeline(
+            service,
+            count,
+            {},
+            Boto3S3Reader(aws),
+            MemorySink(),
+            ServiceSettings(
+                idempotency_table="idem",
+                metadata_dimensions=["app~app-[0-9]+"],
+                metadata_max_values=3,
+            ),
+        )
+
+    first, second = container("refusal"), container("similarity")
+    assert first.policy is not None and second.policy is not None
+    admission = second.policy.admission
+    assert isinstance(admission, DynamoAdmission)
+
+    def app(pipeline: Pipeline, value: str) -> str:
+        assert pipeline.policy is not None
+        return dict(pipeline.policy.dimensions("m", {"app": value}))["app"]
+
+    assert [app(first, f"app-{n}") for n in (1, 2)] == ["app-1", "app-2"]
+    assert app(second, "app-3") == "app-3"  # the third and last
+    assert app(first, "app-4") == "Other"
+    assert [app(second, f"app-{n}") for n in (1, 2, 4)] == ["app-1", "app-2", "Other"]
+    calls = admission.calls
+    assert [app(second, f"app-{n}") for n in (1, 2, 3, 5, 6)] == [
+        "app-1",
+        "app-2",
+        "app-3",
+        "Other",
+        "Other",
+    ]
+    assert admission.calls == calls  # all from the container's cache
+    (item,) = [
+        i
+        for i in boto3.client("dynamodb").scan(TableName="idem")["Items"]
+        if i["id"]["S"] == "dimensions#app"
+    ]
+    assert sorted(item["admitted"]["SS"]) == ["app-1", "app-2", "app-3"]

@@ -193,9 +193,7 @@ def test_body_of_tiny_json_values__a_counted_skip_before_it_is_parsed() -> None:
     3 s. The node budget refuses it from a scan, with bounded memory and time."""
     body = gzip.compress(b'{"inputText": "hi", "junk": [' + b"{}," * (5 * 1024 * 1024) + b"{}]}")
     objects = {
-        (BUCKET, KEY): lines(
-            large(1, f"s3://{BUCKET}/{ROOT}/data/r-1_input.json.gz"), titan(2)
-        ),
+        (BUCKET, KEY): lines(large(1, f"s3://{BUCKET}/{ROOT}/data/r-1_input.json.gz"), titan(2)),
         (BUCKET, f"{ROOT}/data/r-1_input.json.gz"): body,
     }
     tracemalloc.start()

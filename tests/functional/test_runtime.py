@@ -283,9 +283,7 @@ class StrictCloudWatch:
         for datum in kwargs["MetricData"]:
             for value in datum["Values"]:
                 if not math.isfinite(value) or abs(value) > 2.0**360:
-                    raise ClientError(
-                        {"Error": {"Code": "InvalidParameterValue"}}, "PutMetricData"
-                    )
+                    raise ClientError({"Error": {"Code": "InvalidParameterValue"}}, "PutMetricData")
         for datum in kwargs["MetricData"]:
             name = datum["MetricName"]
             self.sent[name] = self.sent.get(name, 0.0) + sum(datum["Counts"])

@@ -461,6 +461,12 @@ def test_idempotency_table__encrypted_expiring_and_each_role_only_its_own_keys(
         assert statement["Condition"]["ForAllValues:StringLike"] == {
             "dynamodb:LeadingKeys": [f"{service}#*"]
         }
+        # The shared dimension admission: one update action on its own keys only.
+        shared = next(s for s in policy["Statement"] if s["Sid"] == "SharedDimensionAdmission")
+        assert shared["Action"] == "dynamodb:UpdateItem"
+        assert shared["Condition"]["ForAllValues:StringLike"] == {
+            "dynamodb:LeadingKeys": ["dimensions#*"]
+        }
     env = stack.named(FUNCTION, "llmmon-test-refusal")["environment"]["variables"]
     assert env["LLMMON_IDEMPOTENCY_TABLE"] == "llmmon-test-idempotency"
 

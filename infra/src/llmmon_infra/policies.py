@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmmon_shared.admission import ADMISSION_KEY_PREFIX
 from llmmon_shared.spec import Permission
 
 Document = dict[str, Any]
@@ -272,6 +273,21 @@ def service_role_policy(
                 "Resource": idempotency_table_arn,
                 "Condition": {
                     "ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{service}#*"]}
+                },
+            },
+        )
+        # The admitted dimension values of each metadata key: one item per key, shared by every
+        # service so that the cap is one for the deployment (llmmon_shared.admission).
+        statements.append(
+            {
+                "Sid": "SharedDimensionAdmission",
+                "Effect": "Allow",
+                "Action": "dynamodb:UpdateItem",
+                "Resource": idempotency_table_arn,
+                "Condition": {
+                    "ForAllValues:StringLike": {
+                        "dynamodb:LeadingKeys": [f"{ADMISSION_KEY_PREFIX}*"]
+                    }
                 },
             }
         )

@@ -27,6 +27,8 @@ from enum import StrEnum
 from functools import partial
 from typing import IO, Any, Protocol
 
+from llmmon_shared.admission import Admission, LocalAdmission
+
 __all__ = [
     "EMF_MAX_METRICS",
     "EMF_MAX_VALUES",
@@ -113,20 +115,62 @@ def _safe_value(value: str) -> str | None:
     return value if _DIMENSION_VALUE.match(value) else None
 
 
-_PERSONAL = (
+_DIGIT_RUN = re.compile(r"\d(?:[\W_]{0,3}\d)*")
+"""Digits grouped by any punctuation or spaces (up to three characters between groups), the
+shape of card, account, social security and phone numbers however they are written."""
+MAX_DIGITS = 6
+"""A digit run holding more digits than this is personal unless it is a date or a version."""
+_DATE_OR_VERSION = re.compile(
+    "|".join(
+        (
+            # 2026-11-28, 2026/11/28, 2026.11.28, 2026_11_28, with an optional time of day
+            r"(?:19|20)\d\d([-/._])(?:0?[1-9]|1[0-2])\1(?:0?[1-9]|[12]\d|3[01])"
+            r"(?:[T_-](?:[01]\d|2[0-3])[:.]?[0-5]\d(?:[:.]?[0-5]\d)?)?",
+            r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])",  # 20261128 (model ids)
+            r"(?:0?[1-9]|[12]\d|3[01])([-/.])(?:0?[1-9]|1[0-2])\2(?:19|20)\d\d",  # 28-11-2026
+            r"(?:0?[1-9]|1[0-2])([-/.])(?:0?[1-9]|[12]\d|3[01])\3(?:19|20)\d\d",  # 11/28/2026
+            r"\d{1,4}(?:\.\d{1,3}){1,3}",  # versions: 2024.11.1, 10.2.30
+        )
+    )
+)
+_IPV4 = re.compile(
+    r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])"
+)
+_SECRET_SHAPES = (
     re.compile(r"@"),  # e-mail addresses
     re.compile(r"^arn:", re.IGNORECASE),  # IAM and other ARNs
-    re.compile(r"\d{6,}"),  # long digit runs: account, card, phone numbers
-    re.compile(r"\+?\d[\d\s().-]{7,}\d"),  # phone and id numbers with separators
     re.compile(r"="),  # key=value pairs (ssn=..., token=...)
     re.compile(r"^eyJ|^[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\."),  # JWT-like tokens
-    re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_+/-]{20,}$"),  # long opaque tokens, keys
+    # Provider keys by their documented prefixes: OpenAI, Anthropic and Stripe (sk-, sk_live_,
+    # rk_, pk_), GitHub, Slack, Google, Hugging Face, GitLab, npm.
+    re.compile(r"^(?:sk|rk|pk)[-_][A-Za-z0-9_-]{16,}"),
+    re.compile(r"^(?:gh[pousr]_|github_pat_)[A-Za-z0-9_]{16,}"),
+    re.compile(r"^xox[abposr]-[A-Za-z0-9-]{8,}"),
+    re.compile(r"^AIza[0-9A-Za-z_-]{20,}"),
+    re.compile(r"^(?:hf_|glpat-|npm_)[A-Za-z0-9_-]{16,}"),
+    # AWS access key ids (16 to 128 characters; AKIA long-term, ASIA temporary, and the other
+    # unique-id prefixes of IAM).
+    re.compile(r"(?:AKIA|ASIA|AIDA|AROA|AGPA|AIPA|ANPA|ANVA|APKA|ABIA|ACCA)[A-Z0-9]{12,}"),
+    # Opaque tokens: 20 or more key characters holding letters and digits, or 16 or more
+    # mixing upper case, lower case and digits (base62 secrets). Words joined by - or _
+    # (customer-support-bot2) are not one token.
+    re.compile(r"(?=[A-Za-z0-9+/]*\d)(?=[A-Za-z0-9+/]*[A-Za-z])[A-Za-z0-9+/]{20,}"),
+    re.compile(r"(?=[A-Za-z0-9]*\d)(?=[A-Za-z0-9]*[a-z])(?=[A-Za-z0-9]*[A-Z])[A-Za-z0-9]{16,}"),
 )
 
 
 def looks_personal(value: str) -> bool:
-    """Values shaped like personal data or secrets, which never become dimension values."""
-    return any(pattern.search(value) for pattern in _PERSONAL)
+    """Values shaped like personal data or secrets, which never become dimension values:
+    e-mail addresses, ARNs, card, account, social security and phone numbers whatever their
+    separators (more than six digits in one run that is not a date or a version), IPv4
+    addresses, provider API keys, AWS access key ids, JWTs and other opaque tokens."""
+    if _IPV4.search(value):
+        return True
+    for run in _DIGIT_RUN.finditer(value):
+        digits = sum(ch.isdigit() for ch in run.group())
+        if digits > MAX_DIGITS and not _DATE_OR_VERSION.fullmatch(run.group()):
+            return True
+    return any(pattern.search(value) for pattern in _SECRET_SHAPES)
 
 
 @dataclass(frozen=True)
@@ -171,13 +215,14 @@ class DimensionPolicy:
     each key as a :class:`DimensionRule` (``app=support-bot|search``, ``tenant~[a-z]{2,12}``).
 
     A key listed without values or a pattern yields only ``Other`` (its values are unbounded).
-    Matching values are still capped at ``max_values_per_key`` per process, a second guard for
-    broad patterns.
+    Matching values are still capped at ``max_values_per_key``, a second guard for broad
+    patterns: by ``admission``, one cap for the deployment where the services share a table
+    (:class:`~llmmon_shared.admission.DynamoAdmission`), else for this process.
     """
 
     metadata_keys: Sequence[str] = ()
     max_values_per_key: int = 20
-    _seen: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set), repr=False)
+    admission: Admission = field(default_factory=LocalAdmission)
     _rules: list[DimensionRule] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
@@ -196,13 +241,7 @@ class DimensionPolicy:
     def _cap(self, key: str, value: str) -> str:
         if value == OTHER:
             return value
-        seen = self._seen[key]
-        if value in seen:
-            return value
-        if len(seen) >= self.max_values_per_key:
-            return OTHER
-        seen.add(value)
-        return value
+        return value if self.admission.admit(key, value, self.max_values_per_key) else OTHER
 
 
 class MetricSink(Protocol):

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any, cast
 
+from llmmon_shared.admission import DynamoAdmission
 from llmmon_shared.aws import NoTimeLeft, TimeBoundClient
 from llmmon_shared.events import ObjectRef, SkippedObject, unwrap_message
 from llmmon_shared.extract import Interaction, Skip, SkipReason, extract
@@ -243,6 +244,11 @@ class Pipeline:
             self.policy = DimensionPolicy(
                 self.settings.metadata_dimensions, self.settings.metadata_max_values
             )
+            if self.settings.idempotency_table:
+                # One cap for every container of every service (see llmmon_shared.admission).
+                self.policy.admission = DynamoAdmission(
+                    self._table, self.settings.idempotency_table
+                )
         if self.settings.idempotency_table:
             self._once = self._idempotent(self.settings.idempotency_table)
 
