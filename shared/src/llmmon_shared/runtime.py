@@ -702,12 +702,16 @@ class Pipeline:
         """A write that guards exactly-once (a checkpoint, the COMPLETED mark): tried up to three
         times, each try held to the time left in the invocation (:class:`TimeBoundClient`), so
         it returns before Lambda could kill the function. Never raises: False when it failed."""
+        from botocore.exceptions import ConnectionError as Unreachable
+        from botocore.exceptions import HTTPClientError
+
         for attempt in range(3):
             try:
                 write()
                 return True
             except Exception as exc:
-                if attempt == 2 or isinstance(exc, NoTimeLeft):
+                # botocore already retried timeouts and refused connections within the bound.
+                if attempt == 2 or isinstance(exc, NoTimeLeft | Unreachable | HTTPClientError):
                     logger.error(
                         "checkpoint write failed",
                         extra={"service": self.service, "error": type(exc).__name__},
