@@ -379,6 +379,75 @@ def case_idempotency_endpoint_never_answers() -> dict[str, Any]:
     )
 
 
+def case_15_mib_body_of_tiny_json_values() -> dict[str, Any]:
+    """A large-data body under the 16 MiB byte cap made of ``{},`` repeated (5 million values),
+    in each of 8 records: refused by the node budget before it is parsed."""
+    path = f"{PREFIX}/data/tiny_input.json.gz"
+    body = stream_gzip(
+        chain([b'{"inputText": "hi", "a": ['], (b"{}," * (1 << 20) for _ in range(5)), [b"{}]}"])
+    )
+    records = [record(n, input={"inputBodyS3Path": f"s3://{BUCKET}/{path}"}) for n in range(8)]
+    log = lines([*records, record(8)])
+    return _bounded({(BUCKET, KEY): log, (BUCKET, path): body}, expected=1)
+
+
+def case_token_count_of_10_200_in_one_of_51() -> dict[str, Any]:
+    """The real traffic scorer through the PutMetricData sink, against a CloudWatch that refuses
+    a whole request holding one value over 2^360 (as CloudWatch does)."""
+    from llmmon_shared.metrics import PutMetricDataSink
+    from llmmon_traffic.compute import score_batch
+    from tests.conftest import sqs_event
+    from tests.functional.test_runtime import StrictCloudWatch
+
+    tokens = [10**200 if n == 7 else 5 for n in range(51)]
+    records = [
+        record(n, input={"inputBodyJson": {"inputText": "Where?"}, "inputTokenCount": t})
+        for n, t in enumerate(tokens)
+    ]
+    pipeline, _ = memory_pipeline({(BUCKET, KEY): lines(records)})
+    cloudwatch = StrictCloudWatch()
+    pipeline.compute, pipeline.sink = score_batch, PutMetricDataSink("llmmon", cloudwatch)
+    result = pipeline.handle_event(sqs_event([event()]))
+    return outcome(
+        51,
+        int(cloudwatch.sent.get("InputTokens", 0)),
+        lost_counted=int(cloudwatch.sent.get("SkippedValues", 0)),
+        its_other_values_delivered=int(cloudwatch.sent.get("GuardrailIntervened", 0)),
+        failed_messages=len(result["batchItemFailures"]),
+    )
+
+
+def case_table_silent_midway_60_and_120_s() -> dict[str, Any]:
+    """DynamoDB stops answering after chunk 3's announcement (512 records, 128 a chunk), at the
+    60 s and 120 s function timeouts (tests/integration/test_silent_table.py's harness)."""
+    import tempfile
+
+    from moto.server import ThreadedMotoServer
+
+    from tests.integration import test_silent_table as silent
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        silent.create_bucket_and_table(url)
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [silent.scenario(url, t, 5, Path(tmp)) for t in (60.0, 120.0)]
+    finally:
+        server.stop()
+    scored = sum(r["scored"] for r in runs)
+    unconfirmed = sum(r["unconfirmed"] for r in runs)
+    return {
+        **outcome(2 * silent.RECORDS, scored, lost_counted=unconfirmed),
+        "double": sum(r["twice"] for r in runs),
+        "first_invocation_s": [r["invocations"][0]["elapsed_s"] for r in runs],
+        "killed": sum(i["killed"] for r in runs for i in r["invocations"]),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Random kills: a worker process scoring objects through the idempotency table and checkpoints
 # of a moto server, its EMF output appended to a file, killed (SIGKILL) at random moments and
@@ -404,21 +473,19 @@ def kill_worker(folder: Path) -> None:
     acked = folder / "acked"
     done = set(acked.read_text().split()) if acked.exists() else set()
     stats = {"window_s": 0.0, "busy_s": 0.0}
-    original_deliver, original_save = Pipeline._deliver, Pipeline._save
+    original_save = Pipeline._save
     opened = {"at": 0.0}
 
-    def deliver(self: Any, *args: Any) -> None:
-        original_deliver(self, *args)
-        opened["at"] = time.monotonic()  # the chunk is out; its checkpoint is not saved yet
-
-    def save(self: Any, *args: Any) -> bool:
-        saved = original_save(self, *args)
-        if opened["at"]:
+    def save(self: Any, version: str, checkpoint: Any) -> bool:
+        saved = original_save(self, version, checkpoint)
+        if checkpoint.pending:
+            opened["at"] = time.monotonic()  # announced: a kill from here is an unknown chunk
+        elif opened["at"]:
             stats["window_s"] += time.monotonic() - opened["at"]
             opened["at"] = 0.0
         return saved
 
-    Pipeline._deliver, Pipeline._save = deliver, save  # type: ignore[method-assign]
+    Pipeline._save = save  # type: ignore[method-assign]
     with (folder / "emf.log").open("a", buffering=1) as out:
         pipeline = Pipeline(
             "chaos",
@@ -507,13 +574,15 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
                     raise RuntimeError(f"kill worker failed with {child.returncode}")
                 break
             seen: dict[float, int] = {}
-            torn = 0
+            torn = unconfirmed = 0
             for line in (folder / "emf.log").read_text().splitlines():
                 try:
-                    values = json.loads(line).get("Scored", [])
+                    document = json.loads(line)
                 except json.JSONDecodeError:
                     torn += 1  # a line cut by the kill: CloudWatch drops it
                     continue
+                unconfirmed += int(document.get("UnconfirmedRecords", 0))
+                values = document.get("Scored", [])
                 for value in values if isinstance(values, list) else [values]:
                     seen[value] = seen.get(value, 0) + 1
             window = busy = 0.0
@@ -528,8 +597,9 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
         "expected": expected,
         "scored": len(seen),
         "double": twice,
-        "lost": expected - len(seen),
-        "counted_skips": 0,
+        "lost": max(0, expected - len(seen) - unconfirmed),
+        "counted_skips": unconfirmed,
+        "unconfirmed_records": unconfirmed,
         "kills": killed,
         "worker_lives": lives,
         "chunks_counted_twice": sum(1 for n in seen.values() if n > 1) // KILL_BATCH,
@@ -628,7 +698,8 @@ def main(argv: list[str] | None = None) -> int:
         r = random_kills(args.kills)
         print(
             f"| {r['kills']} random kills ({r['worker_lives']} worker lives) | {r['expected']} | "
-            f"{r['scored']} | {r['double']} | {r['lost']} | 0 | - | {r['wall_s']} s in all |"
+            f"{r['scored']} | {r['double']} | {r['lost']} | {r['counted_skips']} | - | "
+            f"{r['wall_s']} s in all |"
         )
         print(json.dumps(r))
     return 0

@@ -360,3 +360,27 @@ def test_lost_values__counted_as_values_not_distinct_entries() -> None:
     assert caught.value.sent == 1
     assert caught.value.lost_values == client.failed
     assert caught.value.lost_values >= 2074  # not the 28 distinct entries
+
+
+def test_lambda_entry__builds_the_pipeline_in_lambdas_init_phase(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In Lambda the pipeline (models, settings) is built at import, in the init phase, so its
+    time is not taken from the first invocation's timeout; elsewhere at the first call."""
+    from llmmon_shared.runtime import lambda_entry
+
+    built: list[int] = []
+
+    def create() -> Pipeline:
+        built.append(1)
+        return pipeline(None, MemorySink("llmmon"))
+
+    monkeypatch.delenv("AWS_LAMBDA_INITIALIZATION_TYPE", raising=False)
+    lazy, _ = lambda_entry(create)
+    assert built == []
+    assert lazy() is lazy() and built == [1]
+    monkeypatch.setenv("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+    eager, _ = lambda_entry(create)
+    assert built == [1, 1]
+    eager()
+    assert built == [1, 1]

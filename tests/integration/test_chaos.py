@@ -26,6 +26,7 @@ SLOW = {
     "idempotency_endpoint_never_answers",
     "32_mib_of_empty_objects",
     "60k_records_in_one_object",
+    "table_silent_midway_60_and_120_s",  # tests/integration/test_silent_table.py runs it in CI
 }
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
@@ -57,10 +58,10 @@ def test_chaos_case__nothing_twice_nothing_lost_within_bounds(name: str) -> None
 
 
 @pytest.mark.slow
-def test_random_kills__no_value_counted_twice_beyond_the_documented_window() -> None:
+def test_random_kills__no_value_counted_twice() -> None:
     result = chaos.random_kills(kills=12)
+    assert result["double"] == 0, result
+    # A kill between a chunk's announcement and its confirmation leaves the chunk unknown: the
+    # retry passes over it and counts it (UnconfirmedRecords), at most one chunk per kill.
     assert result["lost"] == 0 and result["torn_lines"] == 0, result
-    # A kill between a chunk's emit and its checkpoint sends that chunk again on the retry
-    # (docs/operations.md): that is the only way a value may be counted twice.
-    assert result["double"] <= result["chunks_counted_twice"] * chaos.KILL_BATCH, result
-    assert result["chunks_counted_twice"] <= result["kills"], result
+    assert result["unconfirmed_records"] <= result["kills"] * chaos.KILL_BATCH, result

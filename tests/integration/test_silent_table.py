@@ -123,17 +123,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
+def create_bucket_and_table(url: str) -> None:
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
     options = {"endpoint_url": url, "region_name": "us-east-1"}
     options.update(aws_access_key_id="x", aws_secret_access_key="x")
     boto3.client("s3", **options).create_bucket(Bucket=BUCKET)
@@ -143,6 +135,19 @@ def moto_url() -> Iterator[str]:
         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
     )
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    create_bucket_and_table(url)
     try:
         yield url
     finally:

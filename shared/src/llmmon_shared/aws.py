@@ -78,7 +78,13 @@ def client(
     return boto3.client(service, config=config, **kwargs)
 
 
-BOUNDED_TIERS: tuple[tuple[float, float, int], ...] = ((1.0, 2.0, 3), (1.0, 2.0, 2), (0.5, 1.5, 1))
+BOUNDED_TIERS: tuple[tuple[float, float, int], ...] = (
+    (1.0, 2.0, 3),
+    (1.0, 2.0, 2),
+    (0.5, 1.5, 1),
+    (0.25, 0.75, 1),
+    (0.1, 0.4, 1),
+)
 """(connect timeout, read timeout, attempts) a :class:`TimeBoundClient` picks from, widest first.
 DynamoDB answers in milliseconds; 2 s without a byte is an endpoint that went silent."""
 
@@ -96,10 +102,11 @@ class NoTimeLeft(TimeoutError):
 class TimeBoundClient:
     """A boto3 client whose every call ends before a deadline. Each call goes to a client whose
     timeouts and attempts (:data:`BOUNDED_TIERS`) add up to less than the time left, as
-    ``seconds_left()`` tells it (None: no deadline), minus ``reserve_s`` for what must still run
-    after it; with less than the narrowest tier needs, the call is refused at once
-    (:class:`NoTimeLeft`). So a write that guards exactly-once, against an endpoint that accepts
-    connections and never answers, returns or fails while the function can still act on it.
+    ``seconds_left()`` tells it (None: no deadline), minus a reserve for what must still run
+    after it (``reserve_s``, or a quarter of the time left when that is less); with less than
+    the narrowest tier needs, the call is refused at once (:class:`NoTimeLeft`). So a write
+    that guards exactly-once, against an endpoint that accepts connections and never answers,
+    returns or fails while the function can still act on it.
 
     Anything that is not an API call (``meta``, ``exceptions``) is the widest client's."""
 
@@ -134,7 +141,7 @@ class TimeBoundClient:
         left = self._seconds_left()
         if left is None:
             return self._tiers[0]
-        budget = left - self._reserve
+        budget = left - min(self._reserve, left / 4)
         for tier in self._tiers:
             if worst_case_s(*tier) <= budget:
                 return tier

@@ -70,7 +70,7 @@ def make_embedder(
     else:
         embedder = LocalMiniLMEmbedder(cache=cache, variant=variant)
     if seed is not None:
-        cache.seed(seed, embedder.model_id)
+        cache.seed(seed, embedder.model_id, embedder.embed)
     return embedder
 
 
@@ -135,9 +135,20 @@ class VectorCache:
     def clear(self) -> None:
         self._rows.clear()
 
-    def seed(self, path: Path, model_id: str) -> int:
+    def seed(
+        self,
+        path: Path,
+        model_id: str,
+        embed: Callable[[Sequence[str]], Matrix] | None = None,
+    ) -> int:
         """Load vectors computed ahead (``save_vectors``) for ``model_id``: texts they cover
-        are not embedded at cold start. Returns how many were loaded (0 for another model)."""
+        are not embedded at cold start. Returns how many were loaded (0 for another model).
+
+        With ``embed``, the file's probe text is embedded first and the vectors are loaded only
+        if its shipped vector agrees (cosine 0.9999): int8 kernels differ by CPU (with and
+        without VNNI the same graph's vectors agree only to about 0.99), and a reference vector
+        must come from the same arithmetic as the vectors it is compared with. Otherwise
+        nothing is loaded and the texts are embedded here when first needed."""
         if not self.entries or not path.exists():
             return 0
         with np.load(path, allow_pickle=False) as data:
@@ -145,9 +156,18 @@ class VectorCache:
             if model_id not in models:
                 return 0
             digests, vectors = data["digests"], data["vectors"][models.index(model_id)]
+            if embed is not None and "probe" in data:
+                probe = str(data["probe"])
+                index = [d.tobytes() for d in digests].index(VectorCache.key(probe))
+                if float(np.dot(embed([probe])[0], vectors[index])) < SEED_AGREEMENT:
+                    return 0
             for digest, vector in zip(digests, vectors, strict=True):
                 self.put(digest.tobytes(), np.asarray(vector, dtype=np.float32))
         return len(digests)
+
+
+SEED_AGREEMENT = 0.9999
+"""Cosine a shipped vector must reach with this machine's own embedding of the same text."""
 
 
 def save_vectors(path: Path, embedders: Sequence[Embedder], texts: Sequence[str]) -> None:
@@ -162,6 +182,7 @@ def save_vectors(path: Path, embedders: Sequence[Embedder], texts: Sequence[str]
             -1, 16
         ),
         vectors=np.stack([e.embed(distinct) for e in embedders]),
+        probe=np.asarray(distinct[0]),  # one of our own texts, checked at every seed
     )
 
 

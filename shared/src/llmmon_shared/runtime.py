@@ -923,11 +923,21 @@ def build_pipeline(
 def lambda_entry(
     create: Callable[[], Pipeline],
 ) -> tuple[Callable[[], Pipeline], Callable[[dict[str, Any], Any], dict[str, Any]]]:
-    """A service handler module's two entry points: ``pipeline()``, built once per container at
-    the first invocation (cold start) and cached, and ``lambda_handler(event, context)``."""
+    """A service handler module's two entry points: ``pipeline()``, built once per container and
+    cached, and ``lambda_handler(event, context)``.
+
+    In Lambda (``AWS_LAMBDA_INITIALIZATION_TYPE`` is set in every execution environment) the
+    pipeline is built while the module is imported, in the init phase: loading models and
+    settings then costs the init phase's time, not the first invocation's timeout, whose every
+    second is budgeted for the idempotency and checkpoint writes (see ``TimeBoundClient``). The
+    local stack's worker does the same before its first receive. Elsewhere (tests, the CLI) it is
+    built at the first call."""
+    import os
     from functools import cache
 
     pipeline = cache(create)
+    if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"):
+        pipeline()
 
     def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return pipeline().handle_event(event, context)

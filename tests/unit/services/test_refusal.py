@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -108,23 +110,45 @@ def test_opening__first_sentences_only() -> None:
 
 def test_shipped_reference_vectors__cover_the_phrases_and_match_the_embedder() -> None:
     """Computed ahead so a cold start does not embed the phrases: stale vectors (phrases edited
-    without ``scripts/reference_vectors.py``) fail here."""
+    without ``scripts/reference_vectors.py``) fail here. int8 kernels differ by CPU, so a
+    variant's vectors made on another CPU class may not match this one's: then the checked
+    seed loads none of them (the phrases are embedded here), and never a vector that differs."""
     import numpy as np
 
     from llmmon_refusal.settings import reference_vectors_path
-    from llmmon_shared.embeddings import VectorCache
+    from llmmon_shared.embeddings import MINILM_VARIANTS, VectorCache
 
     phrases = load_phrases()
     texts = [p.text for p in phrases.refusal + phrases.compliant]
-    from llmmon_shared.embeddings import MINILM_VARIANTS
-
     for variant in MINILM_VARIANTS:  # one set per variant: each container finds its own
         fresh = LocalMiniLMEmbedder(variant=variant)
-        cache = VectorCache()
-        assert cache.seed(reference_vectors_path(), fresh.model_id) == len(set(texts))
-        shipped = np.vstack([cache.get(VectorCache.key(t)) for t in texts])
-        assert (np.einsum("ij,ij->i", shipped, fresh.embed(texts)) > 0.9999).all()
+        unchecked = VectorCache()
+        assert unchecked.seed(reference_vectors_path(), fresh.model_id) == len(set(texts))
+        shipped = np.vstack([unchecked.get(VectorCache.key(t)) for t in texts])
+        agree = np.einsum("ij,ij->i", shipped, fresh.embed(texts)) > 0.9999
+        checked = VectorCache().seed(reference_vectors_path(), fresh.model_id, fresh.embed)
+        if variant == "fp32":  # fp32 arithmetic is the same on every CPU
+            assert agree.all()
+        assert checked == (len(set(texts)) if agree.all() else 0), (variant, agree.mean())
     assert VectorCache().seed(reference_vectors_path(), "another-model") == 0
+
+
+def test_seed__refuses_vectors_another_cpu_class_made(tmp_path: Path) -> None:
+    """A file whose vectors do not match this machine's embedding of its probe is not loaded."""
+    import numpy as np
+
+    from llmmon_shared.embeddings import VectorCache, save_vectors
+
+    embedder = LocalMiniLMEmbedder(variant="fp32")
+    path = tmp_path / "vectors.npz"
+    save_vectors(path, [embedder], ["I can't help with that", "Sure, here it is"])
+    assert VectorCache().seed(path, embedder.model_id, embedder.embed) == 2
+
+    def other_kernels(texts: Sequence[str]) -> np.ndarray:
+        rows = embedder.embed(texts) + 0.01
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    assert VectorCache().seed(path, embedder.model_id, other_kernels) == 0
 
 
 def test_cold_start__the_shipped_phrases_cost_no_embedding(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -140,11 +164,11 @@ def test_cold_start__the_shipped_phrases_cost_no_embedding(monkeypatch: pytest.M
     monkeypatch.setattr(LocalMiniLMEmbedder, "_embed_encodings", counting)
     monkeypatch.setenv("LLMMON_EMBEDDING_BACKEND", "local")
     make_detector(RefusalSettings())
-    assert embedded == []
+    assert embedded == [1]  # the file's probe, that checks its vectors are this CPU's
     # a team's own phrase is embedded, alone
     monkeypatch.setenv(
         "LLMMON_REFUSAL_EXTRA_PHRASES",
         json.dumps({"refusal": {"generic": [{"id": "team-1", "text": "Our policy forbids it."}]}}),
     )
     make_detector(RefusalSettings())
-    assert embedded == [1]
+    assert embedded == [1, 1, 1]

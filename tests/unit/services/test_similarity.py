@@ -67,7 +67,9 @@ def test_embedder__leaves_the_cores_to_onnxruntime(minilm: LocalMiniLMEmbedder) 
 
 
 def test_embedder__batches_run_in_parallel_give_the_same_rows() -> None:
-    one, two = LocalMiniLMEmbedder(workers=1), LocalMiniLMEmbedder(workers=2, token_budget=64)
+    # fp32 batches by a token budget (int8 runs one text per pass, whatever the CPU picks).
+    one = LocalMiniLMEmbedder(workers=1, variant="fp32")
+    two = LocalMiniLMEmbedder(workers=2, token_budget=64, variant="fp32")
     texts = [f"Sentence number {i} " + "about cats and dogs " * (i % 7) for i in range(40)]
     encodings = two._tokenizer.encode_batch(texts)
     batches = two._batches(encodings)
@@ -77,6 +79,8 @@ def test_embedder__batches_run_in_parallel_give_the_same_rows() -> None:
         assert len(batch) == 1 or len(batch) * width <= 64
     assert len(two._batches(encodings[:3])) == 2  # a few texts still use both workers
     assert np.allclose(one.embed(texts), two.embed(texts), atol=1e-5)
+    int8 = LocalMiniLMEmbedder(workers=2, token_budget=64, variant="int8")
+    assert sorted(int8._batches(encodings)) == [[i] for i in range(40)]
 
 
 class CountingEmbedder:

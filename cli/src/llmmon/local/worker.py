@@ -80,6 +80,10 @@ class Worker:
             os.environ.get("LLMMON_LOCAL_BATCHING_WINDOW_S", self.spec.batching_window_s)
         )
         self.running = True
+        # Lambda's init phase: the pipeline (settings, models) is built before the first
+        # invocation, so its time does not count against the function timeout.
+        if hasattr(self.handler, "pipeline"):
+            self.handler.pipeline()
 
     def gather(self) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []
