@@ -1,7 +1,8 @@
 """llmmon: quality and safety metrics for Amazon Bedrock traffic, from invocation logs.
 
 Commands work on log objects on this machine (inspect, score, eval), on the local stack (demo,
-local, replay, alarms backtest) or on AWS (build, replay s3://, alarms backtest --region). Every
+local, replay, alarms backtest, investigate) or on AWS (build, replay s3://, alarms backtest
+--region, investigate --region). Every
 command prints counts and scores only, never prompt or response text. Exit status: 0 done,
 1 failed, 2 used wrongly; --debug shows the traceback of a failure.
 """
@@ -124,6 +125,13 @@ def port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535, 0: any free)")
     return value
+
+
+def dimension(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key or not value:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE (e.g. app=support-bot)")
+    return key, value
 
 
 def override(text: str) -> tuple[str, str, str, str]:
@@ -249,6 +257,46 @@ def build_parser() -> Parser:
     cmd.add_argument("--topic-arn", help="for s3:// sources: the log topic to publish to")
     cmd.add_argument("--endpoint", metavar="URL", help="for s3:// sources: an endpoint URL")
     cmd.add_argument("--region", help="for s3:// sources on AWS: the region")
+
+    cmd = command(
+        commands,
+        "investigate",
+        "from an alarm to its evidence: re-score the logs of its breaching periods and say "
+        "which records, which app, and what changed (ids and scores; no text unless --show-text)",
+    )
+    cmd.add_argument("alarm", nargs="?", metavar="ALARM_NAME", help="the alarm that fired")
+    cmd.add_argument("--service", help="without an alarm: the metric service")
+    cmd.add_argument("--metric", help="without an alarm: the metric (Refusal, Toxicity, ...)")
+    cmd.add_argument("--model", help="without an alarm: the model id")
+    cmd.add_argument(
+        "--dimension",
+        action="append",
+        default=[],
+        type=dimension,
+        metavar="KEY=VALUE",
+        help="without an alarm: a further dimension of the series (repeatable)",
+    )
+    cmd.add_argument("--from", dest="start", type=iso_time, help="window start (ISO 8601)")
+    cmd.add_argument("--to", dest="end", type=iso_time, help="window end (ISO 8601)")
+    cmd.add_argument("--baseline-from", dest="baseline_start", type=iso_time)
+    cmd.add_argument("--baseline-to", dest="baseline_end", type=iso_time)
+    cmd.add_argument(
+        "--max-objects",
+        type=positive(int),
+        help="read at most this many log objects (a sample deterministic by key beyond it)",
+    )
+    cmd.add_argument("--top", type=positive(int), default=20, help="records to list (20)")
+    cmd.add_argument(
+        "--show-text",
+        action="store_true",
+        help="add short prompt and response excerpts to the terminal output (never to files)",
+    )
+    cmd.add_argument("--json", action="store_true", help="print one JSON object (no text)")
+    cmd.add_argument("--html", metavar="FILE", help="also write an HTML report (no text)")
+    cmd.add_argument("--stack", metavar="NAME", help="local stack (default: the only one)")
+    cmd.add_argument("--region", help="investigate on AWS, in this region")
+    cmd.add_argument("--prefix", default="llmmon", help="AWS: the stack's name prefix (llmmon)")
+    cmd.add_argument("--bucket", help="the log bucket (default: the function's setting)")
 
     alarms = command(commands, "alarms", "alarm tools")
     verbs = alarms.add_subparsers(dest="alarms_command", required=True, metavar="ACTION")
@@ -395,6 +443,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return _replay(args)
     if args.command == "alarms":
         return _backtest(args)
+    if args.command == "investigate":
+        return _investigate(args)
     if args.command == "build":
         from llmmon.build import build
         from llmmon_shared.spec import discover
@@ -451,6 +501,36 @@ def _replay(args: argparse.Namespace) -> int:
     if not Path(args.source).exists():
         raise UsageError(f"{args.source}: no such file or folder")
     return commands.replay(args.source, args.stack)
+
+
+def _investigate(args: argparse.Namespace) -> int:
+    from llmmon.investigate import Request, command
+
+    series = (args.service, args.metric, args.model)
+    if args.alarm and any(series):
+        raise UsageError("give an alarm name, or --service, --metric and --model, not both")
+    if not args.alarm and not all(series):
+        raise UsageError("give an alarm name, or all of --service, --metric and --model")
+    if args.show_text and (args.json or args.html):
+        raise UsageError("--show-text is for the terminal only: files and JSON never hold text")
+    request = Request(
+        alarm=args.alarm,
+        service=args.service,
+        metric=args.metric,
+        model=args.model,
+        dimensions=dict(args.dimension),
+        start=args.start,
+        end=args.end,
+        baseline_start=args.baseline_start,
+        baseline_end=args.baseline_end,
+        max_objects=args.max_objects,
+        show_text=args.show_text,
+        json=args.json,
+        html=args.html,
+        prefix=args.prefix,
+        top=args.top,
+    )
+    return command(request, args.stack, args.region, args.bucket)
 
 
 def _backtest(args: argparse.Namespace) -> int:

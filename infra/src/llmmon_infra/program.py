@@ -48,7 +48,7 @@ def deploy(
     config.validate()
     account = account or current_account()
     services = enabled_services(config, services)
-    names = AlarmNames(config.prefix)
+    names = AlarmNames(config.prefix, account.region)
 
     bucket = LogBucket("logs", config, account)
     if config.manage_invocation_logging:

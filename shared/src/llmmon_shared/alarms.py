@@ -82,6 +82,14 @@ class AlarmNames:
     """How a stack names things; the Pulumi program and the local stack share one instance."""
 
     prefix: str
+    region: str | None = None
+    """Where the stack runs (AWS), for the command an alarm's description gives; None for a
+    local stack, which ``llmmon investigate`` finds by itself."""
+
+    def investigate(self, alarm: str) -> str:
+        """The command that takes an alarm's subscriber from the alarm to its evidence."""
+        where = f" --region {self.region}" if self.region else ""
+        return f"llmmon investigate {alarm}{where}"
 
     def queue(self, service: str) -> str:
         return f"{self.prefix}-{service}"
@@ -144,8 +152,9 @@ def _quality(
     namespace: str,
     names: AlarmNames,
 ) -> MetricAlarmDef:
+    name = names.alarm(spec.name, alarm.name, model)
     return MetricAlarmDef(
-        name=names.alarm(spec.name, alarm.name, model),
+        name=name,
         namespace=namespace,
         metric=alarm.metric,
         dimensions={"ModelId": model},
@@ -156,7 +165,7 @@ def _quality(
         evaluation_periods=alarm.evaluation_periods,
         datapoints_to_alarm=alarm.datapoints_to_alarm,
         treat_missing_data=alarm.treat_missing_data,
-        description=f"{alarm.description} ({model})",
+        description=f"{alarm.description} ({model}). Evidence: {names.investigate(name)}",
         kind=QUALITY,
         service=spec.name,
         min_samples=alarm.min_samples if alarm.statistic == "Average" else None,
@@ -302,8 +311,9 @@ def _anomaly(
     metric = spec.anomaly_metric
     if metric is None:
         return None
+    name = names.alarm(spec.name, f"{metric}Drift", model)
     return MetricAlarmDef(
-        name=names.alarm(spec.name, f"{metric}Drift", model),
+        name=name,
         namespace=namespace,
         metric=metric,
         dimensions={"ModelId": model},
@@ -314,7 +324,9 @@ def _anomaly(
         evaluation_periods=4,
         datapoints_to_alarm=3,
         treat_missing_data="notBreaching",
-        description=f"{metric} of {model} drifts above its usual band",
+        description=(
+            f"{metric} of {model} drifts above its usual band. Evidence: {names.investigate(name)}"
+        ),
         kind=QUALITY,
         service=spec.name,
         anomaly_band=band,
@@ -492,7 +504,8 @@ def build_alarms(
         composites += _or_tree(
             names.composite(QUALITY_DEGRADED),
             quality,
-            "At least one model's quality alarm fired (refusals, toxicity, sentiment or relevance)",
+            "At least one model's quality alarm fired (refusals, toxicity, sentiment or relevance)."
+            f" Evidence: {names.investigate('ALARM_NAME')}, for each alarm in ALARM named above",
             suppressor=names.composite(PIPELINE_UNHEALTHY),
         )
     return AlarmSet(tuple(alarms), tuple(composites))

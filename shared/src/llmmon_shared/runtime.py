@@ -310,6 +310,42 @@ class Pipeline:
         )
         yield points, position, True
 
+    def evidence(
+        self, ref: ObjectRef, keep: Callable[[Interaction], bool] = lambda _: True
+    ) -> Iterator[tuple[int, InvocationLogRecord, Interaction, Scores | None]]:
+        """Each record of the object this service scores, with its scores, for ``llmmon
+        investigate``: ``(line, record, interaction, scores)``, read, filtered (sampling,
+        guardrails, exclusions) and scored by the very code :meth:`chunks` uses, in batches of
+        the service's batch size. ``keep`` drops interactions before they are scored (another
+        model, outside the window). ``scores`` is None for a record that failed scoring alone.
+        Emits nothing; bad lines are skipped (the deployed service counted them)."""
+        delta, report = ObjectReport(ref.key), ObjectReport(ref.key)
+        pending: list[tuple[int, InvocationLogRecord, Interaction]] = []
+
+        def scored() -> Iterator[tuple[int, InvocationLogRecord, Interaction, Scores | None]]:
+            batch = [interaction for _, _, interaction in pending]
+            try:
+                results: Sequence[Scores | None] = self._compute(batch)
+            except Exception as exc:
+                results = self._isolated(batch, report, exc, scored_before=True)
+            for (line, record, interaction), scores in zip(pending, results, strict=True):
+                yield line, record, interaction, scores
+            pending.clear()
+
+        raw = self._open(ref)
+        with closing(raw):
+            for position, item in enumerate(read_log_object(raw, self.limits), start=1):
+                if isinstance(item, LineError):
+                    continue
+                taken = self._take(item, ref, delta)
+                if taken is None or not keep(taken):
+                    continue
+                pending.append((position, item, self._bounded(taken)))
+                if len(pending) >= self.settings.batch_size:
+                    yield from scored()
+        if pending:
+            yield from scored()
+
     def _open(self, ref: ObjectRef) -> IO[bytes]:
         open_version = getattr(self.s3, "open_version", None)
         try:

@@ -52,8 +52,11 @@ def _chunks(text: str, size: int = 24) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def bodies(family: str, prompt: str, answer: str, stream: bool) -> tuple[str, Any, Any]:
-    """(operation, request body, response body or chunk list) in the family's real shape."""
+def bodies(
+    family: str, prompt: str, answer: str, stream: bool, system: str | None = None
+) -> tuple[str, Any, Any]:
+    """(operation, request body, response body or chunk list) in the family's real shape
+    (``system``: Llama's system turn, for the application that sends one)."""
     if family == "claude-messages":
         request = {
             "anthropic_version": "bedrock-2023-05-31",
@@ -139,8 +142,9 @@ def bodies(family: str, prompt: str, answer: str, stream: bool) -> tuple[str, An
             },
         )
     if family == "llama":
+        turn = f"<|start_header_id|>system<|end_header_id|>\n\n{system}<|eot_id|>" if system else ""
         marked = (
-            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n"
+            f"<|begin_of_text|>{turn}<|start_header_id|>user<|end_header_id|>\n\n"
             f"{prompt}<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
         )
         return (
@@ -266,6 +270,9 @@ def object_key(prefix: str, moment: datetime, rng: random.Random) -> str:
     return f"{base}/{path}" if base else path
 
 
+APPS = ("support-bot", "search", "writer")
+"""The demo's applications (``requestMetadata.app``), before any drift brings a new one."""
+
 CANARY_MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 CANARY_RUNS = ((1 / 12, "v1"), (1 / 3, "v1"), (7 / 12, "v2"), (5 / 6, "v2"))
 """(when in the window the run happens, as a share of it; the recorded version the model answered
@@ -359,6 +366,15 @@ def generate(
         prompt, answer = rng.choice(templates["helpful"])
         roll = rng.random()
         refusal = _rate(model, "refusal_rate", minute, minutes)
+        # A drift with a cause: from its minute, a new application (its own system prompt, far
+        # stricter) sends a share of the model's traffic, and only its requests are refused
+        # more. ``llmmon investigate`` names it (requestMetadata.app).
+        drift, app, system = model.get("drift") or {}, rng.choice(APPS), None
+        if drift.get("app") and minute >= drift["from_minute"]:
+            if rng.random() < drift["share"]:
+                app, system = drift["app"], drift["system"]
+            else:
+                refusal = float(model.get("refusal_rate", 0.0))
         toxic = _rate(model, "toxic_rate", minute, minutes)
         off = _rate(model, "off_topic_rate", minute, minutes)
         if roll < refusal:
@@ -370,8 +386,16 @@ def generate(
         else:
             kind = "helpful"
         stream = rng.random() < model.get("stream_rate", 0)
-        operation, body_in, body_out = bodies(model["family"], prompt, answer, stream)
+        operation, body_in, body_out = bodies(model["family"], prompt, answer, stream, system)
         guardrail = _rate(model, "guardrail_rate", minute, minutes)
+        if model.get("guardrail_versions"):
+            # The guardrail's version changes with the drift: version 2 blocks far more.
+            after = bool(drift) and minute >= drift["from_minute"]
+            body_in["guardrailConfig"] = {
+                "guardrailIdentifier": model["guardrail_id"],
+                "guardrailVersion": model["guardrail_versions"][1 if after else 0],
+                "trace": "enabled",
+            }
         if model["family"] == "converse" and rng.random() < guardrail:
             body_out, kind = guarded(
                 body_out, answer, rng.choice(templates["guardrail_messages"]), rng
@@ -387,7 +411,7 @@ def generate(
             "requestId": request_id,
             "operation": operation,
             "modelId": model["model_id"],
-            "requestMetadata": {"app": rng.choice(["support-bot", "search", "writer"])},
+            "requestMetadata": {"app": app},
             "input": {
                 "inputContentType": "application/json",
                 "inputBodyJson": body_in,

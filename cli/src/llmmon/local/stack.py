@@ -83,6 +83,9 @@ class Topology:
     owner_pid: int = 0
     """The ``llmmon`` process that started the stack and stops it."""
     started: str = ""
+    settings: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per service, the ``LLMMON_*`` settings its worker runs with (``llmmon investigate``
+    re-scores with them, as it reads a deployed function's configuration on AWS)."""
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -390,6 +393,16 @@ class LocalStack:
             self.topology = provision(endpoint, self.config, self.services)
             self.topology.name, self.topology.owner_pid = name, os.getpid()
             self.topology.started = datetime.now(UTC).isoformat(timespec="seconds")
+            self.topology.settings = {
+                name: {
+                    k: v
+                    for k, v in worker_environment(
+                        endpoint, self.config, spec, self.topology
+                    ).items()
+                    if k.startswith("LLMMON_")
+                }
+                for name, spec in self.services.items()
+            }
             if workers:
                 if self.log_path is not None:
                     self.log_path.parent.mkdir(parents=True, exist_ok=True)
