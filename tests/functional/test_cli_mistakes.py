@@ -136,6 +136,15 @@ CASES: list[tuple[str, int, str]] = [
     ),
     ("alarms backtest --set refusal.HighRefusalRatio.enabled=maybe", 2, "is not true or false"),
     ("alarms backtest --local --endpoint " + UNREACHABLE, 2, "not allowed with argument"),
+    ("investigate", 2, "give an alarm name, or all of --service, --metric and --model"),
+    ("investigate A --service refusal", 2, "not both"),
+    ("investigate --service refusal --metric Refusal", 2, "all of --service, --metric and"),
+    ("investigate A --show-text --json", 2, "--show-text is for the terminal only"),
+    ("investigate A --from yesterday", 2, "'yesterday' is not an ISO 8601 time"),
+    ("investigate A --max-objects 0", 2, "must be above 0"),
+    ("investigate A --dimension app", 2, "is not KEY=VALUE"),
+    ("investigate some-alarm", 2, "no local stack is running"),
+    ("investigate some-alarm --stack staging", 1, "no local stack named 'staging' is running"),
 ]
 
 

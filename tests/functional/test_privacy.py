@@ -33,6 +33,7 @@ def user_texts() -> set[str]:
     found = {text for pair in templates["helpful"] for text in pair}
     found |= {text for texts in templates["refusals"].values() for text in texts}
     found |= set(templates["toxic"]) | set(templates["off_topic"])
+    found |= {m["drift"]["system"] for m in templates["models"] if "system" in m.get("drift", {})}
     return {text for text in found if len(text) >= PIECE}
 
 

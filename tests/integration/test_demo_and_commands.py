@@ -54,6 +54,15 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     ys = [float(y) for y in re.findall(r'<circle cx="[^"]+" cy="([^"]+)"', canary)]
     assert len(ys) == 4 and min(ys[2:]) < max(ys[:2])  # higher up the chart = a larger ratio
     assert "canary probes in 4 runs" in out
+    # From the alarm to its cause: the demo investigates its designed drifts' alarms.
+    evidence = out.split("Evidence: llmmon investigate llmmon-local-refusal-HighRefusalRatio-meta")[
+        1
+    ]
+    assert "what changed first: requestMetadata.app = claims-assistant" in evidence
+    assert "agrees with CloudWatch" in evidence.splitlines()[1]
+    guardrail = out.split("Evidence: llmmon investigate llmmon-local-traffic-HighGuardrail")[1]
+    assert "what changed first: guardrail = gr-support:2" in guardrail
+    assert "Evidence: llmmon-local-refusal-HighRefusalRatio-meta" in page
     assert "GuardrailIntervened" in page
     worker_log = (tmp_path / "llmmon-demo-workers.log").read_text()
     for service in ("comprehend", "refusal", "similarity", "traffic"):  # who failed what, and why

@@ -14,7 +14,8 @@ deployed service's own code and settings, and reports:
 Nothing that leaves the terminal holds prompt or response text: the JSON and HTML carry ids, scores
 and fingerprints only. ``--show-text`` adds short excerpts to the terminal output, never to a file.
 
-The analysis (:func:`analyse`) is pure: rows in, findings out. :class:`Evidence` does the I/O.
+The analysis is in :mod:`llmmon.evidence` (pure: rows in, findings out), what is shown in
+:mod:`llmmon.investigate_report`; this module reads the bucket and CloudWatch.
 """
 
 from __future__ import annotations
@@ -26,508 +27,38 @@ import json
 import math
 import os
 import sys
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmmon.errors import CliError, UsageError
+from llmmon.evidence import (
+    TOP_RECORDS,
+    Row,
+    Target,
+    Window,
+    _align,
+    _excerpt,
+    _utc,
+    alarm_transitions,
+    analyse,
+    attributes,
+    breach_start,
+    span_stats,
+    target_from_alarm,
+)
+from llmmon.investigate_report import (
+    html_report,
+    print_report,
+    public_report,
+)
 from llmmon_shared.events import ObjectRef, classify_key
 from llmmon_shared.extract import Interaction
 from llmmon_shared.logs import InvocationLogRecord
-from llmmon_shared.metrics import MemorySink, looks_personal
-from llmmon_shared.runtime import CANARY_EXPECT_KEY, CANARY_KEY, Boto3S3Reader, Scores
-from llmmon_shared.spec import ServiceSpec, discover
-
-CANARY_KEYS = frozenset({CANARY_KEY, CANARY_EXPECT_KEY, "llmmon-probe"})
-TOP_RECORDS = 20
-CONSTANT_SHARE = 0.98
-"""An attribute value held by this share of the records in both windows explains nothing."""
-EXCERPT_CHARS = 80
-
-
-# --------------------------------------------------------------------------------------------
-# What is investigated
-
-
-@dataclass(frozen=True)
-class Target:
-    """One alarm's metric series and rule."""
-
-    service: str
-    metric: str
-    """As emitted (``Refusal``, ``CanaryOverRefusal``)."""
-    model: str | None
-    dimensions: Mapping[str, str]
-    statistic: str = "Average"
-    comparison: str = "GreaterThanThreshold"
-    threshold: float | None = None
-    period_s: int = 300
-    evaluation_periods: int = 3
-    alarm: str | None = None
-    namespace: str = "llmmon"
-    band: bool = False
-    """An anomaly-detection alarm: ``threshold`` is a band width, not a value."""
-
-    @property
-    def high_is_bad(self) -> bool:
-        return not self.comparison.startswith("LessThan")
-
-    @property
-    def canary(self) -> bool:
-        return self.metric.startswith("Canary")
-
-    @property
-    def score_name(self) -> str:
-        """The name the scorer gives the value (the pipeline adds ``Canary`` for probes)."""
-        return self.metric[len("Canary") :] if self.canary else self.metric
-
-
-def service_of(metric: str, services: Mapping[str, ServiceSpec]) -> str:
-    for name, spec in services.items():
-        names = {m.name for m in spec.metrics}
-        if metric in names or metric.removeprefix("Canary") in names:
-            return name
-    raise CliError(
-        f"metric {metric!r} is not one llmmon's services emit (services: {', '.join(services)})"
-    )
-
-
-def target_from_alarm(alarm: Mapping[str, Any], services: Mapping[str, ServiceSpec]) -> Target:
-    """A CloudWatch ``MetricAlarm`` (DescribeAlarms) as a target: a plain metric alarm, or an
-    anomaly or metric-math alarm whose metric is one of llmmon's quality metrics."""
-    name = str(alarm["AlarmName"])
-    stat: Mapping[str, Any] | None = None
-    if alarm.get("MetricName"):
-        stat = {
-            "Metric": {
-                "Namespace": alarm.get("Namespace"),
-                "MetricName": alarm["MetricName"],
-                "Dimensions": alarm.get("Dimensions", []),
-            },
-            "Period": alarm.get("Period", 300),
-            "Stat": alarm.get("Statistic") or alarm.get("ExtendedStatistic") or "Average",
-        }
-    else:
-        for query in alarm.get("Metrics", []):
-            if query.get("MetricStat", {}).get("Metric", {}).get("MetricName"):
-                stat = query["MetricStat"]
-                break
-    if stat is None:
-        raise CliError(f"alarm {name!r} watches no metric llmmon could re-score")
-    metric = stat["Metric"]
-    dimensions = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
-    if "ModelId" not in dimensions:
-        raise CliError(
-            f"alarm {name!r} is not an llmmon quality alarm (it watches "
-            f"{metric.get('Namespace')}/{metric['MetricName']} without a ModelId): its evidence "
-            "is in the queues and function logs, see docs/operations.md"
-        )
-    comparison = str(alarm.get("ComparisonOperator", "GreaterThanThreshold"))
-    return Target(
-        service=service_of(str(metric["MetricName"]), services),
-        metric=str(metric["MetricName"]),
-        model=dimensions["ModelId"],
-        dimensions=dimensions,
-        statistic=str(stat.get("Stat", "Average")),
-        comparison=comparison,
-        threshold=float(alarm["Threshold"]) if "Threshold" in alarm else None,
-        period_s=int(stat.get("Period", 300)),
-        evaluation_periods=int(alarm.get("EvaluationPeriods", 3)),
-        alarm=name,
-        namespace=str(metric.get("Namespace") or "llmmon"),
-        band="UpperThreshold" in comparison or "LowerThreshold" in comparison,
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# One scored record, without its text
-
-
-@dataclass
-class Row:
-    request_id: str
-    key: str
-    line: int
-    time: datetime
-    value: float
-    bad: bool = False
-    attributes: dict[str, str] = field(default_factory=dict)
-    reasons: dict[str, Any] = field(default_factory=dict)
-    excerpt: tuple[str, str] | None = None
-    """(prompt, response) excerpts: the terminal's, with ``--show-text``; never written."""
-
-    def public(self) -> dict[str, Any]:
-        """The row as JSON and HTML may hold it: ids, scores, fingerprints."""
-        out = asdict(self)
-        out.pop("excerpt")
-        out["time"] = self.time.isoformat(timespec="seconds")
-        return out
-
-
-def fingerprint(text: str) -> str:
-    return "fp:" + hashlib.blake2b(text.encode("utf-8", "replace"), digest_size=5).hexdigest()
-
-
-def bucket(value: int | None, edges: Sequence[int], unit: str) -> str:
-    if value is None:
-        return "-"
-    low = 0
-    for edge in edges:
-        if value < edge:
-            return f"{low}-{edge - 1} {unit}"
-        low = edge
-    return f">={low} {unit}"
-
-
-def metadata_value(value: str) -> str:
-    """A request-metadata value as the report may show it: an identifier-like value as it is,
-    anything else (free text, personal shapes) as a fingerprint."""
-    plain = len(value) <= 64 and value.replace("-", "").replace("_", "").replace(".", "").isalnum()
-    return value if plain and not looks_personal(value) else fingerprint(value)
-
-
-def _guardrail_config(record: InvocationLogRecord) -> str | None:
-    body = record.input.input_body_json if record.input is not None else None
-    if not isinstance(body, dict):
-        return None
-    config = body.get("guardrailConfig") or body.get("guardrail_config")
-    if not isinstance(config, dict):
-        return None
-    ident = config.get("guardrailIdentifier") or config.get("guardrailId")
-    version = config.get("guardrailVersion")
-    if not ident:
-        return None
-    return f"{str(ident).rsplit('/', 1)[-1]}:{version or '-'}"
-
-
-def attributes(record: InvocationLogRecord, interaction: Interaction) -> dict[str, str]:
-    """What the log says about a record besides its text, each as a short value."""
-    found = {"model": interaction.model_id, "operation": interaction.operation or "-"}
-    if interaction.raw_model_id and interaction.raw_model_id != interaction.model_id:
-        found["inference profile"] = interaction.raw_model_id
-    for key, value in sorted(interaction.request_metadata.items()):
-        if key not in CANARY_KEYS:  # the canary's own tags: which probe, not why
-            found[f"requestMetadata.{metadata_value(key)}"] = metadata_value(str(value))
-    found["system prompt"] = fingerprint(interaction.system) if interaction.system else "none"
-    found["prompt length"] = bucket(len(interaction.prompt), (200, 1000, 4000), "chars")
-    found["stop reason"] = interaction.stop_reason or "-"
-    found["input tokens"] = bucket(interaction.input_tokens, (100, 500, 2000), "tokens")
-    found["output tokens"] = bucket(interaction.output_tokens, (100, 500, 2000), "tokens")
-    found["caller"] = interaction.identity_arn or "-"
-    guardrail = _guardrail_config(record)
-    if guardrail:
-        found["guardrail"] = guardrail
-    if interaction.guardrail is not None and interaction.guardrail.acted:
-        policies = sorted(interaction.guardrail.blocked_policies) or ["intervened"]
-        found["guardrail policies"] = ",".join(policies)
-    return found
-
-
-def _excerpt(text: str) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
-
-
-# --------------------------------------------------------------------------------------------
-# The analysis: pure
-
-
-@dataclass(frozen=True)
-class Change:
-    attribute: str
-    value: str
-    window_bad_share: float
-    """Of the window's bad records, the share with this value."""
-    baseline_bad_share: float | None
-    window_share: float
-    """Of all the window's records, the share with this value."""
-    baseline_share: float | None
-    contribution: float
-    """How much of the window's bad-record rate, over the baseline's, records with this value
-    account for (rate points)."""
-    explained: float | None
-    """``contribution`` over the whole rise (None without a rise)."""
-
-
-def bad_threshold(target: Target, baseline: Sequence[Row]) -> float:
-    """The value beyond which one record is bad: the alarm's threshold, or for an anomaly
-    alarm the baseline's 90th percentile (its 10th where low is bad)."""
-    if target.threshold is not None and not target.band:
-        return target.threshold
-    values = sorted(r.value for r in baseline)
-    if not values:
-        return 0.5
-    index = int(0.9 * (len(values) - 1)) if target.high_is_bad else int(0.1 * (len(values) - 1))
-    return values[index]
-
-
-def mark_bad(rows: Iterable[Row], target: Target, threshold: float) -> None:
-    for row in rows:
-        row.bad = row.value > threshold if target.high_is_bad else row.value < threshold
-
-
-def what_changed(window: Sequence[Row], baseline: Sequence[Row]) -> list[Change]:
-    """Every attribute value, ranked by how much of the rise in the bad-record rate (window
-    against baseline) the records holding it account for. Values held by nearly every record in
-    both windows (the model itself) are left out: they explain nothing."""
-    if not window:
-        return []
-    n_w, n_b = len(window), len(baseline)
-    bad_w = [r for r in window if r.bad]
-    bad_b = [r for r in baseline if r.bad]
-    rise = len(bad_w) / n_w - (len(bad_b) / n_b if n_b else 0.0)
-
-    def counts(rows: Iterable[Row]) -> Counter[tuple[str, str]]:
-        return Counter((a, v) for r in rows for a, v in r.attributes.items())
-
-    all_w, all_b, c_bad_w, c_bad_b = counts(window), counts(baseline), counts(bad_w), counts(bad_b)
-    changes = []
-    for pair in set(all_w) | set(all_b):
-        share_w = all_w[pair] / n_w
-        share_b = all_b[pair] / n_b if n_b else None
-        if share_w >= CONSTANT_SHARE and (share_b is None or share_b >= CONSTANT_SHARE):
-            continue
-        if c_bad_w[pair] == all_w[pair] == len(bad_w) and c_bad_b[pair] == all_b[pair] == len(
-            bad_b
-        ):
-            continue  # the definition of bad itself (stop reason guardrail_intervened)
-        contribution = c_bad_w[pair] / n_w - (c_bad_b[pair] / n_b if n_b else 0.0)
-        changes.append(
-            Change(
-                attribute=pair[0],
-                value=pair[1],
-                window_bad_share=c_bad_w[pair] / len(bad_w) if bad_w else 0.0,
-                baseline_bad_share=(c_bad_b[pair] / len(bad_b) if bad_b else 0.0) if n_b else None,
-                window_share=share_w,
-                baseline_share=share_b,
-                contribution=contribution,
-                explained=contribution / rise if rise > 0 else None,
-            )
-        )
-
-    def rank(change: Change) -> tuple[float, float, int, str, str]:
-        # Ties (an application and its system prompt hold the same records) go to the
-        # attribute a person acts on first: request metadata, then the rest in name order.
-        within = change.window_bad_share / change.window_share if change.window_share else 0.0
-        first = 0 if change.attribute.startswith("requestMetadata.") else 1
-        return (-round(change.contribution, 9), -within, first, change.attribute, change.value)
-
-    return sorted(changes, key=rank)
-
-
-def ranked(rows: Iterable[Row], target: Target) -> list[Row]:
-    """Bad records first, the worst value first, then the most confident decision."""
-
-    def confidence(row: Row) -> float:
-        numbers = [
-            float(row.reasons.get(k, 0.0) or 0.0)
-            for k in ("similarity", "fuzzy")
-            if k in row.reasons
-        ]
-        return max(numbers, default=0.0)
-
-    sign = -1.0 if target.high_is_bad else 1.0
-    return sorted(rows, key=lambda r: (not r.bad, sign * r.value, -confidence(r), r.request_id))
-
-
-def reference_shift(window: Sequence[Row], baseline: Sequence[Row]) -> list[dict[str, Any]]:
-    """Refusal: which rules, reference phrases and cues decided the bad records, and how their
-    share of all records moved from the baseline."""
-
-    def tally(rows: Sequence[Row]) -> Counter[str]:
-        found: Counter[str] = Counter()
-        for row in rows:
-            if not row.bad:
-                continue
-            reasons = row.reasons
-            if reasons.get("rule"):
-                found[f"rule {reasons['rule']}"] += 1
-            if reasons.get("rule") == "embedding" and reasons.get("similarity_reference"):
-                found[f"phrase {reasons['similarity_reference']}"] += 1
-            if reasons.get("rule") == "fuzzy" and reasons.get("fuzzy_reference"):
-                found[f"phrase {reasons['fuzzy_reference']}"] += 1
-            for cue in reasons.get("cues", ()) or ():
-                found[f"cue {cue}"] += 1
-        return found
-
-    in_w, in_b = tally(window), tally(baseline)
-    out = []
-    for name in set(in_w) | set(in_b):
-        share_w = in_w[name] / len(window) if window else 0.0
-        share_b = in_b[name] / len(baseline) if baseline else 0.0
-        out.append(
-            {
-                "reason": name,
-                "window_share": round(share_w, 4),
-                "baseline_share": round(share_b, 4) if baseline else None,
-                "rise": round(share_w - share_b, 4),
-            }
-        )
-    return sorted(out, key=lambda r: (-r["rise"], r["reason"]))
-
-
-def statistic(values: Sequence[float], name: str) -> float | None:
-    if not values:
-        return None
-    if name == "Sum":
-        return float(sum(values))
-    if name == "SampleCount":
-        return float(len(values))
-    if name == "Maximum":
-        return max(values)
-    if name == "Minimum":
-        return min(values)
-    return float(sum(values) / len(values))
-
-
-def per_period(rows: Iterable[Row], period_s: int) -> dict[datetime, list[float]]:
-    found: dict[datetime, list[float]] = defaultdict(list)
-    for row in rows:
-        start = int(row.time.timestamp()) // period_s * period_s
-        found[datetime.fromtimestamp(start, UTC)].append(row.value)
-    return dict(sorted(found.items()))
-
-
-@dataclass
-class Window:
-    start: datetime
-    end: datetime
-
-    def __contains__(self, moment: datetime) -> bool:
-        return self.start <= moment < self.end
-
-    def public(self) -> dict[str, str]:
-        return {
-            "from": self.start.isoformat(timespec="seconds"),
-            "to": self.end.isoformat(timespec="seconds"),
-        }
-
-
-def analyse(
-    target: Target,
-    window: Sequence[Row],
-    baseline: Sequence[Row],
-    top: int = TOP_RECORDS,
-) -> dict[str, Any]:
-    """The findings over scored rows of both windows (marks each row bad or not)."""
-    threshold = bad_threshold(target, baseline)
-    mark_bad([*window, *baseline], target, threshold)
-    found: dict[str, Any] = {
-        "bad_threshold": threshold,
-        "window_records": len(window),
-        "window_bad": sum(r.bad for r in window),
-        "baseline_records": len(baseline),
-        "baseline_bad": sum(r.bad for r in baseline),
-        "window_value": statistic([r.value for r in window], target.statistic),
-        "baseline_value": statistic([r.value for r in baseline], target.statistic),
-        "records": ranked(window, target)[:top],
-        "changes": what_changed(window, baseline),
-    }
-    if target.service == "refusal":
-        found["reasons"] = reference_shift(window, baseline)
-    return found
-
-
-# --------------------------------------------------------------------------------------------
-# Windows from the alarm's history
-
-
-def breach_start(
-    value_at: Callable[[datetime], float | None], target: Target, entered: datetime
-) -> datetime | None:
-    """The first of the consecutive breaching periods that led to ``entered`` (the alarm's
-    move to ALARM): walking back, one period at a time (``value_at(period start)``), from the
-    latest period with a value at ``entered`` while each period's value is beyond the threshold
-    (at most a day back)."""
-    if target.threshold is None or target.band:
-        return None
-    period = timedelta(seconds=target.period_s)
-    start = _align(entered, target.period_s)
-    value = value_at(start)
-    # The current period may be empty or partial: start from the latest one with a value.
-    for _ in range(target.evaluation_periods):
-        if value is not None and _beyond(value, target):
-            break
-        start -= period
-        value = value_at(start)
-    first = None
-    oldest = entered - timedelta(days=1)
-    while value is not None and _beyond(value, target) and start >= oldest:
-        first = start
-        start -= period
-        value = value_at(start)
-    return first
-
-
-def _beyond(value: float, target: Target) -> bool:
-    assert target.threshold is not None
-    if target.high_is_bad:
-        return value > target.threshold
-    return value < target.threshold
-
-
-def alarm_transitions(cloudwatch: Any, name: str) -> list[tuple[datetime, str]]:
-    """``(time, new state)`` of the alarm's state changes, oldest first: from its history where
-    the endpoint keeps one (CloudWatch: 14 days), else its current state's time."""
-    moves: list[tuple[datetime, str]] = []
-    with contextlib.suppress(Exception):  # a local endpoint has no alarm history
-        pages = cloudwatch.get_paginator("describe_alarm_history").paginate(
-            AlarmName=name, HistoryItemType="StateUpdate"
-        )
-        for page in pages:
-            for item in page.get("AlarmHistoryItems", []):
-                data = json.loads(item.get("HistoryData") or "{}")
-                state = data.get("newState", {}).get("stateValue")
-                if state:
-                    moves.append((item["Timestamp"], state))
-    if not moves:
-        alarms = cloudwatch.describe_alarms(AlarmNames=[name]).get("MetricAlarms", [])
-        if alarms and alarms[0].get("StateUpdatedTimestamp"):
-            moves.append((alarms[0]["StateUpdatedTimestamp"], alarms[0]["StateValue"]))
-    return sorted((_utc(t), s) for t, s in moves)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def span_stats(
-    cloudwatch: Any, target: Target, start: datetime, end: datetime
-) -> dict[str, float] | None:
-    """CloudWatch's statistics of the target's series over ``[start, end)`` as one datapoint
-    (the statistic, SampleCount and Sum), or None without data. One period spanning the whole
-    range: the same answer from CloudWatch and from a local endpoint that counts periods from
-    the first datapoint rather than the clock."""
-    seconds = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
-    wanted = sorted({target.statistic, "SampleCount", "Sum"} & _PLAIN_STATS)
-    response = cloudwatch.get_metric_statistics(
-        Namespace=target.namespace,
-        MetricName=target.metric,
-        Dimensions=[{"Name": k, "Value": v} for k, v in target.dimensions.items()],
-        StartTime=start,
-        EndTime=end,
-        Period=seconds,
-        Statistics=wanted,
-    )
-    points = response.get("Datapoints", [])
-    if not points:
-        return None
-    merged: dict[str, float] = {}
-    for name in wanted:
-        values = [float(p[name]) for p in points if name in p]
-        if not values:
-            continue
-        pick = {"Maximum": max, "Minimum": min}.get(name, sum)
-        merged[name] = pick(values)
-    if "Average" in merged and merged.get("SampleCount"):
-        merged["Average"] = merged.get("Sum", 0.0) / merged["SampleCount"]
-    return merged
-
-
-_PLAIN_STATS = frozenset({"Average", "Sum", "SampleCount", "Maximum", "Minimum"})
-
+from llmmon_shared.metrics import MemorySink
+from llmmon_shared.runtime import CANARY_KEY, Boto3S3Reader, Scores
+from llmmon_shared.spec import discover
 
 # --------------------------------------------------------------------------------------------
 # Reading the log bucket
@@ -616,6 +147,8 @@ class Evidence:
     show_text: bool = False
     progress: Callable[[str], None] = lambda _: None
     decisions: dict[str, Any] = field(default_factory=dict)
+    unreadable: list[str] = field(default_factory=list)
+    """Objects that broke while read (their messages are in the dead-letter queue)."""
 
     def pipeline(self) -> Any:
         spec = discover()[self.target.service]
@@ -648,14 +181,15 @@ class Evidence:
             self.progress(f"{number}/{len(objects)} objects")
             ref = ObjectRef(self.bucket, key, None, None)
             try:
-                scored = list(pipeline.evidence(ref, keep))
-            except Exception as exc:  # an unreadable object: the DLQ has it; say so and go on
-                self.progress(f"skipped {key.rsplit('/', 1)[-1]}: {type(exc).__name__}")
-                continue
-            for line, record, interaction, scores in scored:
-                row = self._row(key, line, record, interaction, scores)
-                if row is not None:
-                    found.append(row)
+                # Batch by batch, as the service delivered them: an object that breaks midway
+                # (truncated) keeps the records of the batches before the break, as CloudWatch
+                # does, and the rest went to the dead-letter queue.
+                for line, record, interaction, scores in pipeline.evidence(ref, keep):
+                    row = self._row(key, line, record, interaction, scores)
+                    if row is not None:
+                        found.append(row)
+            except Exception as exc:
+                self.unreadable.append(f"{key.rsplit('/', 1)[-1]}: {type(exc).__name__}")
         return found
 
     def _row(
@@ -703,211 +237,6 @@ class Evidence:
 
 
 # --------------------------------------------------------------------------------------------
-# Reports
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def public_report(
-    target: Target,
-    window: Window,
-    baseline: Window | None,
-    baseline_note: str,
-    findings: Mapping[str, Any],
-    cloudwatch: Mapping[str, Any],
-    reading: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The one JSON object ``--json`` prints and the HTML is made from: no text."""
-    changes = [asdict(c) for c in findings["changes"][:15]]
-    return {
-        "alarm": target.alarm,
-        "service": target.service,
-        "metric": target.metric,
-        "model": target.model,
-        "statistic": target.statistic,
-        "threshold": target.threshold,
-        "window": window.public(),
-        "baseline": baseline.public() if baseline else None,
-        "baseline_note": baseline_note,
-        "read": dict(reading),
-        "recomputed": {
-            "window": findings["window_value"],
-            "baseline": findings["baseline_value"],
-            "window_records": findings["window_records"],
-            "window_bad": findings["window_bad"],
-            "baseline_records": findings["baseline_records"],
-            "baseline_bad": findings["baseline_bad"],
-            "bad_means": (
-                f"{target.score_name} {'>' if target.high_is_bad else '<'} "
-                f"{findings['bad_threshold']:g}"
-            ),
-        },
-        "cloudwatch": dict(cloudwatch),
-        "records": [r.public() for r in findings["records"]],
-        "what_changed": changes,
-        "refusal_reasons": findings.get("reasons", [])[:10],
-    }
-
-
-def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = sys.stdout) -> None:
-    """The terminal's view of the report (with excerpts when the rows carry them)."""
-
-    def say(text: str = "") -> None:
-        print(text, file=out)
-
-    recomputed, cw = report["recomputed"], report["cloudwatch"]
-    say(f"{report['alarm'] or report['metric']}: {report['metric']} of {report['model']}")
-    say(f"  window   {report['window']['from']} .. {report['window']['to']}")
-    if report["baseline"]:
-        base = report["baseline"]
-        say(f"  baseline {base['from']} .. {base['to']} ({report['baseline_note']})")
-    else:
-        say(f"  baseline: {report['baseline_note']}")
-    read = report["read"]
-    say(
-        f"  read {read['objects']} log objects ({read['bytes'] / 1e6:.1f} MB){read.get('note', '')}"
-    )
-    say("")
-    say(f"1. {report['statistic']} of {report['metric']}")
-    say(f"   {'':<10} {'llmmon':>8} {'CloudWatch':>11} {'records':>8} {'bad':>6}")
-    say(
-        f"   {'window':<10} {_fmt(recomputed['window']):>8} {_fmt(cw.get('window')):>11} "
-        f"{recomputed['window_records']:>8} {recomputed['window_bad']:>6}"
-    )
-    say(
-        f"   {'baseline':<10} {_fmt(recomputed['baseline']):>8} {_fmt(cw.get('baseline')):>11} "
-        f"{recomputed['baseline_records']:>8} {recomputed['baseline_bad']:>6}"
-    )
-    say(f"   {cw.get('agreement', '')}")
-    say(f"   a record is bad when {recomputed['bad_means']}")
-    say("")
-    say(f"2. records behind the alarm (top {len(rows)}; object key and line to read them)")
-    for row in rows:
-        reasons = ", ".join(
-            f"{k}={v}"
-            for k, v in row.reasons.items()
-            if v not in (None, "", (), []) and k != "refusal"
-        )
-        say(
-            f"   {'BAD ' if row.bad else '    '}{row.time:%H:%M:%S} {row.request_id} "
-            f"{row.value:.3f}  {row.key.rsplit('/', 1)[-1]}:{row.line}"
-        )
-        say(f"        {reasons}")
-        if row.excerpt is not None:
-            say(f"        prompt:   {row.excerpt[0]}")
-            say(f"        response: {row.excerpt[1]}")
-    say("")
-    say("3. what changed (share of bad records with the value: window vs baseline)")
-    for change in report["what_changed"][:8]:
-        base = change["baseline_bad_share"]
-        explained = change["explained"]
-        say(
-            f"   {change['attribute']} = {change['value']}: "
-            f"{change['window_bad_share']:.0%} vs {'-' if base is None else f'{base:.0%}'}"
-            f" of bad records; {change['window_share']:.0%} of traffic"
-            + (f"; explains {explained:.0%} of the rise" if explained is not None else "")
-        )
-    if report["refusal_reasons"]:
-        say("")
-        say("4. refusal rules and reference phrases (share of all records: window vs baseline)")
-        for reason in report["refusal_reasons"][:6]:
-            base = reason["baseline_share"]
-            say(
-                f"   {reason['reason']}: {reason['window_share']:.1%} vs "
-                f"{'-' if base is None else f'{base:.1%}'}"
-            )
-
-
-def html_report(
-    report: Mapping[str, Any], window_rows: Sequence[Row], base_rows: Sequence[Row], period_s: int
-) -> str:
-    from llmmon.report import Chart, Report, Series, Threshold, render
-
-    def series(label: str, rows: Sequence[Row], shift: timedelta) -> Series:
-        points = per_period(rows, period_s)
-        return Series(
-            label,
-            [(t + shift, statistic(v, report["statistic"]) or 0.0) for t, v in points.items()],
-        )
-
-    charts = []
-    if window_rows:
-        shift = timedelta(0)
-        if report["baseline"] and base_rows:
-            shift = datetime.fromisoformat(report["window"]["from"]) - datetime.fromisoformat(
-                report["baseline"]["from"]
-            )
-        lines = [series("window", window_rows, timedelta(0))]
-        if base_rows:
-            lines.append(series("baseline (shifted onto the window)", base_rows, shift))
-        thresholds = (
-            [Threshold("alarm threshold", float(report["threshold"]))]
-            if report["threshold"] is not None
-            else []
-        )
-        charts.append(
-            Chart(
-                f"{report['metric']} of {report['model']}",
-                "Recomputed per period from the log objects: the window against its baseline.",
-                lines,
-                thresholds,
-            )
-        )
-    page = Report(
-        title=f"llmmon investigate: {report['alarm'] or report['metric']}",
-        generated=datetime.now(UTC),
-        summary=[
-            ("metric", f"{report['statistic']} of {report['metric']} ({report['model']})"),
-            ("window", f"{report['window']['from']} .. {report['window']['to']}"),
-            (
-                "baseline",
-                f"{report['baseline']['from']} .. {report['baseline']['to']}"
-                if report["baseline"]
-                else report["baseline_note"],
-            ),
-            (
-                "recomputed",
-                f"{_fmt(report['recomputed']['window'])} (window), "
-                f"{_fmt(report['recomputed']['baseline'])} (baseline)",
-            ),
-            ("CloudWatch", report["cloudwatch"].get("agreement", "")),
-        ],
-        charts=charts,
-        bars=[
-            (
-                "What changed",
-                "Rate points of the rise in bad records that records with each value account for.",
-                {
-                    f"{c['attribute']}={c['value']}": max(0.0, c["contribution"])
-                    for c in report["what_changed"][:8]
-                },
-            )
-        ],
-        tables=[
-            (
-                "Records behind the alarm",
-                ["request id", "time", "value", "bad", "object", "line", "reasons"],
-                [
-                    [
-                        r["request_id"],
-                        r["time"],
-                        f"{r['value']:.3f}",
-                        "ALARM" if r["bad"] else "",
-                        r["key"].rsplit("/", 1)[-1],
-                        str(r["line"]),
-                        json.dumps(r["reasons"], sort_keys=True),
-                    ]
-                    for r in report["records"]
-                ],
-            )
-        ],
-    )
-    return render(page)
-
-
-# --------------------------------------------------------------------------------------------
 # The command
 
 
@@ -945,14 +274,6 @@ def _settings_for(where: Where, target: Target, prefix: str) -> tuple[dict[str, 
         raise CliError(f"no log bucket known for {target.service}: give --bucket")
     prefix_in_bucket = env.get("LLMMON_LOG_PREFIX", where.log_prefix)
     return scorer_settings(env), bucket, prefix_in_bucket
-
-
-def _align(moment: datetime, period_s: int, up: bool = False) -> datetime:
-    seconds = int(moment.timestamp())
-    aligned = seconds // period_s * period_s
-    if up and aligned < seconds:
-        aligned += period_s
-    return datetime.fromtimestamp(aligned, UTC)
 
 
 def breach_window(where: Where, target: Target, now: datetime) -> Window:
@@ -1072,8 +393,12 @@ def resolve(request: Request, where: Where) -> Target:
     if request.service not in services:
         raise UsageError(f"unknown service {request.service!r} (services: {', '.join(services)})")
     spec = services[request.service]
-    if service_of(request.metric, {request.service: spec}) != request.service:
-        raise UsageError(f"{request.service} does not emit {request.metric}")
+    names = {m.name for m in spec.metrics}
+    if request.metric not in names and request.metric.removeprefix("Canary") not in names:
+        raise UsageError(
+            f"{request.service} does not emit {request.metric} "
+            f"(it emits {', '.join(sorted(names))})"
+        )
     rule = next((a for a in spec.alarms if a.metric == request.metric), None)
     return Target(
         service=request.service,
@@ -1089,8 +414,9 @@ def resolve(request: Request, where: Where) -> Target:
     )
 
 
-def investigate(request: Request, where: Where, out: Any = sys.stdout) -> dict[str, Any]:
+def investigate(request: Request, where: Where, out: Any = None) -> dict[str, Any]:
     """Run the whole investigation; prints the report (terminal or JSON) and returns it."""
+    out = out or sys.stdout
     now = datetime.now(UTC)
     target = resolve(request, where)
     if bool(request.start) != bool(request.end):
@@ -1150,6 +476,8 @@ def investigate(request: Request, where: Where, out: Any = sys.stdout) -> dict[s
         target, where.s3, bucket, log_prefix, settings, request.show_text, progress=tell
     )
     rows = evidence.rows(everything, [window, baseline])
+    if evidence.unreadable:
+        capped_note += f"; {len(evidence.unreadable)} objects broke midway (in the DLQ)"
     window_rows = [r for r in rows if r.time in window]
     base_rows = [r for r in rows if r.time in baseline]
     if not base_rows:

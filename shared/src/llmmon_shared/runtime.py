@@ -333,15 +333,20 @@ class Pipeline:
             pending.clear()
 
         raw = self._open(ref)
+        taken_count = 0
         with closing(raw):
             for position, item in enumerate(read_log_object(raw, self.limits), start=1):
                 if isinstance(item, LineError):
                     continue
                 taken = self._take(item, ref, delta)
-                if taken is None or not keep(taken):
+                if taken is None:
                     continue
-                pending.append((position, item, self._bounded(taken)))
-                if len(pending) >= self.settings.batch_size:
+                taken_count += 1
+                if keep(taken):
+                    pending.append((position, item, self._bounded(taken)))
+                # Batches end where the service's batches end (every ``batch_size`` records
+                # taken, kept or not): an object that breaks midway yields what was delivered.
+                if taken_count % self.settings.batch_size == 0 and pending:
                     yield from scored()
         if pending:
             yield from scored()

@@ -227,6 +227,41 @@ def backtest_hour(
     return rows, false_alarms
 
 
+INVESTIGATED = ("refusal-HighRefusalRatio-meta.", "traffic-HighGuardrailInterventions-")
+"""The demo's designed drifts whose alarms it investigates once they fire."""
+
+
+def investigate_drifts(
+    topology: Topology, cloudwatch: Any, alarms: AlarmSet, engine: AlarmEngine
+) -> list[dict[str, Any]]:
+    """Run ``llmmon investigate`` on each designed drift's alarm that fired; print its summary."""
+    import io
+
+    from llmmon.investigate import Request, Where, investigate
+    from llmmon.investigate_report import summary
+
+    where = Where(
+        cloudwatch,
+        client("s3", topology.endpoint),
+        f"local stack {topology.name!r}",
+        bucket=topology.bucket,
+        log_prefix=topology.log_prefix,
+        settings=topology.settings,
+    )
+    found = []
+    for alarm in alarms.metric_alarms:
+        if engine.states.get(alarm.name) != ALARM or not any(
+            f"-{part}" in alarm.name for part in INVESTIGATED
+        ):
+            continue
+        say(f"\n  Evidence: llmmon investigate {alarm.name}")
+        report = investigate(Request(alarm=alarm.name, json=True), where, out=io.StringIO())
+        for line in summary(report):
+            say(f"    {line}")
+        found.append(report)
+    return found
+
+
 def evaluate_alarms(engine: AlarmEngine, topology: Topology, wait_s: int) -> None:
     publish_queue_metrics(topology)
     engine.evaluate()
@@ -317,6 +352,7 @@ def run_demo(
             backtest_rows,
         )
         say(f"    false alarms in the stable part: {false_alarms}")
+        evidence = investigate_drifts(topology, cloudwatch, alarms, engine)
         depths = queue_depths(topology)
         report = Report("llmmon demo", datetime.now(UTC))
         report.summary = [
@@ -396,6 +432,25 @@ def run_demo(
                 backtest_rows,
             )
         )
+        for found in evidence:
+            report.tables.append(
+                (
+                    f"Evidence: {found['alarm']} (llmmon investigate; ids and scores, no text)",
+                    ["attribute", "value", "bad records: window", "baseline", "traffic share"],
+                    [
+                        [
+                            c["attribute"],
+                            c["value"],
+                            f"{c['window_bad_share']:.0%}",
+                            "-"
+                            if c["baseline_bad_share"] is None
+                            else f"{c['baseline_bad_share']:.0%}",
+                            f"{c['window_share']:.0%}",
+                        ]
+                        for c in found["what_changed"][:6]
+                    ],
+                )
+            )
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(render(report), encoding="utf-8")
         say(f"\nReport: {report_path.resolve()}")

@@ -1,0 +1,179 @@
+"""``llmmon investigate`` on a local stack that scored the demo's hour: the designed causes come
+first, the figures agree with CloudWatch, nothing written holds text, and mistakes get one line."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llmmon.alarm_eval import ALARM
+from llmmon.cli import main
+from llmmon.investigate import Request, Where, investigate
+from llmmon.local import state
+from llmmon.local.corpus import generate, with_bucket
+from llmmon.local.demo import DEMO_MIN_SAMPLES, DEMO_PER_MINUTE
+from llmmon.local.endpoint import client
+from llmmon.local.stack import (
+    LocalConfig,
+    LocalStack,
+    Topology,
+    alarm_engine,
+    alarm_set,
+    put_alarms,
+    put_log_objects,
+    wait_until_drained,
+)
+from tests.functional.test_privacy import pieces, user_texts
+
+pytestmark = pytest.mark.integration
+
+LLAMA = "llmmon-local-refusal-HighRefusalRatio-meta.llama3-70b-instruct-v1:0"
+MISTRAL = "llmmon-local-comprehend-HighToxicity-mistral.mistral-large-2402-v1:0"
+
+
+@dataclass
+class Scored:
+    topology: Topology
+    states: dict[str, str]
+    drift_at: datetime
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scored]:
+    """The demo's hour (with its corrupt object) scored by the local stack, alarms evaluated."""
+    config = LocalConfig(alarm_min_samples=DEMO_MIN_SAMPLES)
+    stack = LocalStack(config)
+    topology = stack.start()
+    try:
+        now = datetime.now(UTC)
+        corpus = with_bucket(
+            generate(now, minutes=60, per_minute=DEMO_PER_MINUTE, prefix=config.log_prefix),
+            topology.bucket,
+        )
+        put_log_objects(topology, corpus.objects + corpus.corrupt)
+        wait_until_drained(topology, expected_dlq=1, timeout=300)
+        cloudwatch = client("cloudwatch", topology.endpoint)
+        alarms = alarm_set(
+            topology, replace(config, models=tuple(corpus.models)), stack.services, cloudwatch
+        )
+        put_alarms(cloudwatch, alarms, topology.alarm_topic_arn)
+        engine = alarm_engine(topology, alarms)
+        engine.evaluate()
+        assert corpus.start is not None
+        drift = corpus.start + timedelta(minutes=corpus.drifts["meta.llama3-70b-instruct-v1:0"])
+        yield Scored(topology, dict(engine.states), drift)
+    finally:
+        stack.stop()
+
+
+def where(topology: Topology) -> Where:
+    return Where(
+        client("cloudwatch", topology.endpoint),
+        client("s3", topology.endpoint),
+        "local stack",
+        bucket=topology.bucket,
+        log_prefix=topology.log_prefix,
+        settings=topology.settings,
+    )
+
+
+def run(scored: Scored, **request: Any) -> tuple[dict[str, Any], str]:
+    out = io.StringIO()
+    report = investigate(Request(**request), where(scored.topology), out=out)
+    return report, out.getvalue()
+
+
+def test_the_llama_alarm__its_new_application_and_its_records(scored: Scored) -> None:
+    assert scored.states[LLAMA] == ALARM
+    report, printed = run(scored, alarm=LLAMA, json=True)
+    assert json.loads(printed.strip().splitlines()[-1]) == json.loads(json.dumps(report))
+    top = report["what_changed"][0]
+    assert (top["attribute"], top["value"]) == ("requestMetadata.app", "claims-assistant")
+    # The window starts with the drift's first breaching period; the baseline before it.
+    window_start = datetime.fromisoformat(report["window"]["from"])
+    assert abs(window_start - scored.drift_at) <= timedelta(minutes=5)
+    assert report["baseline_note"] == "just before the breach"
+    recomputed, cloudwatch = report["recomputed"], report["cloudwatch"]
+    assert recomputed["window"] == pytest.approx(cloudwatch["window"], rel=0.01)
+    assert recomputed["baseline"] == pytest.approx(cloudwatch["baseline"], rel=0.01)
+    assert recomputed["window_records"] == cloudwatch["window_samples"]
+    # The records behind it: at least 90% of the top 20 are the drift's (the new app's).
+    records = report["records"]
+    assert len(records) == 20
+    from_drift = [
+        r for r in records if r["attributes"]["requestMetadata.app"] == "claims-assistant"
+    ]
+    assert len(from_drift) >= 18
+    assert all(r["bad"] and r["reasons"].get("rule") for r in records)
+    assert report["refusal_reasons"][0]["rise"] > 0
+
+
+def test_a_model_bad_from_the_start__records_and_no_earlier_baseline(scored: Scored) -> None:
+    assert scored.states[MISTRAL] == ALARM
+    report, _ = run(scored, alarm=MISTRAL, json=True)
+    assert report["baseline"] is None
+    assert report["baseline_note"].startswith("no earlier baseline exists")
+    assert report["records"] and all(r["bad"] for r in report["records"][:10])
+
+
+def test_privacy__json_and_html_hold_no_text_and_the_terminal_only_on_request(
+    scored: Scored, tmp_path: Path
+) -> None:
+    html = tmp_path / "evidence.html"
+    report, printed = run(scored, alarm=LLAMA, json=True, html=str(html))
+    written = printed + html.read_text() + json.dumps(report)
+    _, terminal = run(scored, alarm=LLAMA)
+    texts = user_texts()
+    for text in texts:
+        for piece in pieces(text):
+            assert piece not in written and piece not in terminal
+    _, shown = run(scored, alarm=LLAMA, show_text=True)
+    assert "prompt:" in shown and "response:" in shown
+    assert any(piece in shown for text in texts for piece in pieces(text))
+    assert "<svg" in html.read_text() and "what changed" in terminal.lower()
+
+
+def test_mistakes_against_a_running_stack(
+    scored: Scored,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("LLMMON_STATE_DIR", str(tmp_path / "stacks"))
+    # Recorded as `llmmon local up` records a stack (its owner: a process of ours that runs).
+    state.save(replace(scored.topology, owner_pid=scored.topology.pids["moto"]))
+    cases = [
+        ("investigate nosuch-alarm", 1, "no alarm named 'nosuch-alarm'"),
+        ("investigate llmmon-local-refusal-FunctionErrors", 1, "not an llmmon quality alarm"),
+        (
+            f"investigate {LLAMA} --from 2020-01-01T00:00 --to 2020-01-01T01:00",
+            1,
+            "no log objects in",
+        ),
+        (f"investigate {LLAMA} --from 2020-01-01T00:00", 2, "--from and --to go together"),
+        (
+            "investigate llmmon-local-refusal-HighRefusalRatio-cohere.command-r-plus-v1:0",
+            1,
+            "has not been in ALARM",
+        ),
+        (
+            "investigate --service refusal --metric Toxicity --model m --from 2020-01-01T00:00 "
+            "--to 2020-01-01T01:00",
+            2,
+            "refusal does not emit Toxicity",
+        ),
+    ]
+    for line, status, message in cases:
+        assert main(line.split()) == status, line
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (line, err)
+    assert main(["investigate", LLAMA, "--max-objects", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["read"]["objects"] == 3 and "sampled 3 of" in report["read"]["note"]

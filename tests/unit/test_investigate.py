@@ -1,0 +1,195 @@
+"""``llmmon investigate``'s analysis, pinned on hand-built windows: which attribute explains a
+rise, which records rank first, where a breach began, and what an alarm's definition says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from llmmon.errors import CliError
+from llmmon.evidence import (
+    Row,
+    Target,
+    analyse,
+    breach_start,
+    metadata_value,
+    ranked,
+    target_from_alarm,
+    what_changed,
+)
+from llmmon.investigate import capped, scorer_settings
+from llmmon_shared.spec import discover
+
+T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+REFUSAL = Target("refusal", "Refusal", "m", {"ModelId": "m"}, threshold=0.25)
+
+
+def row(n: int, value: float, app: str, minute: int = 0, **extra: str) -> Row:
+    return Row(
+        request_id=f"r{n:04d}",
+        key="k",
+        line=n,
+        time=T0 + timedelta(minutes=minute),
+        value=value,
+        attributes={"model": "m", "requestMetadata.app": app, **extra},
+    )
+
+
+def windows() -> tuple[list[Row], list[Row]]:
+    """Baseline: three apps, 5% refused. Window: the same three at 5%, and a new app whose
+    requests are refused 90% of the time."""
+    baseline = [row(n, float(n % 20 == 0), ["a", "b", "c"][n % 3]) for n in range(300)]
+    window = [row(n, float(n % 20 == 0), ["a", "b", "c"][n % 3]) for n in range(300)]
+    window += [row(1000 + n, float(n % 10 != 0), "new", system="fp:1") for n in range(100)]
+    for r in [*baseline, *window]:
+        r.attributes.setdefault("system", "none")
+    return window, baseline
+
+
+def test_what_changed__the_new_application_explains_the_rise() -> None:
+    window, baseline = windows()
+    findings = analyse(REFUSAL, window, baseline)
+    changes = findings["changes"]
+    top = changes[0]
+    assert (top.attribute, top.value) == ("requestMetadata.app", "new")
+    assert top.baseline_share == 0.0 and top.window_share == 0.25
+    assert top.explained is not None and top.explained > 0.9
+    # The app and its system prompt hold the same records: the app, which a person acts on,
+    # ranks first; the model, held by every record in both windows, explains nothing.
+    assert (changes[1].attribute, changes[1].value) == ("system", "fp:1")
+    assert all(c.attribute != "model" for c in changes)
+    assert findings["window_bad"] == 15 + 90 and findings["baseline_bad"] == 15
+
+
+def test_what_changed__leaves_out_the_definition_of_bad() -> None:
+    """An attribute that is bad by definition (a guardrail's stop reason for the guardrail
+    metric) holds exactly the bad records in both windows: it explains nothing new."""
+    baseline = [row(n, float(n < 10), "a", stop="g" if n < 10 else "end") for n in range(100)]
+    window = [
+        row(n, float(n < 60), "a", stop="g" if n < 60 else "end", guardrail="v2")
+        for n in range(100)
+    ]
+    for r in baseline:
+        r.attributes["guardrail"] = "v1"
+    target = Target("traffic", "GuardrailIntervened", "m", {"ModelId": "m"}, threshold=0.2)
+    mark = analyse(target, window, baseline)
+    pairs = [(c.attribute, c.value) for c in mark["changes"]]
+    assert ("stop", "g") not in pairs
+    assert pairs[0] == ("guardrail", "v2")
+
+
+def test_what_changed__without_a_baseline_ranks_by_share_of_bad_records() -> None:
+    window = [row(n, float(n % 2 == 0), "a" if n < 80 else "b") for n in range(100)]
+    analyse(REFUSAL, window, [])  # marks the bad records
+    changes = what_changed(window, [])
+    assert changes[0].value == "a" and changes[0].baseline_share is None
+
+
+def test_ranked__bad_first_then_worst_then_most_confident() -> None:
+    low = Target(
+        "similarity", "PromptResponseSimilarity", "m", {}, "Average", "LessThanThreshold", 0.2
+    )
+    rows = [row(0, 0.9, "a"), row(1, 0.1, "a"), row(2, -0.05, "a"), row(3, 0.15, "a")]
+    analyse(low, rows, [])
+    assert [r.request_id for r in ranked(rows, low)] == ["r0002", "r0001", "r0003", "r0000"]
+    refusals = [row(0, 1.0, "a"), row(1, 1.0, "a"), row(2, 0.0, "a")]
+    refusals[0].reasons = {"similarity": 0.5, "fuzzy": 0.9}
+    refusals[1].reasons = {"similarity": 0.97, "fuzzy": 0.4}
+    analyse(REFUSAL, refusals, [])
+    assert [r.request_id for r in ranked(refusals, REFUSAL)] == ["r0001", "r0000", "r0002"]
+
+
+def test_breach_start__walks_back_over_consecutive_breaching_periods() -> None:
+    values = {T0 + timedelta(minutes=5 * i): v for i, v in enumerate([0.1, 0.3, 0.5, 0.6, 0.4])}
+    entered = T0 + timedelta(minutes=22)  # in the last period
+
+    def value_at(start: datetime) -> float | None:
+        return values.get(start)
+
+    assert breach_start(value_at, REFUSAL, entered) == T0 + timedelta(minutes=5)
+    # the period of the move is empty yet: the walk starts from the latest one with a value
+    assert breach_start(value_at, REFUSAL, entered + timedelta(minutes=5)) == T0 + timedelta(
+        minutes=5
+    )
+    band = Target("refusal", "Refusal", "m", {}, threshold=2.0, band=True)
+    assert breach_start(value_at, band, entered) is None
+
+
+def test_target_from_alarm__plain_and_metric_math_and_not_ours() -> None:
+    services = discover()
+    plain = {
+        "AlarmName": "llmmon-refusal-HighRefusalRatio-m",
+        "Namespace": "llmmon",
+        "MetricName": "Refusal",
+        "Dimensions": [{"Name": "ModelId", "Value": "m"}],
+        "Statistic": "Average",
+        "Period": 300,
+        "EvaluationPeriods": 3,
+        "Threshold": 0.25,
+        "ComparisonOperator": "GreaterThanThreshold",
+    }
+    target = target_from_alarm(plain, services)
+    assert (target.service, target.metric, target.model, target.threshold) == (
+        "refusal",
+        "Refusal",
+        "m",
+        0.25,
+    )
+    math_alarm = {
+        "AlarmName": "llmmon-refusal-CanaryOverRefusal-m",
+        "EvaluationPeriods": 1,
+        "Threshold": 0.2,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Metrics": [
+            {"Id": "r", "Expression": "IF(n >= 5, m)"},
+            {
+                "Id": "m",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": "llmmon",
+                        "MetricName": "CanaryOverRefusal",
+                        "Dimensions": [{"Name": "ModelId", "Value": "m"}],
+                    },
+                    "Period": 3600,
+                    "Stat": "Average",
+                },
+            },
+        ],
+    }
+    canary = target_from_alarm(math_alarm, services)
+    assert canary.canary and canary.score_name == "OverRefusal" and canary.period_s == 3600
+    health = {
+        **plain,
+        "Namespace": "AWS/SQS",
+        "MetricName": "ApproximateNumberOfMessagesVisible",
+        "Dimensions": [{"Name": "QueueName", "Value": "q"}],
+    }
+    with pytest.raises(CliError, match="not an llmmon quality alarm"):
+        target_from_alarm(health, services)
+
+
+def test_metadata_values__identifiers_stay_and_personal_shapes_become_fingerprints() -> None:
+    assert metadata_value("claims-assistant") == "claims-assistant"
+    for value in ("jane.doe@example.com", "4111 1111 1111 1111", "the user asked about cats"):
+        shown = metadata_value(value)
+        assert shown.startswith("fp:") and value not in shown
+
+
+def test_capped__a_deterministic_sample_and_delivery_settings_dropped() -> None:
+    objects = [(f"k{n}", n) for n in range(50)]
+    assert capped(objects, 10) == capped(list(reversed(objects)), 10)
+    assert len(capped(objects, 10)) == 10 and capped(objects, None) == objects
+    settings = scorer_settings(
+        {
+            "LLMMON_SINK": "emf",
+            "LLMMON_IDEMPOTENCY_TABLE": "t",
+            "LLMMON_SAMPLE_RATE": "0.5",
+            "AWS_REGION": "x",
+        }
+    )
+    assert settings == {
+        "LLMMON_SAMPLE_RATE": "0.5",
+        "LLMMON_SINK": "memory",
+        "LLMMON_LOG_LEVEL": "ERROR",
+    }
