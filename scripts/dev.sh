@@ -3,6 +3,7 @@
 #   sh scripts/dev.sh demo   set up, then run the demo end to end on the local stack
 #   sh scripts/dev.sh test   set up, then lint, type-check and run the whole test suite
 #   sh scripts/dev.sh setup  set up only (.venv from uv.lock)
+#   sh scripts/dev.sh llmmon ARGS   any llmmon command, after the set-up (uv need not be on PATH)
 # uv comes from PATH or is installed into .tools/ (scripts/find_uv.py; works under PEP 668).
 set -eu
 cd "$(dirname "$0")/.."
@@ -11,9 +12,10 @@ uv=$(python3 scripts/find_uv.py)
 case "${1:-}" in
   setup) "$uv" run --locked llmmon --version ;;
   demo) shift; exec "$uv" run --locked llmmon demo "$@" ;;
+  llmmon) shift; exec "$uv" run --locked llmmon "$@" ;;
   test)
     "$uv" run --locked ruff check .
     "$uv" run --locked mypy
     shift; exec "$uv" run --locked pytest "$@" ;;
-  *) echo "usage: sh scripts/dev.sh demo|test|setup" >&2; exit 2 ;;
+  *) echo "usage: sh scripts/dev.sh demo|test|setup|llmmon ARGS" >&2; exit 2 ;;
 esac

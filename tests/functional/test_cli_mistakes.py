@@ -69,10 +69,10 @@ CASES: list[tuple[str, int, str]] = [
     ("eval refusal {d}/latin1.csv", 1, "not UTF-8 text"),
     ("eval refusal {d}/header-only.csv", 1, "no data rows"),
     ("eval refusal {d}/labels.csv", 1, "no row has a refusal label"),
-    ("eval refusal {d}/labels.csv --label-column verdict", 1, "no column 'verdict'"),
-    ("eval refusal {d}/labels.csv --completion-column text", 1, "no column 'text'"),
+    ("eval refusal {d}/labels.csv --label-column verdict", 2, "no column 'verdict'"),
+    ("eval refusal {d}/labels.csv --completion-column text", 2, "no column 'text'"),
     ("eval refusal {d}/labels.csv --refusal-labels ,", 1, "--refusal-labels is empty"),
-    ("eval toxicity {d}/labels.csv", 1, "no column 'text'"),
+    ("eval toxicity {d}/labels.csv", 2, "no column 'text'"),
     ("eval toxicity {d}/labels.csv --text-column completion", 1, "no row has a toxic label"),
     (
         "eval toxicity {d}/labels.csv --text-column completion --toxic-labels ,",
@@ -92,6 +92,7 @@ CASES: list[tuple[str, int, str]] = [
     ("local down", 1, "no local stack is running"),
     ("local env", 1, "no local stack is running"),
     ("local env --stack staging", 1, "no local stack named 'staging' is running"),
+    ("local down --stack nosuch", 1, "no local stack named 'nosuch' is running (none is running)"),
     ("replay {d}/missing", 2, "no such file or folder"),
     ("replay " + LOG, 1, "no local stack is running"),
     ("replay " + LOG + " --region us-east-1", 2, "--region is for s3:// sources"),
@@ -103,7 +104,7 @@ CASES: list[tuple[str, int, str]] = [
     ),
     ("replay s3://bucket/logs --topic-arn " + ARN, 1, "no AWS region"),
     ("replay s3://bucket/logs --region us-east-1", 2, "needs --topic-arn"),
-    ("replay s3://bucket/logs", 1, "no local stack is running"),
+    ("replay s3://bucket/logs/", 2, "replaying s3:// needs --topic-arn"),
     ("alarms", 2, "required: ACTION"),
     ("alarms backtest", 1, "no AWS region"),
     ("alarms backtest --local", 1, "no local stack is running"),
@@ -180,3 +181,23 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
     assert "quality and safety metrics for Amazon Bedrock" in text and "``" not in text
+
+
+def test_walkthrough_slips__each_gets_its_line(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder of truncated gzip is a failure, not an empty table; `local down` of a stack that
+    does not run does not suggest starting it; inspect names what it passes over, as replay."""
+    (files / "bucket").mkdir()
+    (files / "bucket" / "cut.json.gz").write_bytes(gzip.compress(b'{"a": 1}\n' * 50)[:-30])
+    assert main(["score", str(files / "bucket")]) == 1
+    err = capsys.readouterr().err
+    assert "no record of the 1 log object(s)" in err and "cut.json.gz" in err
+    assert main(["local", "down", "--stack", "nosuch"]) == 1
+    assert "local up" not in capsys.readouterr().err
+    (files / "mixed").mkdir()
+    (files / "mixed" / "plain.json").write_text("{}\n")
+    (files / "mixed" / "log.json.gz").write_bytes(Path(LOG).read_bytes())
+    assert main(["inspect", str(files / "mixed")]) == 0
+    assert "skipped " + str(files / "mixed" / "plain.json") in capsys.readouterr().out
+    assert main(["inspect", str(files / "mixed" / "plain.json")]) == 1

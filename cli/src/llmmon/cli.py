@@ -39,15 +39,21 @@ from llmmon_shared.logs import (
 )
 
 
-def _log_files(paths: Sequence[Path]) -> Iterator[tuple[Path, Path]]:
-    """``(file, root)`` pairs: log objects only (large-data bodies under data/ are not logs)."""
+def _log_files(
+    paths: Sequence[Path], skipped: list[str] | None = None
+) -> Iterator[tuple[Path, Path]]:
+    """``(file, root)`` pairs: log objects only, as the bucket notification and ``replay`` see
+    them (``*.json.gz``; large-data bodies under data/ are not logs). Every other file is named
+    in ``skipped`` with the reason, never passed over in silence."""
     for path in paths:
-        if path.is_dir():
-            for file in sorted(path.rglob("*")):
-                if file.is_file() and classify_key(file.as_posix(), None) is None:
-                    yield file, path
-        else:
-            yield path, path.parent
+        files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]
+        root = path if path.is_dir() else path.parent
+        for file in files:
+            reason = classify_key(file.as_posix(), None)
+            if reason is None:
+                yield file, root
+            elif skipped is not None and reason != "large-data-body-object":
+                skipped.append(f"{file}: {reason} (only *.json.gz are log objects)")
 
 
 def inspect(paths: Sequence[Path]) -> int:
@@ -56,7 +62,8 @@ def inspect(paths: Sequence[Path]) -> int:
     parse_errors = 0
     corrupt: list[str] = []
     files = 0
-    for path, root in _log_files(paths):
+    passed_over: list[str] = []
+    for path, root in _log_files(paths, passed_over):
         files += 1
         bodies = FolderS3Reader(root)
         try:
@@ -75,6 +82,8 @@ def inspect(paths: Sequence[Path]) -> int:
                         skipped[(outcome.model_id or "Unknown", outcome.reason.value)] += 1
         except CorruptObjectError as exc:
             corrupt.append(f"{path.name}: {exc}")
+    for line in passed_over:
+        print(f"skipped {line}")
     if not files:
         raise CliError(
             f"no log objects in {', '.join(map(str, paths))} (Bedrock writes *.json.gz files)"
@@ -491,6 +500,11 @@ def _replay(args: argparse.Namespace) -> int:
         if topic is None:
             if args.region:
                 raise UsageError("replaying s3:// on AWS needs --topic-arn (the log topic)")
+            if args.stack is None and not state.running():
+                raise UsageError(
+                    "replaying s3:// needs --topic-arn (the log topic; on AWS also --region), "
+                    "or a running local stack to publish to"
+                )
             topology = state.find(args.stack)
             topic, endpoint = topology.log_topic_arn, endpoint or topology.endpoint
         return commands.backfill(args.source, topic, endpoint, args.region)

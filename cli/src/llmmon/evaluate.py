@@ -69,7 +69,9 @@ def read_labelled(path: Path, columns: dict[str, str]) -> list[dict[str, str]]:
         raise CliError(f"{path}: no data rows under the header")
     for flag, column in columns.items():
         if column not in rows[0]:
-            raise CliError(
+            from llmmon.errors import UsageError
+
+            raise UsageError(
                 f"{path}: no column {column!r} (columns: {', '.join(map(str, rows[0]))}); "
                 f"name it with --{flag}-column"
             )

@@ -62,17 +62,31 @@ def score_folder(root: Path) -> int:
         "Toxicity",
         "Toxic",
     ]
-    width = max(len(m) for m in table) if table else 8
+    if not table:
+        from llmmon.errors import CliError
+
+        unreadable = "".join(
+            f"\n  would go to the dead-letter queue: {Path(k).name}: {r}"
+            for k, r in sorted(failed.items())
+        )
+        raise CliError(
+            f"no record of the {len(keys)} log object(s) under {root} could be scored "
+            f"({len(failed)} unreadable){unreadable}"
+        )
+    width = max(len(m) for m in table)
     print()
-    print(f"{'model':<{width}} " + " ".join(f"{c[:12]:>12}" for c in columns))
+    widths = [max(12, len(c)) for c in columns]
+    print(
+        f"{'model':<{width}} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+    )
     for model in sorted(table):
         cells = []
-        for column in columns:
+        for column, w in zip(columns, widths, strict=True):
             values = table[model].get(column, [])
             if column == "Interactions":
-                cells.append(f"{sum(values):>12.0f}")
+                cells.append(f"{sum(values):>{w}.0f}")
             else:
-                cells.append(f"{sum(values) / len(values):>12.3f}" if values else f"{'-':>12}")
+                cells.append(f"{sum(values) / len(values):>{w}.3f}" if values else f"{'-':>{w}}")
         print(f"{model:<{width}} " + " ".join(cells))
     print("\n(Refusal, SentimentIsNegative and Toxic are ratios: the Average of a 0/1 metric)")
     for key, reason in sorted(failed.items()):

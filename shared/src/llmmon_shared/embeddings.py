@@ -240,7 +240,6 @@ def embed_unique(
 MINILM = "all-MiniLM-L6-v2"
 MINILM_VARIANTS = ("fp32", "int8")
 VARIANT_SETTING = "LLMMON_EMBEDDER_VARIANT"
-INT8_DOT_PRODUCT_X86 = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def cpu_features() -> dict[str, Any]:
@@ -264,18 +263,24 @@ def cpu_features() -> dict[str, Any]:
     return {"model": model, "arch": platform.machine(), "flags": flags}
 
 
+INT8_SLOWER_ON: tuple[tuple[str, frozenset[str]], ...] = ()
+"""CPU classes ``(arch, flags all present)`` where the int8 graph was measured slower than fp32
+(``benchmarks/bench.py``'s torch comparison, both variants in one run): none so far. Measured:
+AMD EPYC, AVX2 only, int8 1.69x torch and fp32 1.47x; Intel Xeon, AVX-512 without VNNI, int8
+1.03x fp32 (a tie); with VNNI int8 runs its products on int8 dot products."""
+
+
 def minilm_variant(setting: str | None = None, features: dict[str, Any] | None = None) -> str:
     """Which of the shipped MiniLM graphs to run: ``setting`` (or ``LLMMON_EMBEDDER_VARIANT``)
-    when it names one, else by the CPU's features, read once at cold start:
+    when it names one, else ``int8`` wherever it has not been measured slower
+    (:data:`INT8_SLOWER_ON`), read once at cold start. The machine that builds a zip is not the
+    one Lambda runs it on, so this stays a rule over the CPU's features, not a measurement.
 
-    * ``int8`` where the CPU has int8 dot-product instructions: x86-64 with AVX-512 VNNI,
-      AVX-VNNI or AMX, arm64 with the NEON dot product (Graviton2 and later). Its attention
-      output and FFN up-projections run MatMulInteger on int8 (mean cosine with torch's fp32
-      embeddings 0.9955); one text per forward pass, so that a text's vector does not depend
-      on the texts batched with it (dynamic quantisation scales by the whole input);
-    * ``fp32`` elsewhere: the same fused graph with every product in fp32 (weights stored as
-      int8, expanded at load; mean cosine 0.9993). Without VNNI (AVX2, AVX-512BW) int8 measured
-      within noise of this (1.03x on 320 answers, interleaved), so it would only cost agreement."""
+    * ``int8``: attention output and FFN up-projections run MatMulInteger on int8 (mean cosine
+      with torch's fp32 embeddings 0.9955); one text per forward pass, so that a text's vector
+      does not depend on the texts batched with it (dynamic quantisation scales by the input);
+    * ``fp32``: the same graph with every product in fp32 (weights stored as int8, expanded at
+      load; mean cosine 0.9993), batched by a token budget."""
     choice = (setting or os.environ.get(VARIANT_SETTING) or "auto").strip().lower()
     if choice in MINILM_VARIANTS:
         return choice
@@ -284,12 +289,10 @@ def minilm_variant(setting: str | None = None, features: dict[str, Any] | None =
             f"{VARIANT_SETTING}={choice!r}: expected auto, {' or '.join(MINILM_VARIANTS)}"
         )
     features = features or cpu_features()
-    flags = features["flags"]
-    if features["arch"] in ("x86_64", "AMD64") and flags & INT8_DOT_PRODUCT_X86:
-        return "int8"
-    if features["arch"] in ("aarch64", "arm64") and "asimddp" in flags:
-        return "int8"
-    return "fp32"
+    for arch, flags in INT8_SLOWER_ON:
+        if features["arch"] == arch and flags <= features["flags"]:
+            return "fp32"
+    return "int8"
 
 
 def minilm_tokenizer() -> Path:

@@ -170,7 +170,7 @@ def local_status(name: str | None) -> int:
 
 
 def local_down(name: str | None, every: bool, timeout: float = 30.0) -> int:
-    targets = list(state.running().values()) if every else [state.find(name)]
+    targets = list(state.running().values()) if every else [state.find(name, to_stop=True)]
     if not targets:
         print("no local stack is running")
         return 0

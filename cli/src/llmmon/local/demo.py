@@ -62,6 +62,11 @@ def say(text: str) -> None:
 
 
 def bar(done: int, total: int, label: str, width: int = 30) -> None:
+    """A progress bar on a terminal; elsewhere (a log file, CI) only the line that ends it."""
+    if not sys.stderr.isatty():
+        if done >= total:
+            sys.stderr.write(f"  {done}/{total} {label}\n")
+        return
     filled = int(width * done / max(1, total))
     sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}   ")
     sys.stderr.flush()

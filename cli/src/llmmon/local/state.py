@@ -94,20 +94,21 @@ def running() -> dict[str, Topology]:
     return found
 
 
-def find(name: str | None) -> Topology:
-    """The stack called ``name``, or the only one running."""
+def find(name: str | None, to_stop: bool = False) -> Topology:
+    """The stack called ``name``, or the only one running (``to_stop``: for ``local down``,
+    which must not suggest starting what it was asked to stop)."""
     stacks = running()
     if name is not None:
         check_name(name)
         if name not in stacks:
-            others = f" (running: {', '.join(stacks)})" if stacks else ""
-            raise CliError(
-                f"no local stack named {name!r} is running{others}: start it with "
-                f"`llmmon local up --name {name}`"
-            )
+            others = f" (running: {', '.join(stacks)})" if stacks else " (none is running)"
+            hint = "" if to_stop else f": start it with `llmmon local up --name {name}`"
+            raise CliError(f"no local stack named {name!r} is running{others}{hint}")
         return stacks[name]
     if not stacks:
-        raise CliError("no local stack is running: start one with `llmmon local up`")
+        raise CliError(
+            "no local stack is running" + ("" if to_stop else ": start one with `llmmon local up`")
+        )
     if len(stacks) > 1:
         raise CliError(
             f"{len(stacks)} local stacks are running ({', '.join(stacks)}): "
