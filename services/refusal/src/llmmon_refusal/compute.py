@@ -1,6 +1,6 @@
 """Pure scoring: is a response a refusal, how close is it to one, and which reference matched.
 
-Decision rule (documented in the README; tuned on XSTest dev.csv only):
+Decision rule (documented in docs/metrics.md; tuned on XSTest dev.csv only):
 
 1. The *opening* of a response is its first ``opening_sentences`` sentences (each cut to
    ``opening_chars``): refusals state themselves up front, partial refusals too.
