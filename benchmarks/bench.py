@@ -636,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["end_to_end"] = end_to_end(3 if args.quick else 20, 10, capacity)
     print("cost model (USD per 1M monitored invocations)", flush=True)
     report["cost"] = cost_model(
-        build(100 if args.quick else 300), ROOT / "benchmarks" / "prices.json"
+        build(100 if args.quick else 300), ROOT / "cli" / "src" / "llmmon" / "data" / "prices.json"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")

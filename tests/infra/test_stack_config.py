@@ -70,3 +70,20 @@ def test_engine_strings_are_read_like_yaml_values() -> None:
     assert config.models == ("m1", "m2") and config.sample_rate == 0.5
     assert config.anomaly_detection is True and config.log_expiration_days == 30
     assert config.services == {"refusal": {"batchSize": 20}} and config.namespace == "team"
+
+
+def test_dropping_a_metric_an_alarm_reads_is_refused() -> None:
+    from llmmon_infra.components import service_environment
+    from llmmon_shared.spec import discover
+
+    spec = discover()["refusal"]
+    fine = StackConfig.from_mapping(
+        "x",
+        {"services": {"refusal": {"environment": {"LLMMON_DROP_METRICS": "RefusalFuzzyScore"}}}},
+    )
+    assert service_environment(spec, fine)["LLMMON_DROP_METRICS"] == "RefusalFuzzyScore"
+    alarmed = StackConfig.from_mapping(
+        "x", {"services": {"refusal": {"environment": {"LLMMON_DROP_METRICS": "Refusal"}}}}
+    )
+    with pytest.raises(ValueError, match="turns off Refusal, which an alarm of refusal reads"):
+        service_environment(spec, alarmed)

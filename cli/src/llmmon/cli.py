@@ -136,6 +136,16 @@ def port(text: str) -> int:
     return value
 
 
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]")
+    return value
+
+
 def dimension(text: str) -> tuple[str, str]:
     key, equals, value = text.partition("=")
     if not equals or not key or not value:
@@ -266,6 +276,35 @@ def build_parser() -> Parser:
     cmd.add_argument("--topic-arn", help="for s3:// sources: the log topic to publish to")
     cmd.add_argument("--endpoint", metavar="URL", help="for s3:// sources: an endpoint URL")
     cmd.add_argument("--region", help="for s3:// sources on AWS: the region")
+
+    cmd = command(
+        commands,
+        "cost",
+        "the monthly bill by line item, CloudWatch included, from the deployed declarations",
+    )
+    cmd.add_argument("--models", type=positive(int), default=5, help="models alarmed on (5)")
+    cmd.add_argument(
+        "--apps-per-model",
+        type=int,
+        default=0,
+        metavar="N",
+        help="requestMetadata values per model that are a dimension (0: none)",
+    )
+    cmd.add_argument(
+        "--invocations-per-day", type=positive(int), default=100_000, metavar="N", help="(100,000)"
+    )
+    cmd.add_argument("--backend", choices=["managed", "cascade", "local"], default="managed")
+    cmd.add_argument("--sample-rate", type=fraction, default=1.0, help="share scored (1.0)")
+    cmd.add_argument(
+        "--canary-runs-per-day", type=int, default=24, metavar="N", help="0: no canary (24)"
+    )
+    cmd.add_argument("--response-chars", type=positive(int), default=1500, metavar="N")
+    cmd.add_argument("--prompt-chars", type=positive(int), default=400, metavar="N")
+    cmd.add_argument("--anomaly-detection", action="store_true", help="with the drift alarms")
+    cmd.add_argument(
+        "--drop-metrics", default="", metavar="NAMES", help="as LLMMON_DROP_METRICS (comma list)"
+    )
+    cmd.add_argument("--json", action="store_true", help="one JSON object")
 
     cmd = command(
         commands,
@@ -454,6 +493,27 @@ def dispatch(args: argparse.Namespace) -> int:
         return _backtest(args)
     if args.command == "investigate":
         return _investigate(args)
+    if args.command == "cost":
+        from llmmon.cost import Deployment
+        from llmmon.cost import command as cost_command
+
+        if args.apps_per_model < 0 or args.canary_runs_per_day < 0:
+            raise UsageError("--apps-per-model and --canary-runs-per-day cannot be negative")
+        return cost_command(
+            Deployment(
+                models=args.models,
+                apps_per_model=args.apps_per_model,
+                invocations_per_day=args.invocations_per_day,
+                backend=args.backend,
+                sample_rate=args.sample_rate,
+                canary_runs_per_day=args.canary_runs_per_day,
+                prompt_chars=args.prompt_chars,
+                response_chars=args.response_chars,
+                anomaly_detection=args.anomaly_detection,
+                drop_metrics=tuple(n.strip() for n in args.drop_metrics.split(",") if n.strip()),
+            ),
+            args.json,
+        )
     if args.command == "build":
         from llmmon.build import build
         from llmmon_shared.spec import discover

@@ -460,6 +460,16 @@ def service_environment(spec: ServiceSpec, config: StackConfig) -> dict[str, str
     env.update(
         {str(k): str(v) for k, v in config.service(spec.name).get("environment", {}).items()}
     )
+    from llmmon_shared.settings import split_list
+
+    dropped = set(split_list(env.get("LLMMON_DROP_METRICS", "")))
+    alarmed = sorted(dropped & {a.metric for a in spec.alarms})
+    if alarmed:
+        raise ValueError(
+            f"services.{spec.name}.environment.LLMMON_DROP_METRICS turns off "
+            f"{', '.join(alarmed)}, which an alarm of {spec.name} reads: keep it, or disable "
+            "that alarm"
+        )
     return env
 
 

@@ -514,6 +514,7 @@ class Pipeline:
         report.scored += sum(r is not None for r in results)
         now = self.now()
         points: list[MetricPoint] = []
+        dropped = frozenset(self.settings.drop_metrics)
         for interaction, scores in zip(batch, results, strict=True):
             if scores is None:
                 continue
@@ -521,6 +522,8 @@ class Pipeline:
             moment = self._timestamp(interaction, now)
             prefix = "Canary" if is_canary(interaction) else ""
             for name, raw in scores.items():
+                if prefix + name in dropped:
+                    continue  # turned off (LLMMON_DROP_METRICS): never a custom metric
                 value = _metric_value(raw)
                 if isinstance(value, str):
                     # One value CloudWatch would refuse must not fail the request that carries

@@ -49,6 +49,11 @@ class ServiceSettings(BaseModel):
     exclude_identity_arns: CsvList = Field(default_factory=list)
     """Callers whose invocations are not scored (for example llmmon's own roles)."""
     exclude_model_ids: CsvList = Field(default_factory=list)
+    drop_metrics: CsvList = Field(default_factory=list)
+    """Scores not emitted at all (``ToxicityInsult,RefusalFuzzyScore``): every metric name is a
+    custom metric per model and per dimension value, billed monthly; ``llmmon cost`` says which
+    ones no alarm reads and what dropping them saves. A name an alarm reads is refused by the
+    stack's validation."""
     batch_size: int = Field(default=128, ge=1, le=1024)
     """Interactions handed to a scorer at once."""
     embedding_cache: int = Field(default=4096, ge=0, le=1_000_000)
@@ -81,7 +86,11 @@ class ServiceSettings(BaseModel):
     """Testing only: this share of backend calls fails with ThrottlingException (injected)."""
 
     @field_validator(
-        "metadata_dimensions", "exclude_identity_arns", "exclude_model_ids", mode="before"
+        "metadata_dimensions",
+        "exclude_identity_arns",
+        "exclude_model_ids",
+        "drop_metrics",
+        mode="before",
     )
     @classmethod
     def _split(cls, value: Any) -> Any:
