@@ -54,6 +54,11 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     ys = [float(y) for y in re.findall(r'<circle cx="[^"]+" cy="([^"]+)"', canary)]
     assert len(ys) == 4 and min(ys[2:]) < max(ys[:2])  # higher up the chart = a larger ratio
     assert "canary probes in 4 runs" in out
+    # Only alarms worth acting on are listed; a notification names every child alarm in full.
+    listed = out.split("  Alarms:")[1].split("Notifications received")[0]
+    assert "MessagesReceived" not in listed and "NoObjectsScored" not in listed
+    notes = out.split("Notifications received on the alarm topic:")[1].split("Dead-letter")[0]
+    assert "refusal-HighRefusalRatio-meta.llama3-70b-instruct-v1:0" in notes
     # From the alarm to its cause: the demo investigates its designed drifts' alarms.
     evidence = out.split("Evidence: llmmon investigate llmmon-local-refusal-HighRefusalRatio-meta")[
         1

@@ -9,6 +9,9 @@ command prints counts and scores only, never prompt or response text. Exit statu
 
 from __future__ import annotations
 
+# Why one module of this length: every command's arguments are declared here, in one parser, so
+# that `llmmon --help` and the mistakes test see the whole command line; the work itself is in
+# the modules each command imports when it runs.
 import argparse
 import contextlib
 import sys

@@ -1,5 +1,9 @@
 """Pulumi components: the log bucket, the log fan-out topic, one MetricService per declaration,
-the alarms, and the dashboard."""
+the alarms, and the dashboard.
+
+Why one module of this length: the components share the naming, tagging and policy helpers and
+are read together when a resource changes; the policy documents themselves are in policies.py.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,15 @@
 """Extraction: one :class:`Interaction` per log record, or a classified :class:`Skip`.
 
-Each model family's request, response and streaming-chunk shapes (aws-facts.md section 2) are read
+Each model family's request, response and streaming-chunk shapes (the Amazon Bedrock User Guide's
+inference parameters per family, and shapes seen in real logs) are read
 by small parsers kept in one table, :data:`FAMILIES`. A record is matched by shape, with the vendor
 named in its model id only deciding which families are tried first (application inference-profile
 ARNs name no vendor). Parsers never guess: a body that no family reads completely is skipped as
 ``unknown-shape``; embeddings and images are skipped as ``non-text-operation``.
+
+Why one module of this length: the family table, the total helpers every parser shares, and the
+Converse and Guardrails readers every family falls back to are one unit; split by family, each
+file would import all of the rest, and the table would no longer show every shape in one place.
 """
 
 from __future__ import annotations

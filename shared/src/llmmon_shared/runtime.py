@@ -1,5 +1,11 @@
 """The pipeline every metric service shares; a service plugs in its pure scoring function.
 
+Why one module of this length: :class:`Pipeline` holds the exactly-once protocol (announce,
+deliver, confirm; the idempotency record; the time-bounded writes) and the counts that account
+for every record; its parts call each other's private state, and a split would spread one
+protocol over several files. The readers, event shapes, metrics and checkpoints live in their own
+modules.
+
 ``SQS event -> unwrap -> read object -> resolve large bodies -> extract -> exclude -> sample ->
 truncate -> compute (in batches) -> metric points -> sink``.
 

@@ -23,7 +23,6 @@ from llmmon.alarm_eval import (
 )
 from llmmon.errors import CliError
 from llmmon.local import state
-from llmmon.local.demo import bar
 from llmmon.local.endpoint import CREDENTIALS, REGION, PortBusyError, client
 from llmmon.local.stack import (
     LocalConfig,
@@ -36,6 +35,7 @@ from llmmon.local.stack import (
     queue_depths,
     stop_on_signals,
 )
+from llmmon.terminal import bar
 from llmmon_shared.alarms import QUALITY_DEGRADED, AlarmNames, AlarmSet, build_alarms
 from llmmon_shared.events import classify_key
 from llmmon_shared.spec import discover

@@ -16,7 +16,6 @@ Everything started is stopped at the end, on errors and on Ctrl-C.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -42,7 +41,8 @@ from llmmon.local.stack import (
     wait_until_drained,
 )
 from llmmon.report import Chart, Report, Series, Threshold, render, series_from_statistics
-from llmmon_shared.alarms import AlarmSet
+from llmmon.terminal import bar
+from llmmon_shared.alarms import WATCH, AlarmSet
 from llmmon_shared.model_ids import normalise_model_id
 
 TABLE_METRICS = [
@@ -59,19 +59,6 @@ TABLE_METRICS = [
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def bar(done: int, total: int, label: str, width: int = 30) -> None:
-    """A progress bar on a terminal; elsewhere (a log file, CI) only the line that ends it."""
-    if not sys.stderr.isatty():
-        if done >= total:
-            sys.stderr.write(f"  {done}/{total} {label}\n")
-        return
-    filled = int(width * done / max(1, total))
-    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}   ")
-    sys.stderr.flush()
-    if done >= total:
-        sys.stderr.write("\n")
 
 
 def wait_with_progress(topology: Topology, total: int, expected_dlq: int, timeout: float) -> None:
@@ -332,16 +319,19 @@ def run_demo(
         print_table(header, rows)
         say("\n  Alarms:")
         firing = [c for c in alarms.composites if engine.states.get(c.name) == ALARM]
-        for name, state in sorted(engine.states.items(), key=lambda kv: (kv[1] != ALARM, kv[0])):
+        # The watch alarms (messages received, objects scored) are the building blocks of each
+        # service's "stopped emitting" composite: in ALARM whenever traffic flows, never alone
+        # a reason to act, so they are not listed with the alarms that are.
+        watch = {a.name for a in alarms.metric_alarms if a.kind == WATCH}
+        shown = [kv for kv in engine.states.items() if kv[0] not in watch]
+        for name, state in sorted(shown, key=lambda kv: (kv[1] != ALARM, kv[0])):
             if state == ALARM or name in {c.name for c in alarms.composites}:
                 say(f"    {state:<18} {name}")
-        say(f"    (+ {sum(1 for s in engine.states.values() if s != ALARM)} alarms not in ALARM)")
+        say(f"    (+ {sum(1 for _, s in shown if s != ALARM)} alarms not in ALARM)")
         say("\n  Notifications received on the alarm topic:")
         for item in notifications:
-            say(
-                f"    {item['NewStateValue']:<6} {item['AlarmName']}: "
-                f"{item['NewStateReason'][:160]}"
-            )
+            # The whole reason: it names every child alarm in ALARM, the one that matters too.
+            say(f"    {item['NewStateValue']:<6} {item['AlarmName']}: {item['NewStateReason']}")
         dlq_rows = dlq_contents(topology)
         say("\n  Dead-letter queues:")
         for service, key, received in dlq_rows:
