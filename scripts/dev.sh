@@ -16,6 +16,9 @@ case "${1:-}" in
   test)
     "$uv" run --locked ruff check .
     "$uv" run --locked mypy
-    shift; exec "$uv" run --locked pytest "$@" ;;
+    # Test files in parallel (pytest-xdist, one file per worker at a time, so module fixtures
+    # such as a local stack are built once): most integration tests wait on queues and
+    # timeouts, not on the CPU. LLMMON_TEST_WORKERS=0 runs them in this process.
+    shift; exec "$uv" run --locked pytest -n "${LLMMON_TEST_WORKERS:-3}" --dist loadfile "$@" ;;
   *) echo "usage: sh scripts/dev.sh demo|test|setup|llmmon ARGS" >&2; exit 2 ;;
 esac
