@@ -19,6 +19,7 @@ case "${1:-}" in
     # Test files in parallel (pytest-xdist, one file per worker at a time, so module fixtures
     # such as a local stack are built once): most integration tests wait on queues and
     # timeouts, not on the CPU. LLMMON_TEST_WORKERS=0 runs them in this process.
-    shift; exec "$uv" run --locked pytest -n "${LLMMON_TEST_WORKERS:-3}" --dist loadfile "$@" ;;
+    shift; exec "$uv" run --locked pytest -n "${LLMMON_TEST_WORKERS:-3}" --dist loadfile \
+      --durations=15 "$@" ;;
   *) echo "usage: sh scripts/dev.sh demo|test|setup|llmmon ARGS" >&2; exit 2 ;;
 esac

@@ -92,6 +92,8 @@ CASES: list[tuple[str, int, str]] = [
     ("local down", 1, "no local stack is running"),
     ("local env", 1, "no local stack is running"),
     ("local env --stack staging", 1, "no local stack named 'staging' is running"),
+    ("local aws", 2, "give the aws CLI's arguments"),
+    ("local aws s3 ls", 1, "no local stack is running"),
     ("local down --stack nosuch", 1, "no local stack named 'nosuch' is running (none is running)"),
     ("replay {d}/missing", 2, "no such file or folder"),
     ("replay " + LOG, 1, "no local stack is running"),

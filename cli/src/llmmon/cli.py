@@ -266,6 +266,13 @@ def build_parser() -> Parser:
         cmd.add_argument("--stack", metavar="NAME", help="which stack (default: the only one)")
         if verb == "down":
             cmd.add_argument("--all", action="store_true", help="stop every running stack")
+    cmd = command(
+        verbs,
+        "aws",
+        "run the aws CLI against a local stack (a command scripts can call, unlike an alias)",
+    )
+    cmd.add_argument("--stack", metavar="NAME", help="which stack (default: the only one)")
+    cmd.add_argument("aws_args", nargs=argparse.REMAINDER, metavar="ARGS", help="aws CLI arguments")
 
     cmd = command(
         commands,
@@ -489,6 +496,8 @@ def dispatch(args: argparse.Namespace) -> int:
             return commands.local_status(args.stack)
         if args.local_command == "down":
             return commands.local_down(args.stack, args.all)
+        if args.local_command == "aws":
+            return commands.local_aws(args.stack, args.aws_args)
         return commands.local_env(args.stack)
     if args.command == "replay":
         return _replay(args)

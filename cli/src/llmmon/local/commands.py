@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import signal
+import subprocess
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,7 +22,7 @@ from llmmon.alarm_eval import (
     drift_scores,
     models_in_history,
 )
-from llmmon.errors import CliError
+from llmmon.errors import CliError, UsageError
 from llmmon.local import state
 from llmmon.local.endpoint import CREDENTIALS, REGION, PortBusyError, client
 from llmmon.local.stack import (
@@ -187,13 +188,36 @@ def local_down(name: str | None, every: bool, timeout: float = 30.0) -> int:
     return 0
 
 
+def local_aws(name: str | None, arguments: Sequence[str]) -> int:
+    """``llmmon local aws ARGS``: the aws CLI (v1 or v2) with the stack's endpoint, region and
+    credentials, as a process: usable from scripts and every shell."""
+    import shutil
+
+    if not arguments:
+        raise UsageError("give the aws CLI's arguments: llmmon local aws s3 ls")
+    topology = state.find(name)
+    aws = shutil.which("aws")
+    if aws is None:
+        raise CliError(
+            "the aws CLI is not installed (pip install awscli, or AWS's installer); boto3 and "
+            "CLI v2 also work with the exports of `llmmon local env`"
+        )
+    env = {**os.environ, **environment(topology)}
+    done = subprocess.run(
+        [aws, "--endpoint-url", topology.endpoint, *arguments], env=env, check=False
+    )
+    return done.returncode
+
+
 def local_env(name: str | None) -> int:
     topology = state.find(name)
     for key, value in environment(topology).items():
         print(f"export {key}={value}")
     # AWS CLI v2 (2.13 and later) and boto3 read AWS_ENDPOINT_URL; CLI v1 ignores it for some
-    # services (SQS), so an alias that passes the endpoint explicitly works with either.
+    # services (SQS): `llmmon local aws ARGS` passes the endpoint explicitly (and, unlike an
+    # alias, works in scripts). The alias stays for an interactive shell.
     print(f"alias aws-local='aws --endpoint-url {topology.endpoint}'")
+    print("# in scripts: llmmon local aws sqs list-queues")
     print(f'# eval "$(llmmon local env)", then: aws s3 ls s3://{topology.bucket}/')
     print("# (with AWS CLI v1: aws-local sqs list-queues)")
     return 0
