@@ -1,5 +1,6 @@
-"""Guardrail interventions and the record shapes of real logs (aws-facts.md section 7): what
-extraction makes of them, what the traffic service counts, and model identity."""
+"""Guardrail interventions and the record shapes of real logs (stream sentinels, guardContent,
+Guardrails traces): what extraction makes of them, what the traffic service counts, and model
+identity."""
 
 from __future__ import annotations
 
@@ -282,3 +283,85 @@ def test_completion_of_only_nul_characters__is_empty() -> None:
     )
     found = extract(record)
     assert isinstance(found, Skip) and found.reason == SkipReason.EMPTY_COMPLETION
+
+
+ANSWER = "Paris is the capital of France, on the Seine."
+
+
+def _held_back(model_output: list[str]) -> Any:
+    """A Converse response whose answer a contextual-grounding check blocked, the model's own
+    output kept in the trace's ``modelOutput``."""
+    return {
+        "output": {"message": {"role": "assistant", "content": [{"text": BLOCKED_MESSAGE}]}},
+        "stopReason": "guardrail_intervened",
+        "trace": {
+            "guardrail": {
+                "modelOutput": model_output,
+                "outputAssessments": {
+                    "g": [
+                        {
+                            "contextualGroundingPolicy": {
+                                "filters": [{"type": "GROUNDING", "action": "BLOCKED"}]
+                            }
+                        }
+                    ]
+                },
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "family",
+    ["claude-messages", "converse", "titan-text", "llama", "mistral-chat", "cohere-command-r"],
+)
+def test_held_back_output__its_native_body_decoded_as_that_familys_answer(family: str) -> None:
+    """Bedrock keeps the model's answer in ``modelOutput`` as its native response body
+    serialised to a string: the answer is that body's text, never the JSON."""
+    import json
+
+    from llmmon.local.corpus import bodies
+
+    _, _, native = bodies(family, "What is the capital of France?", ANSWER, False)
+    found = extract(_converse(_held_back([json.dumps(native)])))
+    assert isinstance(found, Interaction), found
+    assert found.completion == ANSWER and not found.response_withheld
+    assert found.guardrail is not None and found.guardrail.blocked("output")
+
+
+def test_held_back_output__plain_text_and_unreadable_json_stay_as_they_are() -> None:
+    plain = extract(_converse(_held_back(["Paris, ", "on the Seine."])))
+    assert isinstance(plain, Interaction) and plain.completion == "Paris, on the Seine."
+    odd = '{"note": "not a response body"}'
+    unknown = extract(_converse(_held_back([odd])))
+    assert isinstance(unknown, Interaction) and unknown.completion == odd
+    broken = extract(_converse(_held_back(['{"content": [ unterminated'])))
+    assert isinstance(broken, Interaction) and broken.completion.startswith('{"content"')
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["claude-messages", "claude-text", "titan", "nova", "llama", "mistral", "cohere", "ai21"],
+)
+def test_held_back_output__every_fixture_familys_body_reads_as_its_answer(name: str) -> None:
+    """Every InvokeModel response body of the family fixtures, held back as ``modelOutput``,
+    gives the same answer as the logged body does."""
+    import json
+
+    from llmmon_shared.logs import read_log_object
+    from tests.conftest import FIXTURES, fixture_key
+
+    checked = 0
+    with (FIXTURES / fixture_key(name)).open("rb") as raw:
+        for item in read_log_object(raw):
+            if not isinstance(item, InvocationLogRecord) or item.output is None:
+                continue
+            body = item.output.output_body_json
+            own = extract(item)
+            if not isinstance(body, dict) or not isinstance(own, Interaction) or own.guardrail:
+                continue
+            held = extract(_converse(_held_back([json.dumps(body)])))
+            assert isinstance(held, Interaction), (name, held)
+            assert held.completion == own.completion, (name, item.request_id)
+            checked += 1
+    assert checked >= 1, name

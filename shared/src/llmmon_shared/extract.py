@@ -14,6 +14,7 @@ file would import all of the rest, and the table would no longer show every shap
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -845,10 +846,41 @@ def guardrail_of(body_out: Any) -> Guardrail | None:
             findings += _findings(trace.get("outputs"), "output")
             held = [t for t in _list(trace.get("modelOutput")) or [] if isinstance(t, str)]
             if held:
-                model_output = "".join(held)
+                model_output = "".join(decoded_output(held))
     if not seen:
         return None
     return Guardrail(intervened, tuple(findings), model_output)
+
+
+MAX_HELD_NODES = 250_000
+"""JSON nodes a held-back output may have to be decoded (a line is under 1 MiB already)."""
+
+
+def decoded_output(held: list[str]) -> list[str]:
+    """The text of each ``modelOutput`` element. Bedrock keeps the model's own answer there
+    **as its native response body serialised to a string** (Claude:
+    ``{"id": "msg_bdrk_...", "type": "message", "content": [{"type": "text", ...}]}``): each
+    element is decoded with the response parsers of every family (the body's own shape decides,
+    as for a logged body) and falls back to the plain string when it is not such a body."""
+    from llmmon_shared.logs import json_nodes
+
+    texts = []
+    for element in held:
+        text = element
+        stripped = element.strip()
+        if stripped.startswith("{") and json_nodes(stripped.encode()) <= MAX_HELD_NODES:
+            try:
+                body = json.loads(stripped)
+            except (ValueError, RecursionError):
+                body = None
+            if isinstance(body, dict):
+                for family in (*FAMILIES, CONVERSE):
+                    completion = family.response(body)
+                    if completion is not None and completion.has_text:
+                        text = completion.text
+                        break
+        texts.append(text)
+    return texts
 
 
 def _read(
