@@ -39,6 +39,7 @@ from llmmon.evidence import (
     Target,
     Window,
     _align,
+    _beyond,
     _excerpt,
     _utc,
     alarm_transitions,
@@ -46,6 +47,7 @@ from llmmon.evidence import (
     attributes,
     breach_start,
     span_stats,
+    statistic,
     target_from_alarm,
 )
 from llmmon.investigate_report import (
@@ -486,6 +488,22 @@ def investigate(request: Request, where: Where, out: Any = None) -> dict[str, An
             "no earlier baseline exists: no records of this model before the breach"
             if not request.baseline_start
             else "no records of this model in the given baseline"
+        )
+    base_value = statistic([r.value for r in base_rows], target.statistic)
+    if (
+        base_rows
+        and not request.baseline_start
+        and base_value is not None
+        and target.threshold is not None
+        and not target.band
+        and _beyond(base_value, target)
+    ):
+        # The time before is as bad (a model bad from its first records, a breach with a
+        # quieter period inside it): comparing with it would explain nothing.
+        baseline, base_rows = None, []
+        note = (
+            f"no earlier baseline exists: the model was beyond the threshold before the breach "
+            f"too ({target.statistic} {base_value:.3f} just before it)"
         )
     findings = analyse(target, window_rows, base_rows, request.top)
     cw = cloudwatch_figures(where, target, window, baseline)
