@@ -422,22 +422,13 @@ def case_table_silent_midway_60_and_120_s() -> dict[str, Any]:
     60 s and 120 s function timeouts (tests/integration/test_silent_table.py's harness)."""
     import tempfile
 
-    from moto.server import ThreadedMotoServer
-
+    from tests.conftest import threaded_moto
     from tests.integration import test_silent_table as silent
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
+    with threaded_moto() as url:
         silent.create_bucket_and_table(url)
         with tempfile.TemporaryDirectory() as tmp:
             runs = [silent.scenario(url, t, 5, Path(tmp)) for t in (60.0, 120.0)]
-    finally:
-        server.stop()
     scored = sum(r["scored"] for r in runs)
     unconfirmed = sum(r["unconfirmed"] for r in runs)
     return {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import random
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,15 +54,10 @@ def _container(endpoint: str, seed: int, start: Any) -> dict[str, str]:
 @pytest.fixture
 def endpoint() -> Iterator[str]:
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
+    from tests.conftest import threaded_moto
+
+    with threaded_moto() as url:
         boto3.client(
             "dynamodb",
             endpoint_url=url,
@@ -77,8 +71,6 @@ def endpoint() -> Iterator[str]:
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
         )
         yield url
-    finally:
-        server.stop()
 
 
 def test_three_containers_at_once__one_cap_and_one_series_per_value(endpoint: str) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -139,19 +138,11 @@ def create_bucket_and_table(url: str) -> None:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from tests.conftest import threaded_moto
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    create_bucket_and_table(url)
-    try:
+    with threaded_moto() as url:
+        create_bucket_and_table(url)
         yield url
-    finally:
-        server.stop()
 
 
 def scenario(moto_url: str, timeout_s: float, answered: int, tmp: Path) -> dict[str, Any]:
