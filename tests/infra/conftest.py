@@ -35,6 +35,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["arn"] = f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{name}"
         elif kind == "aws:kms/key:Key":
             outputs["arn"] = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/{args.name}"
+        elif kind == "aws:dynamodb/table:Table":
+            outputs["arn"] = f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{name}"
+        elif kind == "aws:iam/role:Role":
+            outputs["arn"] = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
         elif kind == "aws:lambda/function:Function":
             outputs["arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{name}"
         else:

@@ -405,7 +405,8 @@ def test_stack_overrides_reach_functions_mappings_and_alarms(services: dict[str,
     function = stack.named(FUNCTION, "llmmon-tuned-refusal")
     assert function["memorySize"] == 2048 and function["timeout"] == 60
     assert function["environment"]["variables"]["LLMMON_EXPLAIN"] == "true"
-    assert stack.named(QUEUE, "llmmon-tuned-refusal")["visibilityTimeoutSeconds"] == 360
+    # six times the function timeout plus the batching window (20 s here)
+    assert stack.named(QUEUE, "llmmon-tuned-refusal")["visibilityTimeoutSeconds"] == 6 * 60 + 20
     mapping = [
         m for m in stack.inputs(MAPPING) if m["eventSourceArn"].endswith(":llmmon-tuned-refusal")
     ][0]

@@ -207,6 +207,7 @@ class MetricService(pulumi.ComponentResource):
         settings = config.service(spec.name)
         timeout = int(settings.get("timeoutS", spec.timeout_s))
         memory = int(settings.get("memoryMb", spec.memory_mb))
+        window = int(settings.get("batchingWindowS", spec.batching_window_s))
         self.dlq = aws.sqs.Queue(
             f"{name}-dlq",
             name=names.dlq(spec.name),
@@ -217,7 +218,9 @@ class MetricService(pulumi.ComponentResource):
         self.queue = aws.sqs.Queue(
             f"{name}-queue",
             name=names.queue(spec.name),
-            visibility_timeout_seconds=6 * timeout,
+            # Lambda's guidance for SQS sources: six times the function timeout, plus the
+            # batching window the messages may wait in before the invocation starts.
+            visibility_timeout_seconds=6 * timeout + window,
             message_retention_seconds=4 * 24 * 3600,
             sqs_managed_sse_enabled=True,
             redrive_policy=self.dlq.arn.apply(

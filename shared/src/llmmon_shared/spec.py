@@ -102,8 +102,9 @@ class ServiceSpec:
 
     @property
     def visibility_timeout_s(self) -> int:
-        """At least six times the function timeout (AWS's guidance for SQS event sources)."""
-        return 6 * self.timeout_s
+        """Six times the function timeout plus the batching window (AWS's guidance for SQS
+        event sources)."""
+        return 6 * self.timeout_s + int(self.batching_window_s)
 
     @property
     def module(self) -> str:
