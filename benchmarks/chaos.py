@@ -535,6 +535,7 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
         "AWS_SECRET_ACCESS_KEY": "x",
         "LLMMON_LOG_LEVEL": "ERROR",
     }
+    saved = dict(os.environ)  # this process talks to the server too; restored after
     os.environ.update({k: env[k] for k in env if k.startswith("AWS_")})
     started = time.monotonic()
     try:
@@ -582,6 +583,8 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
                 window, busy = window + figures["window_s"], busy + figures["busy_s"]
     finally:
         server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
     expected = KILL_OBJECTS * KILL_RECORDS
     twice = sum(n - 1 for n in seen.values() if n > 1)
     return {

@@ -385,3 +385,33 @@ def test_each_check_refuses_its_broken_declaration(
 ) -> None:
     found = check(resources)
     assert any(f.rule == rule and str(f).startswith(names) for f in found), [str(f) for f in found]
+
+
+def test_a_zip_over_the_direct_upload_limit_goes_through_s3(
+    services: dict[str, Any], tmp_path: Any
+) -> None:
+    """Local-model zips are 72 to 100 MB: sent with the function, CreateFunction refuses them."""
+    import pulumi
+
+    big = tmp_path / "comprehend.zip"
+    with big.open("wb") as handle:
+        handle.truncate(51 * 1024 * 1024)
+    stack = run_stack(StackConfig(stack="big", artifact_dir=str(tmp_path)), services)
+    function = stack.named(FUNCTION, "llmmon-big-comprehend")
+    assert function.get("s3Bucket") and function.get("s3Key", "").startswith("comprehend/")
+    assert "code" not in function
+    assert len(stack.of("aws:s3/bucketObject:BucketObject")) == 1
+    assert check(declared(stack)) == []
+    # the same zip sent with the function is refused, naming the function and the rule
+    sent = {
+        "name": "f",
+        "runtime": "python3.11",
+        "role": "arn:r",
+        "handler": "h",
+        "timeout": 60,
+        "code": pulumi.FileArchive(str(big)),
+    }
+    found = check([(FUNCTION, sent)])
+    assert [f.rule for f in found] == ["lambda-zip-direct-upload"] and str(found[0]).startswith(
+        "function f"
+    )

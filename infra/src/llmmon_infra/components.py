@@ -201,6 +201,7 @@ class MetricService(pulumi.ComponentResource):
         names: AlarmNames,
         idempotency: aws.dynamodb.Table,
         opts: pulumi.ResourceOptions | None = None,
+        artefacts: aws.s3.Bucket | None = None,
     ) -> None:
         super().__init__("llmmon:service:MetricService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -299,7 +300,7 @@ class MetricService(pulumi.ComponentResource):
             architectures=[spec.architecture],
             memory_size=memory,
             timeout=timeout,
-            code=pulumi.FileArchive(str(Path(config.artifact_dir) / f"{spec.name}.zip")),
+            **function_code(config, spec, name, artefacts, child),
             environment={
                 "variables": pulumi.Output.all(idempotency.name, bucket).apply(
                     lambda args: {
@@ -388,7 +389,7 @@ class CanaryService(pulumi.ComponentResource):
             architectures=[spec.architecture],
             memory_size=spec.memory_mb,
             timeout=spec.timeout_s,
-            code=pulumi.FileArchive(str(Path(config.artifact_dir) / f"{spec.name}.zip")),
+            code=pulumi.FileArchive(str(zip_path(config, spec))),
             environment={
                 "variables": {
                     "LLMMON_SERVICE": spec.name,
@@ -434,6 +435,46 @@ class CanaryService(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"function_name": self.function.name})
+
+
+DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+"""Lambda's limit for a zip uploaded with the function (CreateFunction's ZipFile); a larger one
+must come from S3 (the unzipped limit, 250 MB, is checked by ``llmmon build``)."""
+
+
+def zip_path(config: StackConfig, spec: ServiceSpec) -> Path:
+    return Path(config.artifact_dir) / f"{spec.name}.zip"
+
+
+def needs_s3(config: StackConfig, spec: ServiceSpec) -> bool:
+    """Whether the service's built zip is over the direct-upload limit."""
+    path = zip_path(config, spec)
+    return path.exists() and path.stat().st_size > DIRECT_UPLOAD_LIMIT
+
+
+def function_code(
+    config: StackConfig,
+    spec: ServiceSpec,
+    name: str,
+    artefacts: aws.s3.Bucket | None,
+    opts: pulumi.ResourceOptions,
+) -> dict[str, Any]:
+    """The function's code: the zip itself, or, over 50 MB, an object in the artefact bucket
+    (keyed by the zip's hash, so a new build is a new object and the function updates)."""
+    path = zip_path(config, spec)
+    if artefacts is None or not needs_s3(config, spec):
+        return {"code": pulumi.FileArchive(str(path))}
+    import hashlib
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    code = aws.s3.BucketObject(
+        f"{name}-code",
+        bucket=artefacts.id,
+        key=f"{spec.name}/{digest}.zip",
+        source=pulumi.FileAsset(str(path)),
+        opts=opts,
+    )
+    return {"s3_bucket": artefacts.id, "s3_key": code.key}
 
 
 def artefact_runtime(config: StackConfig, spec: ServiceSpec) -> str:
@@ -692,3 +733,24 @@ def dashboard_body(
         widgets += _section(title, y, graphs, region)
         y += 1 + ((len(graphs) + 2) // 3) * 6
     return {"widgets": widgets}
+
+
+def artefact_bucket(
+    config: StackConfig, services: Mapping[str, ServiceSpec]
+) -> aws.s3.Bucket | None:
+    """A private bucket for the zips over Lambda's direct-upload limit (local-model builds are
+    72 to 100 MB zipped), or None when every zip can go with its function."""
+    if not any(needs_s3(config, spec) for spec in services.values()):
+        return None
+    bucket = aws.s3.Bucket(
+        "artefacts", bucket_prefix=f"{config.prefix}-artefacts-"[:37], force_destroy=True
+    )
+    aws.s3.BucketPublicAccessBlock(
+        "artefacts-public-access",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+    )
+    return bucket

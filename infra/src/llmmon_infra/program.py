@@ -17,6 +17,7 @@ from llmmon_infra.components import (
     LogBucket,
     LogFanout,
     MetricService,
+    artefact_bucket,
     dashboard_body,
     idempotency_table,
 )
@@ -82,8 +83,19 @@ def deploy(
         )
 
     table = idempotency_table("idempotency", names)
+    artefacts = artefact_bucket(config, services)
     components = {
-        name: MetricService(name, spec, config, fanout.topic, bucket.name, account, names, table)
+        name: MetricService(
+            name,
+            spec,
+            config,
+            fanout.topic,
+            bucket.name,
+            account,
+            names,
+            table,
+            artefacts=artefacts,
+        )
         for name, spec in services.items()
     }
     if config.canary_models:

@@ -255,6 +255,24 @@ def dashboard_rules(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+DIRECT_UPLOAD_LIMIT = 50 * 1024 * 1024
+"""A zip uploaded with CreateFunction (ZipFile) is at most 50 MB; larger ones come from S3."""
+
+
+def code_rules(inputs: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A zip sent with the function must be under the direct-upload limit."""
+    from pathlib import Path
+
+    path = getattr(inputs.get("code"), "path", None)
+    if path is None or inputs.get("s3Bucket"):
+        return []
+    file = Path(str(path))
+    if file.exists() and file.stat().st_size > DIRECT_UPLOAD_LIMIT:
+        size = file.stat().st_size / 2**20
+        return [("lambda-zip-direct-upload", f"{size:.0f} MB zip over the 50 MB direct upload")]
+    return []
+
+
 def function_rules(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     found = []
     if not FUNCTION_NAME.match(str(params.get("FunctionName", ""))):
@@ -356,7 +374,7 @@ def check(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
                 "lambda",
                 "CreateFunction",
                 params,
-                function_rules(params),
+                function_rules(params) + code_rules(inputs),
             )
         elif typ == MAPPING:
             concurrency += int((inputs.get("scalingConfig") or {}).get("maximumConcurrency", 0))
