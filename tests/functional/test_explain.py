@@ -51,7 +51,8 @@ def test_score__prints_one_decision_line_per_scored_record(
     texts = [t for t in all_texts() if len(t) >= 12]
     for text in texts:
         assert text[:12] not in captured.err
-    assert table  # the table is still printed
+    assert table  # the table is still printed, its column headers whole
+    assert "PromptResponseSimilarity" in captured.out and "SentimentIsNegative" in captured.out
 
 
 def test_worker_and_lambda_levels__decisions_still_logged(explain: None) -> None:

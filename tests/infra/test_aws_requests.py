@@ -68,6 +68,7 @@ def sizes(services: dict[str, Any]) -> dict[str, Stack]:
                 alarm_emails=("oncall@example.com",),
                 anomaly_detection=True,
                 metadata_dimensions=("app=support-bot|search|writer",),
+                canary_models=LARGE_MODELS[:3],
             ),
             services,
         ),
@@ -89,6 +90,8 @@ def test_every_request_is_one_aws_accepts(stacks: dict[str, Stack], size: str) -
     assert check(resources) == []
     kinds = {t for t, _ in resources}
     assert {METRIC_ALARM, COMPOSITE, DASHBOARD, QUEUE, FUNCTION, MAPPING} <= kinds
+    if size == "large":
+        assert SCHEDULE in kinds  # the canary's schedule is checked too
 
 
 def test_resource_counts_per_stack_size(stacks: dict[str, Stack]) -> None:
@@ -376,6 +379,37 @@ BROKEN: list[tuple[str, list[tuple[str, dict[str, Any]]], str]] = [
         [(SCHEDULE, {"name": "s", "scheduleExpression": "every hour"})],
         "schedule s",
     ),
+    ("sqs.CreateQueue", [(QUEUE, {"name": None, "visibilityTimeoutSeconds": 30})], "queue None"),
+    (
+        "alarm-actions",
+        [(METRIC_ALARM, _alarm(alarmActions=[f"arn:aws:sns:r:1:t{n}" for n in range(6)]))],
+        "alarm",
+    ),
+    ("evaluation-range", [(METRIC_ALARM, _alarm(evaluationPeriods=300))], "alarm"),
+    (
+        "role-policy-size",
+        [
+            (
+                "aws:iam/rolePolicy:RolePolicy",
+                {
+                    "role": "r",
+                    "policy": json.dumps(
+                        {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Action": "s3:GetObject",
+                                    "Resource": f"arn:aws:s3:::b/{'x' * 11000}",
+                                }
+                            ],
+                        }
+                    ),
+                },
+            )
+        ],
+        "role r",
+    ),
 ]
 
 
@@ -415,3 +449,23 @@ def test_a_zip_over_the_direct_upload_limit_goes_through_s3(
     assert [f.rule for f in found] == ["lambda-zip-direct-upload"] and str(found[0]).startswith(
         "function f"
     )
+
+
+def test_quotas__said_at_preview_time_with_the_quota_to_raise(services: dict[str, Any]) -> None:
+    from llmmon_infra.program import quota_warnings
+    from llmmon_shared.alarms import AlarmNames, build_alarms
+
+    models = tuple(f"vendor.model-{n:03d}-v1:0" for n in range(200))
+    busy = StackConfig(
+        stack="busy",
+        models=models,
+        anomaly_detection=True,
+        services={name: {"maxConcurrency": 400} for name in services},
+    )
+    alarms = build_alarms(services, models, "llmmon", AlarmNames("x"), anomaly_band=2.0)
+    warnings_ = quota_warnings(busy, services, alarms)
+    assert any("anomaly detection models" in w and "raise that quota" in w for w in warnings_)
+    assert any("concurrent executions" in w for w in warnings_)
+    fine = StackConfig(stack="fine", models=models[:2])
+    small = build_alarms(services, models[:2], "llmmon", AlarmNames("x"))
+    assert quota_warnings(fine, services, small) == []

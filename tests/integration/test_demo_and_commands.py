@@ -17,7 +17,9 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
 ) -> None:
     report = tmp_path / "demo.html"
     assert run_demo(minutes=60, report_path=report) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "\r" not in captured.err  # no progress bar drawn into a file or a pipe
     # The backtest of the hour: the drifting alarms fire after the drift, within 15 minutes,
     # and never before it.
     backtest = out.split("Backtest: the quality alarms replayed", 1)[1].split("Report:")[0]

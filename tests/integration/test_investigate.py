@@ -36,6 +36,8 @@ pytestmark = pytest.mark.integration
 
 LLAMA = "llmmon-local-refusal-HighRefusalRatio-meta.llama3-70b-instruct-v1:0"
 MISTRAL = "llmmon-local-comprehend-HighToxicity-mistral.mistral-large-2402-v1:0"
+CANARY = "llmmon-local-refusal-CanaryOverRefusal-anthropic.claude-3-haiku-20240307-v1:0"
+GUARDRAIL = "llmmon-local-traffic-HighGuardrailInterventions-"
 
 
 @dataclass
@@ -43,6 +45,7 @@ class Scored:
     topology: Topology
     states: dict[str, str]
     drift_at: datetime
+    canary_drift: datetime | None = None
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +71,12 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scored]:
         engine.evaluate()
         assert corpus.start is not None
         drift = corpus.start + timedelta(minutes=corpus.drifts["meta.llama3-70b-instruct-v1:0"])
-        yield Scored(topology, dict(engine.states), drift)
+        canary = (
+            corpus.start + timedelta(minutes=corpus.canary_drift_minute)
+            if corpus.canary_drift_minute is not None
+            else None
+        )
+        yield Scored(topology, dict(engine.states), drift, canary)
     finally:
         stack.stop()
 
@@ -96,6 +104,9 @@ def test_the_llama_alarm__its_new_application_and_its_records(scored: Scored) ->
     assert json.loads(printed.strip().splitlines()[-1]) == json.loads(json.dumps(report))
     top = report["what_changed"][0]
     assert (top["attribute"], top["value"]) == ("requestMetadata.app", "claims-assistant")
+    assert report["verdict"].startswith(
+        "the rise comes with requestMetadata.app = claims-assistant"
+    )
     # The window starts with the drift's first breaching period; the baseline before it.
     window_start = datetime.fromisoformat(report["window"]["from"])
     assert abs(window_start - scored.drift_at) <= timedelta(minutes=5)
@@ -177,3 +188,33 @@ def test_mistakes_against_a_running_stack(
     assert main(["investigate", LLAMA, "--max-objects", "3", "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["read"]["objects"] == 3 and "sampled 3 of" in report["read"]["note"]
+
+
+def test_the_designed_causes_of_the_other_drifts(scored: Scored) -> None:
+    """The guardrail's new version; and for the canary, whose probes and model id never
+    change, that no request attribute explains it: the model itself changed (its version 2)."""
+    guardrail = next(n for n in scored.states if n.startswith(GUARDRAIL) and "support-nova" in n)
+    assert scored.states[guardrail] == ALARM
+    report, _ = run(scored, alarm=guardrail, json=True)
+    assert (report["what_changed"][0]["attribute"], report["what_changed"][0]["value"]) == (
+        "guardrail",
+        "gr-support:2",
+    )
+    # The canary runs hourly: whether its alarm is in ALARM at the end of the demo's hour
+    # depends on where the clock hour falls, so its windows are given: the version 2 runs
+    # against the version 1 runs.
+    assert scored.canary_drift is not None
+    canary, _ = run(
+        scored,
+        service="refusal",
+        metric="CanaryOverRefusal",
+        model="anthropic.claude-3-haiku-20240307-v1:0",
+        start=scored.canary_drift,
+        end=scored.canary_drift + timedelta(minutes=30),
+        baseline_start=scored.canary_drift - timedelta(minutes=30),
+        baseline_end=scored.canary_drift,
+        json=True,
+    )
+    assert canary["recomputed"]["window"] > canary["recomputed"]["baseline"]
+    assert "the model itself changed" in canary["verdict"], canary["verdict"]
+    assert canary["refusal_reasons"] and canary["refusal_reasons"][0]["rise"] > 0

@@ -193,3 +193,20 @@ def test_capped__a_deterministic_sample_and_delivery_settings_dropped() -> None:
         "LLMMON_SINK": "memory",
         "LLMMON_LOG_LEVEL": "ERROR",
     }
+
+
+def test_verdict__names_the_cause_or_says_the_model_changed() -> None:
+    window, baseline = windows()
+    findings = analyse(REFUSAL, window, baseline)
+    assert findings["verdict"].startswith("the rise comes with requestMetadata.app = new")
+    # The same requests, answered worse: no request attribute explains it.
+    apps = ["a", "b", "c", "d", "e"]
+    same = [row(n, float(n % 3 == 0), apps[n % 5]) for n in range(300)]
+    before = [row(n, float(n % 20 == 0), apps[n % 5]) for n in range(300)]
+    for r in same:
+        r.attributes["output tokens"] = "0-99 tokens" if r.value else "100-499 tokens"
+    changed = analyse(REFUSAL, same, before)
+    assert "the model itself changed" in changed["verdict"]
+    # what the answers look like is an effect, ranked apart from the causes
+    assert all(c.attribute != "output tokens" for c in changed["changes"])
+    assert any(c.attribute == "output tokens" for c in changed["answer_changes"])

@@ -232,6 +232,9 @@ class Change:
     account for (rate points)."""
     explained: float | None
     """``contribution`` over the whole rise (None without a rise)."""
+    z: float | None = None
+    """The contribution against chance: a two-proportion z score of the share of all records
+    that are bad and hold the value, window against baseline (None without a baseline)."""
 
 
 def bad_threshold(target: Target, baseline: Sequence[Row]) -> float:
@@ -251,10 +254,18 @@ def mark_bad(rows: Iterable[Row], target: Target, threshold: float) -> None:
         row.bad = row.value > threshold if target.high_is_bad else row.value < threshold
 
 
-def what_changed(window: Sequence[Row], baseline: Sequence[Row]) -> list[Change]:
-    """Every attribute value, ranked by how much of the rise in the bad-record rate (window
-    against baseline) the records holding it account for. Values held by nearly every record in
-    both windows (the model itself) are left out: they explain nothing."""
+ANSWER_ATTRIBUTES = frozenset({"stop reason", "output tokens", "guardrail policies"})
+"""What the log says about the answer rather than the request: effects of a change, never its
+cause, so they are ranked apart (``how the answers changed``)."""
+
+
+def what_changed(
+    window: Sequence[Row], baseline: Sequence[Row], answers: bool = False
+) -> list[Change]:
+    """Every attribute value of the requests (``answers``: of the answers instead), ranked by
+    how much of the rise in the bad-record rate (window against baseline) the records holding
+    it account for. Values held by nearly every record in both windows (the model itself) are
+    left out: they explain nothing."""
     if not window:
         return []
     n_w, n_b = len(window), len(baseline)
@@ -268,6 +279,8 @@ def what_changed(window: Sequence[Row], baseline: Sequence[Row]) -> list[Change]
     all_w, all_b, c_bad_w, c_bad_b = counts(window), counts(baseline), counts(bad_w), counts(bad_b)
     changes = []
     for pair in set(all_w) | set(all_b):
+        if (pair[0] in ANSWER_ATTRIBUTES) != answers:
+            continue
         share_w = all_w[pair] / n_w
         share_b = all_b[pair] / n_b if n_b else None
         if share_w >= CONSTANT_SHARE and (share_b is None or share_b >= CONSTANT_SHARE):
@@ -287,6 +300,7 @@ def what_changed(window: Sequence[Row], baseline: Sequence[Row]) -> list[Change]
                 baseline_share=share_b,
                 contribution=contribution,
                 explained=contribution / rise if rise > 0 else None,
+                z=_z(c_bad_w[pair], n_w, c_bad_b[pair], n_b) if n_b else None,
             )
         )
 
@@ -388,6 +402,57 @@ class Window:
         }
 
 
+EXPLAINS = 0.5
+"""The share of the rise one request attribute must account for to be named as its cause."""
+SIGNIFICANT_Z = 3.0
+"""...and how far from chance its contribution must be (a small baseline explains nothing)."""
+
+
+def _z(hits_w: int, n_w: int, hits_b: int, n_b: int) -> float:
+    p_w, p_b = hits_w / n_w, hits_b / n_b
+    pooled = (hits_w + hits_b) / (n_w + n_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_w + 1 / n_b)) if 0 < pooled < 1 else 0.0
+    return (p_w - p_b) / spread if spread else 0.0
+
+
+def verdict(changes: Sequence[Change], has_baseline: bool, baseline_records: int = 0) -> str:
+    """One sentence: the request attribute that accounts for most of the rise, or that none
+    does (the same requests were answered differently: the model itself changed)."""
+    if not has_baseline:
+        if changes and changes[0].window_bad_share >= 0.8:
+            first = changes[0]
+            return (
+                f"{first.window_bad_share:.0%} of the bad records have {first.attribute} = "
+                f"{first.value} (no earlier baseline to compare with)"
+            )
+        return "no earlier baseline to compare with, and no request attribute sets the bad apart"
+    top = changes[0] if changes else None
+    if (
+        top is not None
+        and top.explained is not None
+        and top.explained >= EXPLAINS
+        and (top.z or 0.0) >= SIGNIFICANT_Z
+    ):
+        return (
+            f"the rise comes with {top.attribute} = {top.value}: it accounts for "
+            f"{top.explained:.0%} of it"
+        )
+    if 0 < baseline_records < THIN_BASELINE:
+        return (
+            f"no attribute of the requests explains the rise, but the baseline holds only "
+            f"{baseline_records} records: give a longer one (--baseline-from/--baseline-to)"
+        )
+    return (
+        "no attribute of the requests explains the rise (the same callers, applications, "
+        "settings and model id as before): the model answered the same kind of requests "
+        "differently, so the model itself changed"
+    )
+
+
+THIN_BASELINE = 50
+"""Fewer baseline records than this cannot rule a cause out."""
+
+
 def analyse(
     target: Target,
     window: Sequence[Row],
@@ -407,7 +472,9 @@ def analyse(
         "baseline_value": statistic([r.value for r in baseline], target.statistic),
         "records": ranked(window, target)[:top],
         "changes": what_changed(window, baseline),
+        "answer_changes": what_changed(window, baseline, answers=True),
     }
+    found["verdict"] = verdict(found["changes"], bool(baseline), len(baseline))
     if target.service == "refusal":
         found["reasons"] = reference_shift(window, baseline)
     return found

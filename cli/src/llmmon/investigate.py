@@ -125,6 +125,10 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
+MIN_BASELINE_RECORDS = 10
+"""Fewer records before the breach than this are no baseline (a model bad from its first
+records has a handful at most, at the edge of the logs)."""
+
 SCORER_ONLY = ("LLMMON_SINK", "LLMMON_IDEMPOTENCY_TABLE", "LLMMON_EXPLAIN", "LLMMON_LOG_LEVEL")
 
 
@@ -482,12 +486,13 @@ def investigate(request: Request, where: Where, out: Any = None) -> dict[str, An
         capped_note += f"; {len(evidence.unreadable)} objects broke midway (in the DLQ)"
     window_rows = [r for r in rows if r.time in window]
     base_rows = [r for r in rows if r.time in baseline]
-    if not base_rows:
+    if len(base_rows) < MIN_BASELINE_RECORDS:
+        found = len(base_rows)
         baseline, base_rows = None, []
         note = (
-            "no earlier baseline exists: no records of this model before the breach"
+            f"no earlier baseline exists: {found or 'no'} records of this model before the breach"
             if not request.baseline_start
-            else "no records of this model in the given baseline"
+            else f"{found or 'no'} records of this model in the given baseline"
         )
     base_value = statistic([r.value for r in base_rows], target.statistic)
     if (

@@ -58,7 +58,9 @@ def public_report(
         },
         "cloudwatch": dict(cloudwatch),
         "records": [r.public() for r in findings["records"]],
+        "verdict": findings["verdict"],
         "what_changed": changes,
+        "how_the_answers_changed": [asdict(c) for c in findings["answer_changes"][:6]],
         "refusal_reasons": findings.get("reasons", [])[:10],
     }
 
@@ -112,16 +114,14 @@ def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = None
             say(f"        prompt:   {row.excerpt[0]}")
             say(f"        response: {row.excerpt[1]}")
     say("")
-    say("3. what changed (share of bad records with the value: window vs baseline)")
+    say("3. what changed in the requests (share of bad records with the value: window vs baseline)")
+    say(f"   => {report['verdict']}")
     for change in report["what_changed"][:8]:
-        base = change["baseline_bad_share"]
-        explained = change["explained"]
-        say(
-            f"   {change['attribute']} = {change['value']}: "
-            f"{change['window_bad_share']:.0%} vs {'-' if base is None else f'{base:.0%}'}"
-            f" of bad records; {change['window_share']:.0%} of traffic"
-            + (f"; explains {explained:.0%} of the rise" if explained is not None else "")
-        )
+        say(_change_line(change))
+    if report["how_the_answers_changed"]:
+        say("   how the answers changed (effects, not causes):")
+        for change in report["how_the_answers_changed"][:3]:
+            say("  " + _change_line(change))
     if report["refusal_reasons"]:
         say("")
         say("4. refusal rules and reference phrases (share of all records: window vs baseline)")
@@ -220,6 +220,17 @@ def html_report(
     return render(page)
 
 
+def _change_line(change: Mapping[str, Any]) -> str:
+    base = change["baseline_bad_share"]
+    explained = change["explained"]
+    return (
+        f"   {change['attribute']} = {change['value']}: "
+        f"{change['window_bad_share']:.0%} vs {'-' if base is None else f'{base:.0%}'}"
+        f" of bad records; {change['window_share']:.0%} of traffic"
+        + (f"; explains {explained:.0%} of the rise" if explained is not None else "")
+    )
+
+
 def summary(report: Mapping[str, Any]) -> list[str]:
     """A few lines for a person who has seconds: the figures, the top cause, where to read."""
     recomputed = report["recomputed"]
@@ -237,6 +248,7 @@ def summary(report: Mapping[str, Any]) -> list[str]:
             f"({top['window_bad_share']:.0%} of the bad records"
             + (f", explains {explained:.0%} of the rise)" if explained is not None else ")")
         )
+    lines.append(f"verdict: {report['verdict']}")
     if report["records"]:
         first = report["records"][0]
         lines.append(

@@ -110,6 +110,8 @@ def deploy(
         anomaly_band=config.anomaly_band if config.anomaly_detection else None,
         min_samples=config.alarm_min_samples,
     )
+    for warning in quota_warnings(config, services, alarm_set):
+        pulumi.log.warn(warning)  # shown by `pulumi preview`, before anything is created
     Alarms("alarms", alarm_set, alarm_topic.arn, depends_on=list(components.values()))
     alarm_arns = [
         f"arn:{account.partition}:cloudwatch:{account.region}:{account.id}:alarm:{name}"
@@ -134,3 +136,31 @@ def deploy(
     for key, value in outputs.items():
         pulumi.export(key, value)
     return outputs
+
+
+def quota_warnings(
+    config: StackConfig, services: Mapping[str, ServiceSpec], alarm_set: Any
+) -> list[str]:
+    """The per-account default quotas this stack would pass, and which to raise (the same
+    limits ``llmmon_infra.validate`` checks on the declared resources)."""
+    from llmmon_infra.validate import ACCOUNT_CONCURRENCY, ANOMALY_MODELS_MAX
+
+    found = []
+    anomaly = sum(1 for a in alarm_set.metric_alarms if a.anomaly_band is not None)
+    if anomaly > ANOMALY_MODELS_MAX:
+        found.append(
+            f"{anomaly} anomaly detection alarms, over CloudWatch's default of "
+            f"{ANOMALY_MODELS_MAX} anomaly detection models per Region: raise that quota "
+            "(Service Quotas, CloudWatch) or set anomalyDetection: false"
+        )
+    concurrency = sum(
+        int(config.service(name).get("maxConcurrency", spec.max_concurrency))
+        for name, spec in services.items()
+    )
+    if concurrency > ACCOUNT_CONCURRENCY:
+        found.append(
+            f"the services' maxConcurrency adds up to {concurrency}, over Lambda's default of "
+            f"{ACCOUNT_CONCURRENCY} concurrent executions: raise that quota (Service Quotas, "
+            "Lambda) or lower maxConcurrency"
+        )
+    return found

@@ -177,9 +177,26 @@ def botocore_findings(
 # The named rules
 
 
+ALARM_ACTIONS_MAX = 5
+"""Actions per state of one alarm."""
+EVALUATION_RANGE_MAX = 86_400
+"""An alarm's period times its evaluation periods: at most one day."""
+ANOMALY_MODELS_MAX = 500
+"""Anomaly detection models per Region and account (adjustable)."""
+
+
 def alarm_rules(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(rule, message) for one PutMetricAlarm request."""
     found = []
+    for key in ("AlarmActions", "OKActions", "InsufficientDataActions"):
+        if len(params.get(key) or []) > ALARM_ACTIONS_MAX:
+            found.append(("alarm-actions", f"{len(params[key])} {key} (at most 5)"))
+    periods = [int(params.get("Period", 0) or 0)] + [
+        int(q["MetricStat"]["Period"]) for q in params.get("Metrics") or [] if "MetricStat" in q
+    ]
+    span = max(periods) * int(params.get("EvaluationPeriods", 1) or 1)
+    if span > EVALUATION_RANGE_MAX:
+        found.append(("evaluation-range", f"{span} s evaluated (at most one day, 86,400 s)"))
     name = str(params.get("AlarmName", ""))
     if not 1 <= len(name) <= ALARM_NAME_MAX:
         found.append(("alarm-name-length", f"{len(name)} characters (1 to {ALARM_NAME_MAX})"))
@@ -322,6 +339,53 @@ def _queue_checks(
             )
 
 
+ROLE_POLICY_MAX = 10_240
+"""IAM: a role's inline policies, at most 10,240 characters together (whitespace aside)."""
+QUEUE_POLICY = "aws:sqs/queuePolicy:QueuePolicy"
+TOPIC_POLICY = "aws:sns/topicPolicy:TopicPolicy"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+
+
+def queue_request(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """CreateQueue's parameters: every attribute as the string SQS takes."""
+    names = {
+        "visibilityTimeoutSeconds": "VisibilityTimeout",
+        "messageRetentionSeconds": "MessageRetentionPeriod",
+        "redrivePolicy": "RedrivePolicy",
+        "sqsManagedSseEnabled": "SqsManagedSseEnabled",
+        "kmsMasterKeyId": "KmsMasterKeyId",
+        "delaySeconds": "DelaySeconds",
+        "receiveWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+    }
+    attributes = {}
+    for key, name in names.items():
+        value = inputs.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = str(value).lower()
+        elif isinstance(value, float) and value.is_integer():
+            value = int(value)
+        attributes[name] = str(value)
+    return {"QueueName": inputs.get("name"), "Attributes": attributes}
+
+
+def _role_policy_sizes(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> Iterable[Finding]:
+    sizes: dict[str, int] = {}
+    for typ, inputs in resources:
+        if typ == ROLE_POLICY and isinstance(inputs.get("policy"), str):
+            role = str(inputs.get("role"))
+            compact = json.dumps(json.loads(inputs["policy"]), separators=(",", ":"))
+            sizes[role] = sizes.get(role, 0) + len(compact)
+    for role, size in sizes.items():
+        if size > ROLE_POLICY_MAX:
+            yield Finding(
+                f"role {role}",
+                "role-policy-size",
+                f"inline policies of {size} characters (at most {ROLE_POLICY_MAX})",
+            )
+
+
 def check(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
     """Every finding for one run's declarations."""
     findings: list[Finding] = []
@@ -338,7 +402,6 @@ def check(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
         findings.extend(botocore_findings(service, operation, params, resource))
         findings.extend(Finding(resource, rule, message) for rule, message in rules)
 
-    concurrency = 0
     for typ, inputs in resources:
         if typ == METRIC_ALARM:
             params = metric_alarm_request(inputs)
@@ -376,8 +439,16 @@ def check(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
                 params,
                 function_rules(params) + code_rules(inputs),
             )
-        elif typ == MAPPING:
-            concurrency += int((inputs.get("scalingConfig") or {}).get("maximumConcurrency", 0))
+        elif typ == QUEUE:
+            params = queue_request(inputs)
+            run(f"queue {params.get('QueueName')}", "sqs", "CreateQueue", params, [])
+        elif typ == TOPIC_POLICY and isinstance(inputs.get("policy"), str):
+            params = {
+                "TopicArn": str(inputs.get("arn", "arn:aws:sns:us-east-1:123456789012:topic")),
+                "AttributeName": "Policy",
+                "AttributeValue": inputs["policy"],
+            }
+            run("topic policy", "sns", "SetTopicAttributes", params, [])
         elif typ == SCHEDULE:
             expression = str(inputs.get("scheduleExpression", ""))
             if not SCHEDULE_EXPRESSION.match(expression):
@@ -389,13 +460,39 @@ def check(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
                     )
                 )
     findings.extend(_queue_checks(resources))
+    findings.extend(quota_findings(resources))
+    findings.extend(_role_policy_sizes(resources))
+    return findings
+
+
+def quota_findings(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
+    """Per-account default quotas the stack would pass: the anomaly detection models (one per
+    anomaly alarm's metric) and Lambda's concurrent executions. The program says these at
+    preview time (``pulumi.log.warn``), naming the quota to raise."""
+    found = []
+    anomaly = sum(1 for t, i in resources if t == METRIC_ALARM and i.get("thresholdMetricId"))
+    if anomaly > ANOMALY_MODELS_MAX:
+        found.append(
+            Finding(
+                "anomaly alarms",
+                "anomaly-detection-models",
+                f"{anomaly} anomaly detection models, over the default of {ANOMALY_MODELS_MAX} "
+                "per Region: raise the CloudWatch quota 'Anomaly detection models', or turn "
+                "anomalyDetection off",
+            )
+        )
+    concurrency = sum(
+        int((i.get("scalingConfig") or {}).get("maximumConcurrency", 0))
+        for t, i in resources
+        if t == MAPPING
+    )
     if concurrency > ACCOUNT_CONCURRENCY:
-        findings.append(
+        found.append(
             Finding(
                 "event source mappings",
                 "account-concurrency",
                 f"their maximum concurrency adds up to {concurrency}, over the account default "
-                f"of {ACCOUNT_CONCURRENCY}: raise the Lambda concurrent-executions quota",
+                f"of {ACCOUNT_CONCURRENCY}: raise the Lambda quota 'Concurrent executions'",
             )
         )
-    return findings
+    return found
