@@ -219,7 +219,11 @@ def backtest_hour(
     return rows, false_alarms
 
 
-INVESTIGATED = ("refusal-HighRefusalRatio-meta.", "traffic-HighGuardrailInterventions-")
+INVESTIGATED = (
+    "refusal-HighRefusalRatio-meta.",
+    "traffic-HighGuardrailInterventions-",
+    "refusal-CanaryOverRefusal-",
+)
 """The demo's designed drifts whose alarms it investigates once they fire."""
 
 
