@@ -191,6 +191,23 @@ def _stat(n: int) -> dict[str, Any]:
     }
 
 
+def _sqs_source(queue: dict[str, Any], window: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """A queue, a function with a 60 s timeout, and the mapping between them."""
+    function = {
+        "name": "f",
+        "runtime": "python3.11",
+        "role": "arn:r",
+        "handler": "h",
+        "timeout": 60,
+    }
+    mapping = {
+        "eventSourceArn": "arn:aws:sqs:us-east-1:1:q",
+        "functionName": "arn:aws:lambda:us-east-1:1:function:f",
+        "maximumBatchingWindowInSeconds": window,
+    }
+    return [(QUEUE, queue), (FUNCTION, function), (MAPPING, mapping)]
+
+
 BROKEN: list[tuple[str, list[tuple[str, dict[str, Any]]], str]] = [
     ("alarm-name-length", [(METRIC_ALARM, _alarm(name="x" * 256))], "alarm x"),
     ("cloudwatch.PutMetricAlarm", [(METRIC_ALARM, _alarm(threshold="0.25"))], "alarm llmmon"),
@@ -311,59 +328,19 @@ BROKEN: list[tuple[str, list[tuple[str, dict[str, Any]]], str]] = [
     ("lambda.CreateFunction", [(FUNCTION, {"name": "f", "timeout": 60})], "function f"),
     (
         "visibility-timeout",
-        [
-            (QUEUE, {"name": "q", "visibilityTimeoutSeconds": 300}),
-            (
-                FUNCTION,
-                {
-                    "name": "f",
-                    "runtime": "python3.11",
-                    "role": "arn:r",
-                    "handler": "h",
-                    "timeout": 60,
-                },
-            ),
-            (
-                MAPPING,
-                {
-                    "eventSourceArn": "arn:aws:sqs:us-east-1:1:q",
-                    "functionName": "arn:aws:lambda:us-east-1:1:function:f",
-                    "maximumBatchingWindowInSeconds": 5,
-                },
-            ),
-        ],
+        _sqs_source({"name": "q", "visibilityTimeoutSeconds": 300}, window=5),
         "queue q",
     ),
     (
         "message-retention",
-        [
-            (
-                QUEUE,
-                {
-                    "name": "q",
-                    "visibilityTimeoutSeconds": 400,
-                    "messageRetentionSeconds": 1200,
-                    "redrivePolicy": json.dumps({"maxReceiveCount": 5}),
-                },
-            ),
-            (
-                FUNCTION,
-                {
-                    "name": "f",
-                    "runtime": "python3.11",
-                    "role": "arn:r",
-                    "handler": "h",
-                    "timeout": 60,
-                },
-            ),
-            (
-                MAPPING,
-                {
-                    "eventSourceArn": "arn:aws:sqs:us-east-1:1:q",
-                    "functionName": "arn:aws:lambda:us-east-1:1:function:f",
-                },
-            ),
-        ],
+        _sqs_source(
+            {
+                "name": "q",
+                "visibilityTimeoutSeconds": 400,
+                "messageRetentionSeconds": 1200,
+                "redrivePolicy": json.dumps({"maxReceiveCount": 5}),
+            }
+        ),
         "queue q",
     ),
     (

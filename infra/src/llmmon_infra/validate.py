@@ -392,63 +392,54 @@ def check(resources: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Finding]:
     names = {str(i.get("name")) for t, i in resources if t == METRIC_ALARM}
     names |= {str(i.get("alarmName")) for t, i in resources if t == COMPOSITE}
 
-    def run(
-        resource: str,
-        service: str,
-        operation: str,
-        params: Mapping[str, Any],
-        rules: list[tuple[str, str]],
-    ) -> None:
-        findings.extend(botocore_findings(service, operation, params, resource))
-        findings.extend(Finding(resource, rule, message) for rule, message in rules)
-
+    # type -> (what the resource is called, service, operation, request, its named rules)
+    requests: dict[str, tuple[str, str, str, Any, Any]] = {
+        METRIC_ALARM: (
+            "alarm",
+            "cloudwatch",
+            "PutMetricAlarm",
+            metric_alarm_request,
+            lambda p, i: alarm_rules(p),
+        ),
+        COMPOSITE: (
+            "composite",
+            "cloudwatch",
+            "PutCompositeAlarm",
+            composite_request,
+            lambda p, i: composite_rules(p, names),
+        ),
+        DASHBOARD: (
+            "dashboard",
+            "cloudwatch",
+            "PutDashboard",
+            dashboard_request,
+            lambda p, i: dashboard_rules(p),
+        ),
+        FUNCTION: (
+            "function",
+            "lambda",
+            "CreateFunction",
+            function_request,
+            lambda p, i: function_rules(p) + code_rules(i),
+        ),
+        QUEUE: ("queue", "sqs", "CreateQueue", queue_request, lambda p, i: []),
+    }
+    name_keys = ("AlarmName", "DashboardName", "FunctionName", "QueueName")
     for typ, inputs in resources:
-        if typ == METRIC_ALARM:
-            params = metric_alarm_request(inputs)
-            run(
-                f"alarm {params.get('AlarmName')}",
-                "cloudwatch",
-                "PutMetricAlarm",
-                params,
-                alarm_rules(params),
-            )
-        elif typ == COMPOSITE:
-            params = composite_request(inputs)
-            run(
-                f"composite {params.get('AlarmName')}",
-                "cloudwatch",
-                "PutCompositeAlarm",
-                params,
-                composite_rules(params, names),
-            )
-        elif typ == DASHBOARD:
-            params = dashboard_request(inputs)
-            run(
-                f"dashboard {params.get('DashboardName')}",
-                "cloudwatch",
-                "PutDashboard",
-                params,
-                dashboard_rules(params),
-            )
-        elif typ == FUNCTION:
-            params = function_request(inputs)
-            run(
-                f"function {params.get('FunctionName')}",
-                "lambda",
-                "CreateFunction",
-                params,
-                function_rules(params) + code_rules(inputs),
-            )
-        elif typ == QUEUE:
-            params = queue_request(inputs)
-            run(f"queue {params.get('QueueName')}", "sqs", "CreateQueue", params, [])
+        if typ in requests:
+            kind, service, operation, render, rules = requests[typ]
+            params = render(inputs)
+            label = next((params[k] for k in name_keys if k in params), None)
+            resource = f"{kind} {label}"
+            findings.extend(botocore_findings(service, operation, params, resource))
+            findings.extend(Finding(resource, r, m) for r, m in rules(params, inputs))
         elif typ == TOPIC_POLICY and isinstance(inputs.get("policy"), str):
             params = {
                 "TopicArn": str(inputs.get("arn", "arn:aws:sns:us-east-1:123456789012:topic")),
                 "AttributeName": "Policy",
                 "AttributeValue": inputs["policy"],
             }
-            run("topic policy", "sns", "SetTopicAttributes", params, [])
+            findings.extend(botocore_findings("sns", "SetTopicAttributes", params, "topic policy"))
         elif typ == SCHEDULE:
             expression = str(inputs.get("scheduleExpression", ""))
             if not SCHEDULE_EXPRESSION.match(expression):
