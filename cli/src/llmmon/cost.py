@@ -82,26 +82,19 @@ def _record(n: int, model: str, app: str | None, moment: datetime, canary: bool)
         metadata["app"] = app
     if canary:
         metadata.update({CANARY_KEY: "v1", CANARY_EXPECT_KEY: "answer"})
+    from llmmon.local.corpus import bodies
+
+    operation, body_in, body_out = bodies("converse", "q" * 40, "a" * 80, False)
     record = {
         "schemaType": "ModelInvocationLog",
         "schemaVersion": "1.0",
         "timestamp": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "requestId": f"{n:032x}",
-        "operation": "Converse",
+        "operation": operation,
         "modelId": model,
         "requestMetadata": metadata,
-        "input": {
-            "inputBodyJson": {"messages": [{"role": "user", "content": [{"text": "q" * 40}]}]},
-            "inputTokenCount": 20,
-        },
-        "output": {
-            "outputBodyJson": {
-                "output": {"message": {"role": "assistant", "content": [{"text": "a" * 80}]}},
-                "stopReason": "end_turn",
-                "metrics": {"latencyMs": 900},
-            },
-            "outputTokenCount": 40,
-        },
+        "input": {"inputBodyJson": body_in, "inputTokenCount": 20},
+        "output": {"outputBodyJson": body_out, "outputTokenCount": 40},
     }
     return json.dumps(record).encode() + b"\n"
 
@@ -310,10 +303,14 @@ def bill(deployment: Deployment, prices: Mapping[str, Any] | None = None) -> Bil
         per_call = 60 / 1000 * price_in + 300 / 1000 * price_out
         result.add("canary", f"Bedrock probes ({probes} a run)", calls * per_call)
 
+    # The scores (the services' declared metrics, a probe's under its Canary name) that no
+    # alarm reads; the pipeline's own counts are not scores and stay.
+    scores = {m.name for spec in services.values() for m in spec.metrics}
     dropped_candidates = sorted(
-        {name for name, _ in found["series"]}
-        - {a.metric for a in alarms.metric_alarms}
-        - PIPELINE_NAMES
+        name
+        for name in {name for name, _ in found["series"]}
+        if name.removeprefix("Canary") in scores or name in scores
+        if name not in {a.metric for a in alarms.metric_alarms}
     )
     result.facts = {
         "custom_metrics": series,
@@ -325,23 +322,6 @@ def bill(deployment: Deployment, prices: Mapping[str, Any] | None = None) -> Bil
         "prices_as_of": prices["_as_of"],
     }
     return result
-
-
-PIPELINE_NAMES = frozenset(
-    {
-        "Interactions",
-        "SampledOut",
-        "CanaryInteractions",
-        "SkippedRecords",
-        "SkippedValues",
-        "ParseErrors",
-        "BadLine",
-        "UnreadableRecord",
-        "ObjectsProcessed",
-        "SkippedObjects",
-    }
-)
-"""The pipeline's own counts: health alarms and the numbers' honesty depend on them."""
 
 
 def render(deployment: Deployment, result: Bill) -> str:

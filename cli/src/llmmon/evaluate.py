@@ -54,7 +54,7 @@ class Confusion:
 def read_labelled(path: Path, columns: dict[str, str]) -> list[dict[str, str]]:
     """The rows of a UTF-8 CSV that has the named columns (``{flag name: column}``), or a one-line
     error saying what is wrong and which flag fixes it."""
-    from llmmon.errors import CliError
+    from llmmon.errors import CliError, UsageError
 
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -69,8 +69,6 @@ def read_labelled(path: Path, columns: dict[str, str]) -> list[dict[str, str]]:
         raise CliError(f"{path}: no data rows under the header")
     for flag, column in columns.items():
         if column not in rows[0]:
-            from llmmon.errors import UsageError
-
             raise UsageError(
                 f"{path}: no column {column!r} (columns: {', '.join(map(str, rows[0]))}); "
                 f"name it with --{flag}-column"

@@ -20,9 +20,10 @@ from typing import Any
 from llmmon.errors import CliError
 from llmmon_shared.extract import Interaction
 from llmmon_shared.logs import InvocationLogRecord
-from llmmon_shared.metrics import looks_personal
+from llmmon_shared.metrics import identifier_value
 from llmmon_shared.runtime import CANARY_EXPECT_KEY, CANARY_KEY
 from llmmon_shared.spec import ServiceSpec
+from llmmon_shared.text import truncate_chars
 
 CANARY_KEYS = frozenset({CANARY_KEY, CANARY_EXPECT_KEY, "llmmon-probe"})
 TOP_RECORDS = 20
@@ -167,8 +168,7 @@ def bucket(value: int | None, edges: Sequence[int], unit: str) -> str:
 def metadata_value(value: str) -> str:
     """A request-metadata value as the report may show it: an identifier-like value as it is,
     anything else (free text, personal shapes) as a fingerprint."""
-    plain = len(value) <= 64 and value.replace("-", "").replace("_", "").replace(".", "").isalnum()
-    return value if plain and not looks_personal(value) else fingerprint(value)
+    return identifier_value(value) or fingerprint(value)
 
 
 def _guardrail_config(record: InvocationLogRecord) -> str | None:
@@ -210,7 +210,8 @@ def attributes(record: InvocationLogRecord, interaction: Interaction) -> dict[st
 
 def _excerpt(text: str) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= EXCERPT_CHARS else flat[: EXCERPT_CHARS - 1] + "…"
+    cut = truncate_chars(flat, EXCERPT_CHARS - 1)
+    return cut if cut == flat else cut + "…"
 
 
 # --------------------------------------------------------------------------------------------

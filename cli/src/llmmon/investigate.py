@@ -82,24 +82,52 @@ def _common_prefixes(s3: Any, bucket: str, prefix: str) -> list[str]:
     return found
 
 
-def log_objects(
-    s3: Any, bucket: str, log_prefix: str, start: datetime, end: datetime
-) -> list[tuple[str, int]]:
-    """The log objects of the hourly partitions that can hold records of ``[start, end)``
-    (Bedrock files a record under the hour its object was written: up to an hour later)."""
-    root = f"{log_prefix.strip('/')}/AWSLogs/" if log_prefix.strip("/") else "AWSLogs/"
-    found: list[tuple[str, int]] = []
-    for account in _common_prefixes(s3, bucket, root):
-        for region in _common_prefixes(s3, bucket, f"{account}BedrockModelInvocationLogs/"):
-            for hour in hours(start, end + timedelta(hours=1)):
-                partition = f"{region}{hour:%Y/%m/%d/%H}/"
-                for page in s3.get_paginator("list_objects_v2").paginate(
-                    Bucket=bucket, Prefix=partition, Delimiter="/"
-                ):
-                    for item in page.get("Contents", []):
-                        if classify_key(item["Key"], int(item["Size"])) is None:
-                            found.append((item["Key"], int(item["Size"])))
-    return sorted(found)
+@dataclass
+class LogListing:
+    """The log bucket's hourly partitions, each listed once per run however many windows
+    (window, a day earlier, just before) ask for it."""
+
+    s3: Any
+    bucket: str
+    log_prefix: str
+    _regions: list[str] | None = field(default=None, repr=False)
+    _hours: dict[str, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+
+    def regions(self) -> list[str]:
+        """``<prefix>/AWSLogs/<account>/BedrockModelInvocationLogs/<region>/`` prefixes."""
+        if self._regions is None:
+            prefix = self.log_prefix.strip("/")
+            root = f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"
+            self._regions = [
+                region
+                for account in _common_prefixes(self.s3, self.bucket, root)
+                for region in _common_prefixes(
+                    self.s3, self.bucket, f"{account}BedrockModelInvocationLogs/"
+                )
+            ]
+        return self._regions
+
+    def partition(self, prefix: str) -> list[tuple[str, int]]:
+        if prefix not in self._hours:
+            found = []
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+            ):
+                for item in page.get("Contents", []):
+                    if classify_key(item["Key"], int(item["Size"])) is None:
+                        found.append((item["Key"], int(item["Size"])))
+            self._hours[prefix] = found
+        return self._hours[prefix]
+
+    def objects(self, start: datetime, end: datetime) -> list[tuple[str, int]]:
+        """The log objects of the hourly partitions that can hold records of ``[start, end)``
+        (Bedrock files a record under the hour its object was written: up to an hour later)."""
+        return sorted(
+            item
+            for region in self.regions()
+            for hour in hours(start, end + timedelta(hours=1))
+            for item in self.partition(f"{region}{hour:%Y/%m/%d/%H}/")
+        )
 
 
 def capped(objects: Sequence[tuple[str, int]], most: int | None) -> list[tuple[str, int]]:
@@ -440,9 +468,11 @@ def investigate(request: Request, where: Where, out: Any = None) -> dict[str, An
         prefix = target.alarm.split(f"-{target.service}-", 1)[0]
     settings, bucket, log_prefix = _settings_for(where, target, prefix)
 
+    listing = LogListing(where.s3, bucket, log_prefix)
+
     def listed(span: Window) -> list[tuple[str, int]]:
         try:
-            return log_objects(where.s3, bucket, log_prefix, span.start, span.end)
+            return listing.objects(span.start, span.end)
         except Exception as exc:
             raise CliError(
                 f"cannot list s3://{bucket}/{log_prefix} ({type(exc).__name__}): "
@@ -463,11 +493,11 @@ def investigate(request: Request, where: Where, out: Any = None) -> dict[str, An
         baseline, note = Window(request.baseline_start, request.baseline_end), "as given"
     else:
         day = Window(window.start - timedelta(days=1), window.end - timedelta(days=1))
-        if [o for o in listed(day) if o not in objects]:
+        if set(listed(day)) - set(objects):
             baseline, note = day, "the same time a day earlier"
         else:
             baseline, note = Window(window.start - length, window.start), "just before the breach"
-    base_objects = [o for o in listed(baseline) if o not in objects]
+    base_objects = sorted(set(listed(baseline)) - set(objects))
     everything = capped(sorted(set(objects) | set(base_objects)), request.max_objects)
     total = len(set(objects) | set(base_objects))
     size = sum(s for _, s in everything)

@@ -466,7 +466,8 @@ def function_code(
         return {"code": pulumi.FileArchive(str(path))}
     import hashlib
 
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    with path.open("rb") as zipped:
+        digest = hashlib.file_digest(zipped, "sha256").hexdigest()[:16]
     code = aws.s3.BucketObject(
         f"{name}-code",
         bucket=artefacts.id,

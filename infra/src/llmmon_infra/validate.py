@@ -62,6 +62,11 @@ def _int(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _present(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A request's members that were declared (the API takes absence, not null)."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
 def _dimensions(raw: Mapping[str, str] | None) -> list[dict[str, str]]:
     return [{"Name": k, "Value": v} for k, v in (raw or {}).items()]
 
@@ -106,31 +111,27 @@ def metric_alarm_request(inputs: Mapping[str, Any]) -> dict[str, Any]:
                 "Period": _int(metric.get("period")),
                 "Stat": metric.get("stat"),
             }
-        queries.append({k: v for k, v in rendered.items() if v is not None})
+        queries.append(_present(rendered))
     if queries:
         params["Metrics"] = queries
-    return {k: v for k, v in params.items() if v is not None}
+    return _present(params)
 
 
 def composite_request(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    params = {
-        "AlarmName": inputs.get("alarmName"),
-        "AlarmRule": inputs.get("alarmRule"),
-        "AlarmDescription": inputs.get("alarmDescription"),
-        "ActionsEnabled": inputs.get("actionsEnabled"),
-        "AlarmActions": inputs.get("alarmActions"),
-        "OKActions": inputs.get("okActions"),
-        "ActionsSuppressor": inputs.get("actionsSuppressor", {}).get("alarm")
-        if inputs.get("actionsSuppressor")
-        else None,
-        "ActionsSuppressorWaitPeriod": _int(
-            (inputs.get("actionsSuppressor") or {}).get("waitPeriod")
-        ),
-        "ActionsSuppressorExtensionPeriod": _int(
-            (inputs.get("actionsSuppressor") or {}).get("extensionPeriod")
-        ),
-    }
-    return {k: v for k, v in params.items() if v is not None}
+    suppressor = inputs.get("actionsSuppressor") or {}
+    return _present(
+        {
+            "AlarmName": inputs.get("alarmName"),
+            "AlarmRule": inputs.get("alarmRule"),
+            "AlarmDescription": inputs.get("alarmDescription"),
+            "ActionsEnabled": inputs.get("actionsEnabled"),
+            "AlarmActions": inputs.get("alarmActions"),
+            "OKActions": inputs.get("okActions"),
+            "ActionsSuppressor": suppressor.get("alarm"),
+            "ActionsSuppressorWaitPeriod": _int(suppressor.get("waitPeriod")),
+            "ActionsSuppressorExtensionPeriod": _int(suppressor.get("extensionPeriod")),
+        }
+    )
 
 
 def dashboard_request(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,7 +154,7 @@ def function_request(inputs: Mapping[str, Any]) -> dict[str, Any]:
         "Architectures": inputs.get("architectures"),
         "Environment": {"Variables": (inputs.get("environment") or {}).get("variables", {})},
     }
-    return {k: v for k, v in params.items() if v is not None}
+    return _present(params)
 
 
 def botocore_findings(

@@ -173,6 +173,13 @@ def looks_personal(value: str) -> bool:
     return any(pattern.search(value) for pattern in _SECRET_SHAPES)
 
 
+def identifier_value(raw: str) -> str | None:
+    """``raw`` when it may stand where ids stand (a dimension value, an investigation report):
+    identifier-like and not shaped like personal data or a secret; else None."""
+    value = _safe_value(raw)
+    return None if value is None or looks_personal(value) else value
+
+
 @dataclass(frozen=True)
 class DimensionRule:
     """One ``requestMetadata`` key allowed as a dimension, with what its values may be:
@@ -199,8 +206,8 @@ class DimensionRule:
         return bool(self.values) or self.pattern is not None
 
     def admit(self, raw: str) -> str:
-        value = _safe_value(raw)
-        if value is None or looks_personal(value):
+        value = identifier_value(raw)
+        if value is None:
             return OTHER
         if value in self.values:
             return value
