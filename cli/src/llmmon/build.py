@@ -235,6 +235,7 @@ def build_service(
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
+    local = local or spec.local_model
     requirements = out / f"{spec.name}.requirements.txt"
     requirements.write_text("\n".join(_requirements(root, spec, local)) + "\n")
     python, manylinux, runtime = TARGETS["local" if local else "managed"]

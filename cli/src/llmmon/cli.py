@@ -418,12 +418,16 @@ def build_parser() -> Parser:
     where.add_argument("--region", help="CloudWatch in this AWS region")
 
     cmd = command(commands, "eval", "measure a detector on a labelled CSV")
-    cmd.add_argument("detector", choices=["refusal", "toxicity"], help="which detector")
+    cmd.add_argument(
+        "detector", choices=["refusal", "toxicity", "relevance"], help="which detector"
+    )
     cmd.add_argument(
         "csv",
         type=readable_file,
         metavar="CSV",
-        help="UTF-8 CSV: refusal, a completion and a label column; toxicity, text and label",
+        help="UTF-8 CSV: refusal, a completion and a label column; toxicity, text and label; "
+        "relevance, prompt,response,label (pointwise) or prompt,response_1,response_2,label "
+        "(pairwise, label 1 or 2: the better response)",
     )
     cmd.add_argument(
         "--toxic-labels",
@@ -448,6 +452,16 @@ def build_parser() -> Parser:
         help="(default: prompt; without it the rules that compare answer and prompt stay off)",
     )
     cmd.add_argument("--label-column", default="label", help="(default: label)")
+    cmd.add_argument(
+        "--response-column",
+        default="response",
+        help="relevance: (default: response; response_1 and response_2 for pairwise files)",
+    )
+    cmd.add_argument(
+        "--relevant-labels",
+        default="1,true,yes,relevant",
+        help="relevance, pointwise: label values that mean relevant (default: %(default)s)",
+    )
     cmd.add_argument("--model-id", help="score as this model (selects its phrase family)")
     cmd.add_argument(
         "--explain",
@@ -541,7 +555,17 @@ def dispatch(args: argparse.Namespace) -> int:
         from llmmon.score import score_folder
 
         return score_folder(args.folder)
-    from llmmon.evaluate import evaluate_refusal, evaluate_toxicity
+    from llmmon.evaluate import evaluate_refusal, evaluate_relevance, evaluate_toxicity
+
+    if args.detector == "relevance":
+        evaluate_relevance(
+            args.csv,
+            args.prompt_column,
+            args.response_column,
+            args.label_column,
+            [label.strip() for label in args.relevant_labels.split(",") if label.strip()],
+        )
+        return 0
 
     if args.detector == "toxicity":
         evaluate_toxicity(

@@ -1,6 +1,6 @@
-"""``llmmon eval refusal|toxicity PATH.csv``: score a labelled CSV with a detector exactly as the
-service runs it (same settings from the environment, same phrases, same backends). Both end with
-one JSON line of figures."""
+"""``llmmon eval refusal|toxicity|relevance PATH.csv``: score a labelled CSV with a detector
+exactly as the service runs it (same settings from the environment, same phrases, same
+backends). Each ends with one JSON line of figures."""
 
 from __future__ import annotations
 
@@ -233,6 +233,97 @@ def evaluate_refusal(
         f"precision {figures['precision']:.4f}  recall {figures['recall']:.4f}  "
         f"F1 {figures['f1']:.4f}  accuracy {figures['accuracy']:.4f}"
     )
+    print(json.dumps(figures))
+    sys.stdout.flush()
+    return figures
+
+
+def evaluate_relevance(
+    path: Path,
+    prompt_column: str = "prompt",
+    response_column: str = "response",
+    label_column: str = "label",
+    relevant_labels: Sequence[str] = ("1", "true", "yes", "relevant"),
+) -> dict[str, Any]:
+    """``Relevance`` and ``PromptResponseSimilarity`` of every row, as the similarity service
+    computes them. Pointwise files (``prompt,response,label``): AUC of each score for the
+    relevant label. Pairwise files (``prompt,response_1,response_2,label``, the label naming the
+    better response, 1 or 2): how often each score prefers it (ties count half)."""
+    from llmmon.errors import CliError
+    from llmmon_similarity.compute import RELEVANCE, SimilarityScorer
+    from llmmon_similarity.settings import SimilaritySettings, make_embedder, make_relevance
+
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        header = next(csv.reader(handle), [])
+    pairwise = f"{response_column}_1" in header and f"{response_column}_2" in header
+    responses = [f"{response_column}_1", f"{response_column}_2"] if pairwise else [response_column]
+    # A pairwise header has both response columns already.
+    columns = {"prompt": prompt_column, "label": label_column, "response": responses[0]}
+    rows = read_labelled(path, columns)
+    settings = SimilaritySettings(relevance=True)
+    relevance = make_relevance(settings)
+    scorer = SimilarityScorer(make_embedder(settings, relevance), relevance)
+    from llmmon_shared.extract import Interaction
+
+    def scores(column: str) -> tuple[list[float], list[float]]:
+        items = [
+            Interaction(str(i), "", "InvokeModel", "", r[prompt_column] or "", r[column] or "")
+            for i, r in enumerate(rows)
+        ]
+        # Prompts taken whole, as an evaluation file holds no traffic to learn shared lines from.
+        scorer.shared_lines.min_prompts = len(rows) + 1
+        out = scorer(items)
+        return (
+            [s.get(RELEVANCE, 0.0) for s in out],
+            [s.get("PromptResponseSimilarity", 0.0) for s in out],
+        )
+
+    print(
+        f"relevance: MiniLM ({relevance.variant if relevance else '-'}); similarity backend "
+        f"{settings.embedding_backend}; {'pairwise' if pairwise else 'pointwise'}, "
+        f"{len(rows)} rows"
+    )
+    figures: dict[str, Any] = {"rows": len(rows)}
+    if pairwise:
+        labels = [str(r[label_column]).strip() for r in rows]
+        bad = sorted({label for label in labels if label not in ("1", "2")})
+        if bad:
+            raise CliError(
+                f"{path}: pairwise labels must be 1 or 2 (the better response); found "
+                f"{', '.join(bad[:5])}"
+            )
+        first_rel, first_sim = scores(responses[0])
+        second_rel, second_sim = scores(responses[1])
+
+        def accuracy(a: list[float], b: list[float]) -> float:
+            wins = 0.0
+            for label, x, y in zip(labels, a, b, strict=True):
+                better, worse = (x, y) if label == "1" else (y, x)
+                wins += 1.0 if better > worse else 0.5 if better == worse else 0.0
+            return wins / len(labels)
+
+        figures["relevance_accuracy"] = round(accuracy(first_rel, second_rel), 4)
+        figures["similarity_accuracy"] = round(accuracy(first_sim, second_sim), 4)
+        print(
+            f"pairwise accuracy: Relevance {figures['relevance_accuracy']:.4f}  "
+            f"PromptResponseSimilarity {figures['similarity_accuracy']:.4f}"
+        )
+    else:
+        wanted = {label.lower() for label in relevant_labels}
+        truth = [str(r[label_column]).strip().lower() in wanted for r in rows]
+        if all(truth) or not any(truth):
+            raise CliError(
+                f"{path}: pointwise files need both relevant ({', '.join(relevant_labels)}) "
+                f"and other labels in column {label_column!r}"
+            )
+        rel, sim = scores(responses[0])
+        figures["relevance_auc"] = _rounded(auc(truth, rel))
+        figures["similarity_auc"] = _rounded(auc(truth, sim))
+        figures["relevant"] = sum(truth)
+        print(
+            f"AUC (relevant vs other): Relevance {figures['relevance_auc']:.4f}  "
+            f"PromptResponseSimilarity {figures['similarity_auc']:.4f}"
+        )
     print(json.dumps(figures))
     sys.stdout.flush()
     return figures

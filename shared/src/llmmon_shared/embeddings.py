@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -403,8 +403,9 @@ class LocalMiniLMEmbedder:
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
 
-    def _run(self, encodings: list[Any]) -> Matrix:
-        """One forward pass over encodings padded to the longest of them."""
+    def _hidden(self, encodings: list[Any]) -> tuple[Any, Any]:
+        """One forward pass over encodings padded to the longest of them: the last hidden
+        states and the attention mask."""
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(encodings), width), dtype=np.int64)
         mask = np.zeros((len(encodings), width), dtype=np.int64)
@@ -415,9 +416,28 @@ class LocalMiniLMEmbedder:
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
         (hidden,) = self._session.run(["last_hidden_state"], feeds)[:1]
+        return hidden, mask
+
+    @staticmethod
+    def _mean_pool(hidden: Any, mask: Any) -> Matrix:
         weights = mask[..., None].astype(np.float32)
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         return normalise(pooled)
+
+    def _run(self, encodings: list[Any]) -> Matrix:
+        return self._mean_pool(*self._hidden(encodings))
+
+    def _run_tokens(self, encodings: list[Any]) -> tuple[Matrix, list[Matrix]]:
+        """Pooled vectors and each text's word-piece vectors (L2-normalised, without [CLS]
+        and [SEP] when there is anything between them) from the same pass."""
+        hidden, mask = self._hidden(encodings)
+        tokens = []
+        for row, encoding in enumerate(encodings):
+            states = hidden[row, : len(encoding.ids)]
+            if len(states) > 2:
+                states = states[1:-1]
+            tokens.append(normalise(states))
+        return self._mean_pool(hidden, mask), tokens
 
     def _batches(self, encodings: list[Any]) -> list[list[int]]:
         """Indices sorted by length, cut into batches of at most ``batch_size`` texts and
@@ -437,25 +457,48 @@ class LocalMiniLMEmbedder:
             batches.append(batch)
         return batches
 
-    def _embed_encodings(self, encodings: list[Any]) -> Matrix:
-        """Run the batches ``workers`` at a time: memory follows the token budget, not the
-        number of texts."""
+    def _map_batches(self, run: Callable[[list[int]], Any], encodings: list[Any]) -> Any:
+        """``run`` over the batches, ``workers`` at a time (memory follows the token budget,
+        not the number of texts): (batches, their results in order)."""
         batches = self._batches(encodings)
-        out = np.empty((len(encodings), self.dimensions), dtype=np.float32)
-
-        def run(batch: list[int]) -> Matrix:
-            return self._run([encodings[i] for i in batch])
-
-        results: Iterator[Matrix]
         if len(batches) == 1 or self.workers == 1:
-            results = map(run, batches)
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
-            results = self._pool.map(run, batches)
+            return batches, list(map(run, batches))
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="minilm")
+        return batches, list(self._pool.map(run, batches))
+
+    def _embed_encodings(self, encodings: list[Any]) -> Matrix:
+        out = np.empty((len(encodings), self.dimensions), dtype=np.float32)
+        batches, results = self._map_batches(
+            lambda batch: self._run([encodings[i] for i in batch]), encodings
+        )
         for batch, rows in zip(batches, results, strict=True):
             out[batch] = rows
         return out
+
+    def embed_tokens(self, texts: Sequence[str]) -> tuple[Matrix, list[Matrix]]:
+        """What ``embed`` returns, and each text's word-piece vectors from the same forward
+        passes (for scores that read two texts token by token). The pooled rows go into the
+        cache; word-piece vectors are not kept."""
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32), []
+        distinct = list(dict.fromkeys(texts))
+        encodings = self._tokenizer.encode_batch(distinct)
+        pooled = np.empty((len(distinct), self.dimensions), dtype=np.float32)
+        tokens: list[Any] = [None] * len(distinct)
+        batches, results = self._map_batches(
+            lambda batch: self._run_tokens([encodings[i] for i in batch]), encodings
+        )
+        for batch, (rows, states) in zip(batches, results, strict=True):
+            pooled[batch] = rows
+            for i, matrix in zip(batch, states, strict=True):
+                tokens[i] = matrix
+        if self.cache is not None and self.cache.entries:
+            for text, encoding, row in zip(distinct, encodings, pooled, strict=True):
+                self.cache.put(self.input_key(text, encoding), row.copy())
+        position = {text: i for i, text in enumerate(distinct)}
+        order = [position[text] for text in texts]
+        return pooled[order], [tokens[i] for i in order]
 
     @staticmethod
     def input_key(text: str, encoding: Any) -> bytes:

@@ -95,6 +95,10 @@ class ServiceSpec:
     """Environment of the deployed function (the managed backends, typically)."""
     data_files: tuple[str, ...] = ()
     """Package data the artefact must carry (for example reference phrases)."""
+    local_model: bool = False
+    """The service runs a local model whatever the backend (similarity's Relevance reads
+    MiniLM's word pieces): its artefact carries the ``local`` extra and MiniLM on the managed
+    backend too."""
     anomaly_metric: str | None = None
     """The metric that gets an anomaly-detection alarm per model when a stack turns
     ``anomalyDetection`` on (a rise above the model's own band). Anomaly alarms that every stack

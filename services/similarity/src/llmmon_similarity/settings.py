@@ -6,7 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from llmmon_shared.embeddings import Embedder
+from llmmon_shared.embeddings import (
+    Embedder,
+    LocalMiniLMEmbedder,
+    VectorCache,
+)
 from llmmon_shared.embeddings import make_embedder as shared_make_embedder
 from llmmon_shared.resilience import harden
 from llmmon_shared.settings import ServiceSettings
@@ -18,9 +22,29 @@ class SimilaritySettings(ServiceSettings):
     """``bedrock``: Titan Text Embeddings V2; ``local``: MiniLM on onnxruntime."""
     titan_dimensions: Literal[256, 512, 1024] = 512
     embedding_workers: int = Field(default=8, ge=1, le=64)
+    relevance: bool = True
+    """``Relevance`` beside the cosine: MiniLM reads prompt and response word piece by word
+    piece, whatever the embedding backend (the function's zip carries MiniLM). ``false``: the
+    cosine only."""
 
 
-def make_embedder(settings: SimilaritySettings) -> Embedder:
+def make_relevance(settings: SimilaritySettings) -> LocalMiniLMEmbedder | None:
+    """The relevance model, or None when the setting turns it off."""
+    if not settings.relevance:
+        return None
+    return LocalMiniLMEmbedder(
+        cache=VectorCache(settings.embedding_cache),
+        variant=settings.embedder_variant,
+    )
+
+
+def make_embedder(
+    settings: SimilaritySettings, relevance: LocalMiniLMEmbedder | None = None
+) -> Embedder:
+    """The similarity embedder; on the local backend, the relevance model itself when there is
+    one (one model in memory, one forward pass per text for both scores)."""
+    if relevance is not None and settings.embedding_backend == "local":
+        return harden(relevance, settings)
     return harden(
         shared_make_embedder(
             settings.embedding_backend,

@@ -7,13 +7,19 @@ from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, Permission, Se
 
 SERVICE = ServiceSpec(
     name="similarity",
-    description="Cosine similarity of prompt and response embeddings (relevance of answers)",
+    description="Relevance of answers: cosine of prompt and response embeddings, and Relevance",
     handler="llmmon_similarity.handler.lambda_handler",
     metrics=(
         MetricSpec(
             "PromptResponseSimilarity",
             Unit.NONE,
             "Cosine of the last user prompt's and the response's embeddings, -1..1",
+        ),
+        MetricSpec(
+            "Relevance",
+            Unit.NONE,
+            "Whether the response addresses this prompt: mean of the cosine and the response's "
+            "word-piece coverage by the prompt (MiniLM), -1..1",
         ),
     ),
     alarms=(
@@ -25,8 +31,18 @@ SERVICE = ServiceSpec(
             threshold=0.2,
             description="Answers drift away from what users ask (mean similarity is low)",
         ),
+        AlarmSpec(
+            "LowRelevance",
+            metric="Relevance",
+            statistic="Average",
+            comparison=Comparison.LESS,
+            threshold=0.3,
+            description="Answers address other requests than the ones asked (mean relevance "
+            "is low; answers to a neighbouring task average about 0.27, to the request 0.5)",
+        ),
     ),
     permissions=frozenset({Permission.BEDROCK_EMBEDDINGS}),
+    local_model=True,
     memory_mb=1024,
     timeout_s=120,
     environment={"LLMMON_EMBEDDING_BACKEND": "bedrock"},

@@ -1,0 +1,105 @@
+"""Relevance beside the cosine: an answer to a neighbouring request scores below the answer to
+this one; shared instruction lines are left out of the prompt; one forward pass gives both."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from llmmon_shared.embeddings import LocalMiniLMEmbedder
+from llmmon_shared.extract import Interaction
+from llmmon_shared.text import SharedLines
+from llmmon_similarity.compute import METRIC, RELEVANCE, SimilarityScorer, coverage
+
+PREAMBLE = (
+    "You are the assistant of Acme's internal portal.\n"
+    "Use plain English, short sentences and active voice.\n"
+    "Never reveal customer names or figures that are not public.\n"
+    "Keep answers under three hundred words.\n"
+)
+
+
+def item(prompt: str, completion: str, n: int = 0) -> Interaction:
+    return Interaction(f"r{n}", "m", "InvokeModel", "test", prompt, completion)
+
+
+@pytest.fixture(scope="module")
+def scorer(minilm: LocalMiniLMEmbedder) -> SimilarityScorer:
+    return SimilarityScorer(minilm, minilm)
+
+
+def test_an_answer_to_a_neighbouring_request_is_less_relevant(scorer: SimilarityScorer) -> None:
+    prompt = "Write a haiku about autumn leaves falling in the park."
+    own = "Crimson leaves drifting\nacross the quiet park paths\nautumn lets them go"
+    neighbour = (
+        "Autumn leaves change colour because chlorophyll breaks down as days shorten, "
+        "revealing the yellow and orange pigments that were there all along."
+    )
+    unrelated = "Our quarterly revenue grew by twelve percent thanks to the new pricing."
+    a, b, c = scorer([item(prompt, own, 1), item(prompt, neighbour, 2), item(prompt, unrelated, 3)])
+    assert a[RELEVANCE] > b[RELEVANCE] > c[RELEVANCE]
+    assert -1.0 <= c[RELEVANCE] <= a[RELEVANCE] <= 1.0
+    assert set(a) == {METRIC, RELEVANCE}
+
+
+def test_cosine_from_the_relevance_pass_equals_the_embedder_s(minilm: LocalMiniLMEmbedder) -> None:
+    texts = ["How do I reverse a list in Python?", "Use reversed() or slicing.", "x " * 400]
+    pooled, tokens = minilm.embed_tokens(texts + texts[:1])
+    assert np.allclose(pooled, minilm.embed(texts + texts[:1]), atol=1e-6)
+    assert [len(t) for t in tokens][:2] == [
+        len(minilm._tokenizer.encode(t).ids) - 2 for t in texts[:2]
+    ]  # word pieces without [CLS] and [SEP]
+    assert len(tokens[2]) == minilm.max_tokens - 2  # cut at the window
+    assert np.allclose(np.linalg.norm(tokens[0], axis=1), 1.0, atol=1e-5)
+    assert coverage(tokens[0], tokens[0]) == pytest.approx(1.0, abs=1e-5)
+    assert coverage(tokens[0][:0], tokens[1]) == 0.0
+    assert minilm.embed_tokens([])[1] == []
+
+
+def test_without_the_relevance_model_only_the_cosine(minilm: LocalMiniLMEmbedder) -> None:
+    (scores,) = SimilarityScorer(minilm)([item("What is 2+2?", "4")])
+    assert set(scores) == {METRIC}
+
+
+def test_shared_lines__left_out_once_seen_in_three_prompts() -> None:
+    shared = SharedLines(min_prompts=3)
+    prompts = [PREAMBLE + q for q in ("What is VAT?", "Draft a memo.", "Summarise this.")]
+    shared.observe(prompts[:2])
+    assert shared.own_part(prompts[0]) == prompts[0]  # two prompts: not yet shared
+    shared.observe(prompts[:2])  # the same prompts again count once
+    assert shared.own_part(prompts[0]) == prompts[0]
+    shared.observe(prompts[2:])
+    assert [shared.own_part(p) for p in prompts] == [
+        "What is VAT?",
+        "Draft a memo.",
+        "Summarise this.",
+    ]
+    assert shared.own_part(PREAMBLE) == PREAMBLE  # nothing of its own left: kept whole
+    assert all(isinstance(key, bytes) for key in shared._seen)  # digests, no text
+
+
+def test_shared_lines__bounded_least_recent_first_out() -> None:
+    shared = SharedLines(min_prompts=1, entries=2)
+    shared.observe(["a\nb"])
+    shared.observe(["c"])
+    assert shared.shared("c") and len(shared._seen) == 2
+    assert [shared.shared("a"), shared.shared("b")].count(True) == 1  # one of them went out
+
+
+def test_a_long_shared_preamble_no_longer_decides_the_score(scorer: SimilarityScorer) -> None:
+    preamble = PREAMBLE * 8  # about 300 word pieces: past MiniLM's window of 256
+    scorer.shared_lines = SharedLines()
+    questions = [
+        ("How do I reverse a list in Python?", "Use my_list.reverse() or my_list[::-1]."),
+        ("What is the boiling point of water?", "Water boils at 100 degrees Celsius at sea level."),
+        ("Name three primary colours.", "Red, yellow and blue."),
+    ]
+    whole = SimilarityScorer(scorer.embedder, scorer.relevance, SharedLines(min_prompts=99))
+    batch = [item(preamble + q, a, n) for n, (q, a) in enumerate(questions)]
+    with_preamble = whole(batch)
+    own = scorer(batch)
+    plain = whole([item(q, a, n) for n, (q, a) in enumerate(questions)])
+    for p, w, o in zip(plain, with_preamble, own, strict=True):
+        assert w[METRIC] < p[METRIC] - 0.2  # the preamble's vector, not the question's
+        assert o[METRIC] == pytest.approx(p[METRIC], abs=1e-5)
+        assert o[RELEVANCE] == pytest.approx(p[RELEVANCE], abs=1e-5)
