@@ -121,11 +121,12 @@ def batches(work: Workload, size: int) -> list[slice]:
 def model_runner(name: str, compute: Any, work: Workload, runs: list[slice]) -> Callable[[], None]:
     """The models underneath a service's scorer, on the texts the scorer gives them."""
     if name == "similarity":
-        embedder = compute.embedder
+        # With Relevance, one pass per text gives the word pieces and the sentence vector.
+        embed = compute.relevance.embed_tokens if compute.relevance else compute.embedder.embed
 
         def run_similarity() -> None:
             for run in runs:
-                embedder.embed(work.prompts[run] + work.responses[run])
+                embed(work.prompts[run] + work.responses[run])
 
         return run_similarity
     if name == "refusal":
@@ -462,6 +463,78 @@ def cold_start_and_memory(n: int, runs: int) -> dict[str, Any]:
     return results
 
 
+def detector_costs(work: Workload, repeat: int) -> dict[str, Any]:
+    """What a detector change costs, measured in one run: the similarity service with
+    ``Relevance`` on and off (local backend: one forward pass per text serves both scores;
+    managed backend: the cosine comes from Titan and MiniLM runs for Relevance alone, so there
+    the whole MiniLM time is the added cost): pipeline interactions/s, cold start and peak RSS."""
+    n = len(work.pairs)
+    refs = [ObjectRef("bench", key, None, None) for key in work.objects]
+    results: dict[str, Any] = {}
+    env = {**os.environ, **ENV}
+    compile_bytecode()
+    for relevance in ("false", "true"):
+        os.environ.update({**ENV, "LLMMON_RELEVANCE": relevance})
+        env["LLMMON_RELEVANCE"] = relevance
+        handler = importlib.import_module("llmmon_similarity.handler")
+        pipeline = handler.create_pipeline(s3=Reader(work.objects), sink=MemorySink())
+
+        def run(p: Any = pipeline) -> None:
+            for ref in refs:
+                p.score_object(ref)
+
+        seconds = best_time(run, repeat)
+        colds = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", COLD, "similarity"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()[-1]
+            )
+            for _ in range(3)
+        ]
+        peak = float(
+            subprocess.run(
+                [sys.executable, "-c", PEAK, "similarity", str(n), str(ROOT)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()[-1]
+        )
+        results[f"relevance_{relevance}"] = {
+            "pipeline_per_s": round(n / seconds, 1),
+            "ms_per_interaction": round(1000 * seconds / n, 2),
+            "cold_start_s": round(statistics.median(colds), 3),
+            "peak_rss_mb": round(peak, 1),
+        }
+    os.environ.pop("LLMMON_RELEVANCE", None)
+    on, off = results["relevance_true"], results["relevance_false"]
+    results["time_per_interaction_ratio"] = round(
+        on["ms_per_interaction"] / off["ms_per_interaction"], 3
+    )
+    from llmmon_shared.embeddings import LocalMiniLMEmbedder
+
+    model = LocalMiniLMEmbedder()
+    texts = work.prompts + work.responses
+    minilm_s = best_time(lambda: model.embed_tokens(texts), repeat)
+    results["minilm_ms_per_interaction"] = round(1000 * minilm_s / n, 2)
+    print(
+        f"  similarity, Relevance off: {off['ms_per_interaction']:.2f} ms/interaction, cold "
+        f"start {off['cold_start_s']:.3f} s, peak RSS {off['peak_rss_mb']:.0f} MB\n"
+        f"  similarity, Relevance on:  {on['ms_per_interaction']:.2f} ms/interaction, cold "
+        f"start {on['cold_start_s']:.3f} s, peak RSS {on['peak_rss_mb']:.0f} MB\n"
+        f"  time per interaction on/off (local backend): "
+        f"{results['time_per_interaction_ratio']:.3f}x; MiniLM for Relevance alone (what the "
+        f"managed backend adds to a Titan call): {results['minilm_ms_per_interaction']:.2f} ms",
+        flush=True,
+    )
+    return results
+
+
 def end_to_end(
     objects: int, per_object: int, capacity_per_s: float, fraction: float = 0.5
 ) -> dict[str, Any]:
@@ -586,6 +659,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="compare with sentence-transformers + torch (installs it)",
     )
     parser.add_argument("--skip-e2e", action="store_true")
+    parser.add_argument(
+        "--detector-costs",
+        action="store_true",
+        help="only the cost of the detectors' options (Relevance on and off)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench.json")
     args = parser.parse_args(argv)
     n = 64 if args.quick else 640
@@ -621,6 +699,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"~{report['response_chars']} chars, {os.cpu_count()} cores",
         flush=True,
     )
+    print("detector costs (similarity: Relevance off and on)", flush=True)
+    report["detector_costs"] = detector_costs(work, repeat)
+    if args.detector_costs:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"written {args.out}")
+        return 0
     print("throughput (local backends)", flush=True)
     report["throughput"] = throughput(work, repeat)
     print("embedding cache (similarity)", flush=True)

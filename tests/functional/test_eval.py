@@ -75,3 +75,49 @@ def test_eval_toxicity__toxigen_dev_beats_the_profanity_model_alone(
     # hate-head.json): this checks the wiring, the label mapping and the profanity label.
     assert with_head["auc_PROFANITY"] == alone["auc_PROFANITY"] == alone["auc"]
     assert with_head["auc"] > alone["auc"] and with_head["recall"] > alone["recall"]
+
+
+def test_eval_relevance__pointwise_and_pairwise_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prompt = "How do I reverse a list in Python?"
+    own = "Use my_list.reverse() to reverse it in place, or my_list[::-1] for a reversed copy."
+    other = "The Peace of Westphalia was signed in 1648 and ended the Thirty Years' War."
+    pointwise = tmp_path / "pointwise.csv"
+    pointwise.write_text(
+        f'prompt,response,label\n"{prompt}","{own}",1\n"{prompt}","{other}",0\n', encoding="utf-8"
+    )
+    assert main(["eval", "relevance", str(pointwise)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures == {
+        "rows": 2,
+        "relevance_auc": 1.0,
+        "similarity_auc": figures["similarity_auc"],
+        "relevant": 1,
+    }
+    pairwise = tmp_path / "pairwise.csv"
+    pairwise.write_text(
+        f'prompt,response_1,response_2,label\n"{prompt}","{other}","{own}",2\n', encoding="utf-8"
+    )
+    assert main(["eval", "relevance", str(pairwise)]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out.strip().splitlines()[-1])["relevance_accuracy"] == 1.0
+    assert "reverse" not in out and "Westphalia" not in out
+    pairwise.write_text(f'prompt,response_1,response_2,label\n"{prompt}","{other}","{own}",b\n')
+    assert main(["eval", "relevance", str(pairwise)]) == 1
+    assert "must be 1 or 2" in capsys.readouterr().err
+
+
+def test_eval_relevance__self_instruct_neighbours_beat_the_cosine(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Own answer vs the answer to the nearest other instruction (scripts/relevance_figures.py).
+    main(["eval", "relevance", str(TEST_DATA / "relevance" / "pairwise-neighbours.csv")])
+    pairwise = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert pairwise["rows"] == 504
+    assert pairwise["relevance_accuracy"] >= 0.89
+    assert pairwise["relevance_accuracy"] >= pairwise["similarity_accuracy"] + 0.02
+    main(["eval", "relevance", str(TEST_DATA / "relevance" / "pointwise-shuffled.csv")])
+    pointwise = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert pointwise["relevance_auc"] >= 0.98
+    assert pointwise["relevance_auc"] >= pointwise["similarity_auc"] - 0.002
