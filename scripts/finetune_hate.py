@@ -15,7 +15,9 @@ vector, binary cross-entropy. Every epoch sees all the statements and a fresh sa
 ordinary answers. Seeded: the same data gives the same weights on the same torch build.
 
 Usage: ``python finetune_hate.py --train TRAIN.json --model MODEL_DIR --out OUT_DIR``, where
-TRAIN.json is ``{"texts": [...], "labels": [0|1, ...], "answers": [...]}``.
+TRAIN.json is ``{"texts": [...], "labels": [0|1, ...], "answers": [...]}``, optionally with
+``"groups"`` (each text's group) and ``"lexicon"`` (``{group: [words]}``) for group swaps
+(``group_swapper``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import os
 import random
 import warnings
 from pathlib import Path
+from typing import Any
 
 EPOCHS = 3
 ENCODER_LR = 3e-5
@@ -36,6 +39,40 @@ MAX_TOKENS = 96  # statements are short; answers are read from their opening
 ANSWERS_PER_EPOCH = 300
 SCALE = 10.0  # the head sees 10x the unit vector: unit vectors need large weights otherwise
 SEED = 0
+
+
+def group_swapper(
+    groups: list[str] | None, lexicon: dict[str, list[str]] | None, rng: random.Random
+) -> Any:
+    """With ``groups`` (each statement's group) and ``lexicon`` (the words that name each
+    training group), a function that, each time it is asked, names another training group
+    in half of the statements (every matched word replaced by a word of the other group):
+    the label stays, so what the model learns is what is said about a group, not which group
+    it is. Without them, statements stay as they are."""
+    if not groups or not lexicon:
+        return lambda index, text: text
+    import re
+
+    patterns = {
+        group: re.compile(r"\b(" + "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+                          + r")\b", re.IGNORECASE)
+        for group, words in lexicon.items()
+    }  # fmt: skip
+    names = sorted(lexicon)
+
+    def swap(index: int, text: str) -> str:
+        own = groups[index]
+        if own not in patterns or rng.random() < 0.5:
+            return text
+        target = rng.choice([name for name in names if name != own])
+
+        def replace(match: Any) -> str:
+            word = rng.choice(lexicon[target])
+            return word[:1].upper() + word[1:] if match.group(0)[:1].isupper() else word
+
+        return patterns[own].sub(replace, text)
+
+    return swap
 
 
 def main() -> int:
@@ -59,6 +96,7 @@ def main() -> int:
     data = json.loads(args.train.read_text())
     statements = list(zip(data["texts"], (float(v) for v in data["labels"]), strict=True))
     answers: list[str] = data["answers"]
+    swap = group_swapper(data.get("groups"), data.get("lexicon"), rng)
     tokenizer = AutoTokenizer.from_pretrained(str(args.model))
 
     class Head(torch.nn.Module):
@@ -83,7 +121,8 @@ def main() -> int:
     )
     for _ in range(EPOCHS):
         sample = rng.sample(answers, min(ANSWERS_PER_EPOCH, len(answers)))
-        rows = statements + [(answer, 0.0) for answer in sample]
+        rows = [(swap(i, text), label) for i, (text, label) in enumerate(statements)]
+        rows += [(answer, 0.0) for answer in sample]
         rng.shuffle(rows)
         model.train()
         for start in range(0, len(rows), BATCH):

@@ -126,15 +126,42 @@ def minilm_folder() -> Path:
     return minilm_tokenizer().parent
 
 
+GROUP_WORDS = {
+    "bisexual": ["bisexual", "bisexuals", "bi", "bis", "bi's", "bisexuality"],
+    "chinese": ["chinese", "china"],
+    "immigrant": ["immigrant", "immigrants", "immigration", "migrant", "migrants", "refugees"],
+    "jewish": ["jewish", "jew", "jews", "judaism"],
+    "lgbtq": ["gay", "gays", "lesbian", "lesbians", "lgbt", "lgbtq", "queer", "homosexual",
+              "homosexuals", "transgender", "trans"],
+    "mental_disability": ["mentally ill", "mental illness", "mentally disabled",
+                          "mental disability", "mental disabilities"],
+    "mexican": ["mexican", "mexicans", "mexico"],
+}  # fmt: skip
+"""Words that name each ToxiGen dev group, for ``--swap-groups`` (a fold never sees its held-out
+group's words)."""
+
+
 def train(
-    python: Path, texts: Sequence[str], labels: Sequence[float], answers: Sequence[str], out: Path
+    python: Path,
+    texts: Sequence[str],
+    labels: Sequence[float],
+    answers: Sequence[str],
+    out: Path,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune in the torch environment; returns the head (``head.json``) it wrote."""
+    """Fine-tune in the torch environment; returns the head (``head.json``) it wrote. With
+    ``groups``, statements name other training groups in half of each epoch (group swaps)."""
     out.mkdir(parents=True, exist_ok=True)
     data = out / "train.json"
-    data.write_text(
-        json.dumps({"texts": list(texts), "labels": list(labels), "answers": list(answers)})
-    )
+    document: dict[str, Any] = {
+        "texts": list(texts),
+        "labels": list(labels),
+        "answers": list(answers),
+    }
+    if groups is not None:
+        document["groups"] = list(groups)
+        document["lexicon"] = {g: GROUP_WORDS[g] for g in sorted(set(groups)) if g in GROUP_WORDS}
+    data.write_text(json.dumps(document))
     subprocess.run(
         [str(python), str(FINETUNE), "--train", str(data), "--model", str(minilm_folder()),
          "--out", str(out)],
@@ -195,6 +222,8 @@ def leave_groups_out(
     answers: list[dict[str, str]],
     generic: tuple[np.ndarray, np.ndarray],
     work: Path,
+    swap_groups: bool = False,
+    dump: Path | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     texts = [r["text"] for r in statements]
     y = np.array([r["label"] == "hate" for r in statements], dtype=float)
@@ -207,6 +236,7 @@ def leave_groups_out(
     scores = {kind: np.zeros(len(y)) for kind in kinds}
     flags: dict[str, list[float]] = {kind: [] for kind in kinds}
     answer_scores = np.zeros(len(answers))
+    answer_members = {kind: np.zeros(len(answers)) for kind in kinds}
     for fold, group in enumerate(sorted(set(groups))):
         held = groups == group
         trained_with = models == names[fold % len(names)]
@@ -219,6 +249,7 @@ def leave_groups_out(
             list(y[~held]),
             list(answer_texts[trained_with]),
             folder,
+            list(groups[~held]) if swap_groups else None,
         )
         generic_head = generic_member(
             np.vstack([statement_x[~held], answer_x[trained_with]]),
@@ -234,10 +265,20 @@ def leave_groups_out(
         answer_scores[~trained_with] = np.maximum(
             answer_scores[~trained_with], other_answers["mean"]
         )
+        for kind in kinds:
+            answer_members[kind][~trained_with] = np.maximum(
+                answer_members[kind][~trained_with], other_answers[kind]
+            )
         print("  AUC " + ", ".join(
             f"{kind} {auc(y[held], held_scores[kind]):.4f}" for kind in kinds
         ), flush=True)  # fmt: skip
         shutil.rmtree(folder)
+    if dump is not None:  # every held-out score, for analyses of the combination and the gate
+        np.savez(
+            dump, y=y, groups=groups, models=models,
+            **{f"held_{k}": v for k, v in scores.items()},
+            **{f"answers_{k}": v for k, v in answer_members.items()},
+        )  # fmt: skip
     figures = figures_of(y, groups, scores["mean"], flags["mean"])
     figures["members"] = {
         kind: figures_of(y, groups, scores[kind], flags[kind]) for kind in kinds[1:]
@@ -293,6 +334,19 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the fine-tuned encoder in --out; recompute the figures and the generic head",
     )
+    parser.add_argument(
+        "--swap-groups",
+        action="store_true",
+        help="fine-tune with group swaps (GROUP_WORDS): statements name other training groups",
+    )
+    parser.add_argument(
+        "--dump", type=Path, help="write every held-out score to this .npz (for analyses)"
+    )
+    parser.add_argument(
+        "--folds-only",
+        action="store_true",
+        help="the leave-groups-out figures only: write no model (with --dump, for analyses)",
+    )
     args = parser.parse_args(argv)
     python = ensure_train_env()
     statements = read(TOXIGEN)
@@ -304,14 +358,22 @@ def main(argv: list[str] | None = None) -> int:
     generic = (embedder.embed(texts), embedder.embed(openings))
     with tempfile.TemporaryDirectory(prefix="llmmon-hate-") as tmp:
         work = Path(tmp)
-        figures, held, held_answers = leave_groups_out(python, statements, answers, generic, work)
+        figures, held, held_answers = leave_groups_out(
+            python, statements, answers, generic, work, args.swap_groups, args.dump
+        )
         gates = gate_table(statements, answers, held, held_answers)
+        if args.folds_only:
+            print(json.dumps({"leave_groups_out": figures, "cascade_gate_held_out": gates}))
+            return 0
         if args.keep_model:
             shipped = json.loads((args.out / "hate-head.json").read_text())
             fine_tuned = next(m for m in shipped["members"] if m["name"] == "fine-tuned")
         else:
             print("final model: every statement and every answer", flush=True)
-            head = train(python, texts, labels, openings, work / "final")
+            head = train(
+                python, texts, labels, openings, work / "final",
+                [r["group"] for r in statements] if args.swap_groups else None,
+            )  # fmt: skip
             args.out.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(work / "final" / ENCODER, args.out / ENCODER)
             fine_tuned = fine_tuned_member(head)
