@@ -53,4 +53,5 @@ def test_corpus__knows_its_stable_part_and_its_models_bad_from_the_start() -> No
     assert corpus.bad_from_start == {
         ("mistral.mistral-large-2402-v1:0", "Toxicity"),
         ("mistral.mistral-large-2402-v1:0", "SentimentIsNegative"),
+        ("mistral.mistral-large-2402-v1:0", "Relevance"),  # insults address no request
     }

@@ -56,6 +56,7 @@ def score_folder(root: Path) -> int:
     columns = [
         "Interactions",
         "PromptResponseSimilarity",
+        "Relevance",
         "Refusal",
         "RefusalSimilarity",
         "SentimentIsNegative",

@@ -48,6 +48,7 @@ from llmmon_shared.model_ids import normalise_model_id
 TABLE_METRICS = [
     ("Interactions", "Sum", "{:.0f}"),
     ("PromptResponseSimilarity", "Average", "{:.3f}"),
+    ("Relevance", "Average", "{:.3f}"),
     ("Refusal", "Average", "{:.1%}"),
     ("RefusalSimilarity", "Average", "{:.3f}"),
     ("SentimentIsNegative", "Average", "{:.1%}"),
@@ -366,6 +367,7 @@ def run_demo(
         for metric, description in [
             ("Refusal", "Refusal ratio per model, 5-minute Averages of the 0/1 metric"),
             ("PromptResponseSimilarity", "Mean prompt/response similarity per model"),
+            ("Relevance", "Mean relevance per model (does the answer address this request)"),
             ("Toxicity", "Mean toxicity per model"),
             ("SentimentIsNegative", "Share of responses with negative sentiment"),
             (

@@ -38,7 +38,8 @@ SERVICE = ServiceSpec(
             comparison=Comparison.LESS,
             threshold=0.3,
             description="Answers address other requests than the ones asked (mean relevance "
-            "is low; answers to a neighbouring task average about 0.27, to the request 0.5)",
+            "is low: answers to the request average about 0.5, to a neighbouring task 0.27, "
+            "unrelated ones 0.13)",
         ),
     ),
     permissions=frozenset({Permission.BEDROCK_EMBEDDINGS}),
