@@ -49,7 +49,7 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     page = report.read_text()
     assert page.count("<svg") >= 5 and "Refusal" in page
     assert "us.anthropic.claude-3-5-sonnet-20241022-v2:0" in page  # full names in the legends
-    assert page.count('stroke-dasharray="6 4"') == 7  # a threshold on each alarmed chart
+    assert page.count('stroke-dasharray="6 4"') == 8  # a threshold on each alarmed chart
     # The canary: its over-refusal climbs after the model's version 2 (recorded answers), while
     # the same model's ordinary refusal line has no canary traffic in it.
     canary = page.split("CanaryOverRefusal (anthropic.claude-3-haiku", 1)[1].split("</svg>")[0]
