@@ -255,7 +255,7 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
     from llmmon_refusal.compute import RefusalDetector, RefusalScorer
     from llmmon_refusal.phrases import load_phrases
     from llmmon_refusal.spec import SERVICE as REFUSAL
-    from llmmon_shared.embeddings import TitanEmbedder
+    from llmmon_shared.embeddings import LocalMiniLMEmbedder, TitanEmbedder
     from llmmon_shared.runtime import Pipeline
     from llmmon_shared.settings import ServiceSettings
     from llmmon_similarity.compute import SimilarityScorer
@@ -279,7 +279,10 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
         (
             "similarity",
             SIMILARITY,
-            lambda aws: SimilarityScorer(TitanEmbedder(aws.client("bedrock-runtime"))),
+            # Relevance runs MiniLM beside Titan's cosine (the managed zip carries it).
+            lambda aws: SimilarityScorer(
+                TitanEmbedder(aws.client("bedrock-runtime")), LocalMiniLMEmbedder()
+            ),
         ),
         (
             "comprehend",

@@ -152,6 +152,11 @@ def evaluate_toxicity(
         f"AUC {figures['auc']}  precision {figures['precision']:.4f}  recall "
         f"{figures['recall']:.4f}  F1 {figures['f1']:.4f} at Toxicity >= {settings.toxic_threshold}"
     )
+    return _last_line(figures)
+
+
+def _last_line(figures: dict[str, Any]) -> dict[str, Any]:
+    """Every evaluation ends with its figures as one JSON line (for scripts)."""
     print(json.dumps(figures))
     sys.stdout.flush()
     return figures
@@ -233,9 +238,7 @@ def evaluate_refusal(
         f"precision {figures['precision']:.4f}  recall {figures['recall']:.4f}  "
         f"F1 {figures['f1']:.4f}  accuracy {figures['accuracy']:.4f}"
     )
-    print(json.dumps(figures))
-    sys.stdout.flush()
-    return figures
+    return _last_line(figures)
 
 
 def evaluate_relevance(
@@ -324,6 +327,4 @@ def evaluate_relevance(
             f"AUC (relevant vs other): Relevance {figures['relevance_auc']:.4f}  "
             f"PromptResponseSimilarity {figures['similarity_auc']:.4f}"
         )
-    print(json.dumps(figures))
-    sys.stdout.flush()
-    return figures
+    return _last_line(figures)
