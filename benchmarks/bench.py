@@ -463,6 +463,23 @@ def cold_start_and_memory(n: int, runs: int) -> dict[str, Any]:
     return results
 
 
+class SlowTitan:
+    """A bedrock-runtime client whose InvokeModel answers after ``latency_s`` with a vector of
+    the asked dimensions (the network wait of the managed backend, without the network)."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.latency_s = latency_s
+
+    def invoke_model(self, body: str, **_: Any) -> dict[str, Any]:
+        import io
+
+        time.sleep(self.latency_s)
+        request = json.loads(body)
+        vector = [1.0] + [0.0] * (int(request["dimensions"]) - 1)
+        payload = {"embedding": vector, "inputTextTokenCount": len(request["inputText"]) // 4}
+        return {"body": io.BytesIO(json.dumps(payload).encode())}
+
+
 def detector_costs(work: Workload, repeat: int) -> dict[str, Any]:
     """What a detector change costs, measured in one run: the similarity service with
     ``Relevance`` on and off (local backend: one forward pass per text serves both scores;
@@ -516,12 +533,32 @@ def detector_costs(work: Workload, repeat: int) -> dict[str, Any]:
     results["time_per_interaction_ratio"] = round(
         on["ms_per_interaction"] / off["ms_per_interaction"], 3
     )
-    from llmmon_shared.embeddings import LocalMiniLMEmbedder
+    from llmmon_shared.embeddings import LocalMiniLMEmbedder, TitanEmbedder
+    from llmmon_shared.extract import Interaction
+    from llmmon_similarity.compute import SimilarityScorer
 
     model = LocalMiniLMEmbedder()
     texts = work.prompts + work.responses
     minilm_s = best_time(lambda: model.embed_tokens(texts), repeat)
     results["minilm_ms_per_interaction"] = round(1000 * minilm_s / n, 2)
+    # The managed backend: Titan answers after the cost model's assumed latency (one text per
+    # call, 8 in flight); MiniLM's passes overlap its calls.
+    latency_s = (
+        json.loads((ROOT / "cli" / "src" / "llmmon" / "data" / "prices.json").read_text())[
+            "assumed_latency_ms"
+        ]["bedrock_invoke_model_embedding"]
+        / 1000
+    )
+    items = [Interaction(str(i), work.model, "InvokeModel", "b", p, r) for i, (p, r) in
+             enumerate(work.pairs)]  # fmt: skip
+    runs = batches(work, 128)
+    managed = {}
+    for label, relevance_model in (("off", None), ("on", model)):
+        scorer = SimilarityScorer(TitanEmbedder(SlowTitan(latency_s)), relevance_model)
+        seconds = best_time(lambda s=scorer: [s(items[run]) for run in runs], 1)
+        managed[label] = round(1000 * seconds / n, 2)
+    results["managed_ms_per_interaction"] = managed
+    results["managed_time_ratio"] = round(managed["on"] / managed["off"], 3)
     print(
         f"  similarity, Relevance off: {off['ms_per_interaction']:.2f} ms/interaction, cold "
         f"start {off['cold_start_s']:.3f} s, peak RSS {off['peak_rss_mb']:.0f} MB\n"
@@ -529,7 +566,10 @@ def detector_costs(work: Workload, repeat: int) -> dict[str, Any]:
         f"start {on['cold_start_s']:.3f} s, peak RSS {on['peak_rss_mb']:.0f} MB\n"
         f"  time per interaction on/off (local backend): "
         f"{results['time_per_interaction_ratio']:.3f}x; MiniLM for Relevance alone (what the "
-        f"managed backend adds to a Titan call): {results['minilm_ms_per_interaction']:.2f} ms",
+        f"managed backend adds to a Titan call): {results['minilm_ms_per_interaction']:.2f} ms\n"
+        f"  managed backend (Titan at {1000 * latency_s:.0f} ms a call, 8 in flight): "
+        f"{managed['off']:.2f} ms/interaction off, {managed['on']:.2f} on, "
+        f"{results['managed_time_ratio']:.3f}x",
         flush=True,
     )
     return results

@@ -103,3 +103,29 @@ def test_a_long_shared_preamble_no_longer_decides_the_score(scorer: SimilaritySc
         assert w[METRIC] < p[METRIC] - 0.2  # the preamble's vector, not the question's
         assert o[METRIC] == pytest.approx(p[METRIC], abs=1e-5)
         assert o[RELEVANCE] == pytest.approx(p[RELEVANCE], abs=1e-5)
+
+
+class OtherBackend:
+    """Another embedding backend (Titan's place): its own vectors, its calls recorded."""
+
+    model_id = "other"
+    dimensions = 2
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.asarray([[1.0, 0.0] if i % 2 else [0.6, 0.8] for i in range(len(texts))])
+
+
+def test_another_backend__cosine_from_it_relevance_from_minilm(
+    minilm: LocalMiniLMEmbedder,
+) -> None:
+    backend = OtherBackend()
+    prompt, answer = "What is the capital of France?", "The capital of France is Paris."
+    (scores,) = SimilarityScorer(backend, minilm)([item(prompt, answer)])
+    assert backend.calls == [[prompt, answer]]
+    assert scores[METRIC] == pytest.approx(0.6)  # the backend's vectors, not MiniLM's
+    (local,) = SimilarityScorer(minilm, minilm)([item(prompt, answer)])
+    assert scores[RELEVANCE] == pytest.approx(local[RELEVANCE], abs=1e-6)

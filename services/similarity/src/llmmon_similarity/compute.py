@@ -21,8 +21,8 @@ instructions, a shared preamble) are left out once seen in three different promp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -72,17 +72,21 @@ class SimilarityScorer:
         prompts = [self.shared_lines.own_part(prompt) for prompt in prompts]
         texts = prompts + [batch[i].completion for i in scorable]
         half = len(scorable)
-        tokens: list[Any] = []
-        if self.relevance is not None:
+        local: Matrix | None = None
+        tokens: list[Matrix] = []
+        if self.relevance is None:
+            vectors = self.embedder.embed(texts)
+        elif self.relevance.model_id == self.embedder.model_id:
             local, tokens = self.relevance.embed_tokens(texts)
-        if self.relevance is not None and self.relevance.model_id == self.embedder.model_id:
             vectors = local
         else:
-            vectors = self.embedder.embed(texts)
+            # Another backend (Titan) waits on the network: its calls overlap MiniLM's passes.
+            with ThreadPoolExecutor(1, thread_name_prefix="similarity") as pool:
+                pending = pool.submit(self.embedder.embed, texts)
+                local, tokens = self.relevance.embed_tokens(texts)
+                vectors = pending.result()
         similarities = cosine_rows(vectors[:half], vectors[half:])
-        local_cosines = (
-            cosine_rows(local[:half], local[half:]) if self.relevance is not None else None
-        )
+        local_cosines = cosine_rows(local[:half], local[half:]) if local is not None else None
         for k, (index, similarity) in enumerate(zip(scorable, similarities, strict=True)):
             scores = {METRIC: float(similarity)}
             if local_cosines is not None:
