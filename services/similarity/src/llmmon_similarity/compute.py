@@ -24,8 +24,6 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from llmmon_shared.embeddings import Embedder, LocalMiniLMEmbedder, Matrix, cosine_rows
 from llmmon_shared.extract import Interaction
 from llmmon_shared.runtime import Scores
@@ -93,16 +91,3 @@ class SimilarityScorer:
                 scores[RELEVANCE] = relevance(float(local_cosines[k]), tokens[k], tokens[half + k])
             results[index] = scores
         return results
-
-
-def relevance_scores(
-    model: LocalMiniLMEmbedder, prompts: Sequence[str], responses: Sequence[str]
-) -> list[float]:
-    """``Relevance`` of each (prompt, response) pair, as the service computes it (prompts taken
-    whole: shared lines are learnt from live traffic)."""
-    pooled, tokens = model.embed_tokens(list(prompts) + list(responses))
-    half = len(prompts)
-    cosines = cosine_rows(pooled[:half], pooled[half:])
-    return [
-        relevance(float(c), tokens[k], tokens[half + k]) for k, c in enumerate(np.asarray(cosines))
-    ]
