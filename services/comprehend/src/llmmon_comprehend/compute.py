@@ -21,6 +21,12 @@ def label_metric(label: str) -> str:
     return "Toxicity" + "".join(part.capitalize() for part in label.split("_"))
 
 
+DEFAULT_GATES = {"HATE_SPEECH": 0.14, "PROFANITY": 0.5}
+"""HATE_SPEECH: the highest gate whose recall on held-out groups' hate statements stays at 0.97
+(chosen on the other groups, leave-groups-out: ``scripts/toxicity_gate.py``); PROFANITY: the
+profanity model's own 0.5 (ToxiGen has no explicit abuse to set it on)."""
+
+
 @dataclass
 class ToxicityGate:
     """The managed path's cascade: the local toxicity model scores every document and Amazon
@@ -31,9 +37,7 @@ class ToxicityGate:
     Comprehend over time."""
 
     local: ToxicityBackend
-    gates: Mapping[str, float] = field(
-        default_factory=lambda: {"HATE_SPEECH": 0.1, "PROFANITY": 0.5}
-    )
+    gates: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_GATES))
     calibration_rate: float = 0.02
     default_gate: float = 0.5
 

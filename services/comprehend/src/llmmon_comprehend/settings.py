@@ -15,7 +15,7 @@ from llmmon_comprehend.backends import (
     ToxicityBackend,
     VaderSentiment,
 )
-from llmmon_comprehend.compute import ComprehendScorer, ToxicityGate
+from llmmon_comprehend.compute import DEFAULT_GATES, ComprehendScorer, ToxicityGate
 from llmmon_shared.resilience import harden
 from llmmon_shared.settings import ServiceSettings
 
@@ -29,9 +29,9 @@ class ComprehendSettings(ServiceSettings):
     local_hate_speech: bool = True
     """Local backend: also score implicit hate (HATE_SPEECH) with the MiniLM head (loads the
     sentence embedder: about +0.4 s cold start and +100 MB)."""
-    toxicity_gate_hate_speech: float = Field(default=0.1, ge=0.0, le=1.0)
+    toxicity_gate_hate_speech: float = Field(default=DEFAULT_GATES["HATE_SPEECH"], ge=0.0, le=1.0)
     """``cascade``: local HATE_SPEECH at or above which Comprehend scores the response."""
-    toxicity_gate_profanity: float = Field(default=0.5, ge=0.0, le=1.0)
+    toxicity_gate_profanity: float = Field(default=DEFAULT_GATES["PROFANITY"], ge=0.0, le=1.0)
     """``cascade``: local PROFANITY at or above which Comprehend scores the response."""
     toxicity_calibration_rate: float = Field(default=0.02, ge=0.0, le=1.0)
     """``cascade``: share of responses (by request id) Comprehend scores whatever the gate says."""
