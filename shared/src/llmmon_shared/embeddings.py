@@ -342,6 +342,9 @@ class LocalMiniLMEmbedder:
     their int8 weights once), off for others."""
     cache: VectorCache | None = None
     """Vectors kept across calls (a warm container); None: every call embeds its texts."""
+    token_cache: VectorCache | None = None
+    """Word-piece vectors kept across calls for ``embed_tokens`` (float16, up to 0.2 MB a text:
+    bound it by entries); None: not kept."""
     model_id: str = ""
     """Names the vectors (seeded caches, trained heads); default ``all-MiniLM-L6-v2-<variant>``."""
     family: str = ""
@@ -478,24 +481,37 @@ class LocalMiniLMEmbedder:
 
     def embed_tokens(self, texts: Sequence[str]) -> tuple[Matrix, list[Matrix]]:
         """What ``embed`` returns, and each text's word-piece vectors from the same forward
-        passes (for scores that read two texts token by token). The pooled rows go into the
-        cache; word-piece vectors are not kept."""
+        passes (for scores that read two texts token by token). A text whose sentence vector
+        (``cache``) and word-piece vectors (``token_cache``, kept in float16) are both held is
+        not run again."""
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32), []
         distinct = list(dict.fromkeys(texts))
         encodings = self._tokenizer.encode_batch(distinct)
+        keys = [self.input_key(t, e) for t, e in zip(distinct, encodings, strict=True)]
         pooled = np.empty((len(distinct), self.dimensions), dtype=np.float32)
         tokens: list[Any] = [None] * len(distinct)
-        batches, results = self._map_batches(
-            lambda batch: self._run_tokens([encodings[i] for i in batch]), encodings
-        )
-        for batch, (rows, states) in zip(batches, results, strict=True):
-            pooled[batch] = rows
-            for i, matrix in zip(batch, states, strict=True):
-                tokens[i] = matrix
-        if self.cache is not None and self.cache.entries:
-            for text, encoding, row in zip(distinct, encodings, pooled, strict=True):
-                self.cache.put(self.input_key(text, encoding), row.copy())
+        missing = []
+        for i, key in enumerate(keys):
+            row = self.cache.get(key) if self.cache is not None else None
+            held = self.token_cache.get(key) if self.token_cache is not None else None
+            if row is None or held is None:
+                missing.append(i)
+            else:
+                pooled[i], tokens[i] = row, held.astype(np.float32)
+        if missing:
+            batches, results = self._map_batches(
+                lambda batch: self._run_tokens([encodings[missing[j]] for j in batch]),
+                [encodings[i] for i in missing],
+            )
+            for batch, (rows, states) in zip(batches, results, strict=True):
+                for j, row, matrix in zip(batch, rows, states, strict=True):
+                    i = missing[j]
+                    pooled[i], tokens[i] = row, matrix
+                    if self.cache is not None:
+                        self.cache.put(keys[i], row.copy())
+                    if self.token_cache is not None:
+                        self.token_cache.put(keys[i], matrix.astype(np.float16))
         position = {text: i for i, text in enumerate(distinct)}
         order = [position[text] for text in texts]
         return pooled[order], [tokens[i] for i in order]

@@ -129,3 +129,25 @@ def test_another_backend__cosine_from_it_relevance_from_minilm(
     assert scores[METRIC] == pytest.approx(0.6)  # the backend's vectors, not MiniLM's
     (local,) = SimilarityScorer(minilm, minilm)([item(prompt, answer)])
     assert scores[RELEVANCE] == pytest.approx(local[RELEVANCE], abs=1e-6)
+
+
+def test_embed_tokens__a_text_held_by_both_caches_is_not_run_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmmon_shared.embeddings import VectorCache
+
+    model = LocalMiniLMEmbedder(cache=VectorCache(8), token_cache=VectorCache(8))
+    runs: list[int] = []
+    real = model._run_tokens
+    monkeypatch.setattr(model, "_run_tokens", lambda e: runs.append(len(e)) or real(e))
+    shared = "You are the assistant of Acme. Answer briefly."
+    first_pooled, first_tokens = model.embed_tokens([shared, "What is VAT?"])
+    assert sum(runs) == 2
+    again_pooled, again_tokens = model.embed_tokens([shared, "Draft a memo.", shared])
+    assert sum(runs) == 3  # only the new text ran
+    assert np.array_equal(again_pooled[0], first_pooled[0])
+    assert np.array_equal(again_pooled[2], first_pooled[0])
+    assert np.allclose(again_tokens[0], first_tokens[0], atol=2e-3)  # kept in float16
+    assert again_tokens[0].dtype == np.float32
+    off = LocalMiniLMEmbedder(cache=VectorCache(0), token_cache=VectorCache(0))
+    assert np.allclose(off.embed_tokens([shared])[0], first_pooled[:1], atol=1e-6)

@@ -28,12 +28,18 @@ class SimilaritySettings(ServiceSettings):
     cosine only."""
 
 
+TOKEN_CACHE_ENTRIES = 256
+"""Texts whose word-piece vectors a warm container keeps for Relevance (at most 50 MB: 256
+texts of 256 word pieces in float16): enough for the prompts many requests share."""
+
+
 def make_relevance(settings: SimilaritySettings) -> LocalMiniLMEmbedder | None:
     """The relevance model, or None when the setting turns it off."""
     if not settings.relevance:
         return None
     return LocalMiniLMEmbedder(
         cache=VectorCache(settings.embedding_cache),
+        token_cache=VectorCache(min(settings.embedding_cache, TOKEN_CACHE_ENTRIES)),
         variant=settings.embedder_variant,
     )
 
