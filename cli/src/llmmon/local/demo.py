@@ -367,7 +367,7 @@ def run_demo(
         for metric, description in [
             ("Refusal", "Refusal ratio per model, 5-minute Averages of the 0/1 metric"),
             ("PromptResponseSimilarity", "Mean prompt/response similarity per model"),
-            ("Relevance", "Mean relevance per model (does the answer address this request)"),
+            ("Relevance", "Mean Relevance per model (0.25 x cosine + 0.75 x word-piece coverage)"),
             ("Toxicity", "Mean toxicity per model"),
             ("SentimentIsNegative", "Share of responses with negative sentiment"),
             (
