@@ -32,7 +32,11 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     ):
         row = next(line for line in backtest.splitlines() if alarm in line).split()
         assert row[2] == "0", row  # no ALARM before the drift (row[1]: its minute)
-        assert row[-1] == "min" and int(row[-2]) <= 15, row
+        # The canary runs every 15 minutes into an hourly period aligned to the clock: when
+        # that hour also holds version 1's runs, the mean crosses at the next run, 15 minutes
+        # after the first version-2 run, seen at the next one-minute evaluation.
+        bound = 16 if "Canary" in alarm else 15
+        assert row[-1] == "min" and int(row[-2]) <= bound, row
     assert "ALARM              llmmon-local-refusal-HighRefusalRatio-meta.llama3-70b" in out
     assert "ALARM  llmmon-local-model-quality-degraded" in out
     assert "ALARM  llmmon-local-monitoring-pipeline-unhealthy" in out
