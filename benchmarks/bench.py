@@ -27,6 +27,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+PRICES = ROOT / "cli" / "src" / "llmmon" / "data" / "prices.json"
 
 from benchmarks.cost import cost_model  # noqa: E402
 from benchmarks.workload import Workload, build  # noqa: E402
@@ -544,9 +545,7 @@ def detector_costs(work: Workload, repeat: int) -> dict[str, Any]:
     # The managed backend: Titan answers after the cost model's assumed latency (one text per
     # call, 8 in flight); MiniLM's passes overlap its calls.
     latency_s = (
-        json.loads((ROOT / "cli" / "src" / "llmmon" / "data" / "prices.json").read_text())[
-            "assumed_latency_ms"
-        ]["bedrock_invoke_model_embedding"]
+        json.loads(PRICES.read_text())["assumed_latency_ms"]["bedrock_invoke_model_embedding"]
         / 1000
     )
     items = [Interaction(str(i), work.model, "InvokeModel", "b", p, r) for i, (p, r) in
@@ -760,9 +759,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         capacity = 1 / sum(1 / report["throughput"][s]["pipeline_per_s"] for s in SERVICES)
         report["end_to_end"] = end_to_end(3 if args.quick else 20, 10, capacity)
     print("cost model (USD per 1M monitored invocations)", flush=True)
-    report["cost"] = cost_model(
-        build(100 if args.quick else 300), ROOT / "cli" / "src" / "llmmon" / "data" / "prices.json"
-    )
+    report["cost"] = cost_model(build(100 if args.quick else 300), PRICES)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {args.out}")

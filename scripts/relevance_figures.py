@@ -63,6 +63,7 @@ def load() -> tuple[list[str], dict[str, str], dict[str, dict[str, str]]]:
 
 
 def main() -> int:
+    from llmmon import evaluate
     from llmmon_shared.embeddings import LocalMiniLMEmbedder, cosine_rows
     from llmmon_shared.text import SharedLines
     from llmmon_similarity.compute import COSINE_WEIGHT, coverage
@@ -125,12 +126,12 @@ def main() -> int:
             "sh_cov": shuffled_cov,
         }
 
-    def auc(s: dict[str, np.ndarray], w: float, rows: np.ndarray) -> float:
+    def auc_shuffled(s: dict[str, np.ndarray], w: float, rows: np.ndarray) -> float:
         """Own answers against shuffled ones (``sh_*``): the score must keep telling them apart."""
         own = (w * s["own_cos"] + (1 - w) * s["own_cov"])[rows]
         other = (w * s["sh_cos"] + (1 - w) * s["sh_cov"])[rows]
-        wins = (own[:, None] > other[None, :]) + 0.5 * (own[:, None] == other[None, :])
-        return float(wins.mean())
+        truth = [True] * len(own) + [False] * len(other)
+        return float(evaluate.auc(truth, [*own, *other]) or 0.0)
 
     def accuracy(s: dict[str, np.ndarray], w: float, rows: np.ndarray) -> float:
         own = w * s["own_cos"] + (1 - w) * s["own_cov"]
@@ -148,8 +149,8 @@ def main() -> int:
     cosine_correct = {source: [] for source in SOURCES}
     for fold in range(FOLDS):
         tune, test = folds != fold, folds == fold
-        floor = auc(s, 1.0, tune)  # the cosine's separation from shuffled answers
-        allowed = [w for w in WEIGHTS if auc(s, w, tune) >= floor]
+        floor = auc_shuffled(s, 1.0, tune)  # the cosine's separation from shuffled answers
+        allowed = [w for w in WEIGHTS if auc_shuffled(s, w, tune) >= floor]
         best = max(allowed, key=lambda w: (accuracy(s, w, tune), w == COSINE_WEIGHT))
         report["folds"].append(
             {
@@ -174,7 +175,7 @@ def main() -> int:
     report["by_weight"] = {
         str(w): {
             "pairwise": round(accuracy(s, w, np.ones(len(pairs), dtype=bool)), 4),
-            "auc_vs_shuffled": round(auc(s, w, np.ones(len(pairs), dtype=bool)), 4),
+            "auc_vs_shuffled": round(auc_shuffled(s, w, np.ones(len(pairs), dtype=bool)), 4),
         }
         for w in WEIGHTS
     }

@@ -235,7 +235,6 @@ def leave_groups_out(
     kinds = ("mean", "fine-tuned", "generic")
     scores = {kind: np.zeros(len(y)) for kind in kinds}
     flags: dict[str, list[float]] = {kind: [] for kind in kinds}
-    answer_scores = np.zeros(len(answers))
     answer_members = {kind: np.zeros(len(answers)) for kind in kinds}
     for fold, group in enumerate(sorted(set(groups))):
         held = groups == group
@@ -262,9 +261,6 @@ def leave_groups_out(
         for kind in kinds:
             scores[kind][held] = held_scores[kind]
             flags[kind].append(float((other_answers[kind] >= 0.5).mean()))
-        answer_scores[~trained_with] = np.maximum(
-            answer_scores[~trained_with], other_answers["mean"]
-        )
         for kind in kinds:
             answer_members[kind][~trained_with] = np.maximum(
                 answer_members[kind][~trained_with], other_answers[kind]
@@ -283,7 +279,7 @@ def leave_groups_out(
     figures["members"] = {
         kind: figures_of(y, groups, scores[kind], flags[kind]) for kind in kinds[1:]
     }
-    return figures, scores["mean"], answer_scores
+    return figures, scores["mean"], answer_members["mean"]
 
 
 def gate_table(

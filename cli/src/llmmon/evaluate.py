@@ -253,7 +253,8 @@ def evaluate_relevance(
     relevant label. Pairwise files (``prompt,response_1,response_2,label``, the label naming the
     better response, 1 or 2): how often each score prefers it (ties count half)."""
     from llmmon.errors import CliError
-    from llmmon_similarity.compute import RELEVANCE, SimilarityScorer
+    from llmmon_shared.extract import Interaction
+    from llmmon_similarity.compute import METRIC, RELEVANCE, SimilarityScorer
     from llmmon_similarity.settings import SimilaritySettings, make_embedder, make_relevance
 
     with path.open(newline="", encoding="utf-8-sig") as handle:
@@ -265,21 +266,25 @@ def evaluate_relevance(
     rows = read_labelled(path, columns)
     settings = SimilaritySettings(relevance=True)
     relevance = make_relevance(settings)
-    scorer = SimilarityScorer(make_embedder(settings, relevance), relevance)
-    from llmmon_shared.extract import Interaction
+    # Prompts taken whole: an evaluation file holds no traffic to learn shared lines from.
+    scorer = SimilarityScorer(make_embedder(settings, relevance), relevance, shared_lines=None)
 
-    def scores(column: str) -> tuple[list[float], list[float]]:
+    def scores(names: Sequence[str]) -> list[tuple[list[float], list[float]]]:
+        """(Relevance, similarity) of each response column, all in one scorer call, so a
+        prompt shared by the columns is embedded once."""
         items = [
-            Interaction(str(i), "", "InvokeModel", "", r[prompt_column] or "", r[column] or "")
+            Interaction(str(i), "", "InvokeModel", "", r[prompt_column] or "", r[name] or "")
+            for name in names
             for i, r in enumerate(rows)
         ]
-        # Prompts taken whole, as an evaluation file holds no traffic to learn shared lines from.
-        scorer.shared_lines.min_prompts = len(rows) + 1
         out = scorer(items)
-        return (
-            [s.get(RELEVANCE, 0.0) for s in out],
-            [s.get("PromptResponseSimilarity", 0.0) for s in out],
-        )
+        return [
+            (
+                [s.get(RELEVANCE, 0.0) for s in out[k * len(rows) : (k + 1) * len(rows)]],
+                [s.get(METRIC, 0.0) for s in out[k * len(rows) : (k + 1) * len(rows)]],
+            )
+            for k in range(len(names))
+        ]
 
     print(
         f"relevance: MiniLM ({relevance.variant if relevance else '-'}); similarity backend "
@@ -295,8 +300,7 @@ def evaluate_relevance(
                 f"{path}: pairwise labels must be 1 or 2 (the better response); found "
                 f"{', '.join(bad[:5])}"
             )
-        first_rel, first_sim = scores(responses[0])
-        second_rel, second_sim = scores(responses[1])
+        (first_rel, first_sim), (second_rel, second_sim) = scores(responses)
 
         def accuracy(a: list[float], b: list[float]) -> float:
             wins = 0.0
@@ -319,7 +323,7 @@ def evaluate_relevance(
                 f"{path}: pointwise files need both relevant ({', '.join(relevant_labels)}) "
                 f"and other labels in column {label_column!r}"
             )
-        rel, sim = scores(responses[0])
+        ((rel, sim),) = scores(responses)
         figures["relevance_auc"] = _rounded(auc(truth, rel))
         figures["similarity_auc"] = _rounded(auc(truth, sim))
         figures["relevant"] = sum(truth)

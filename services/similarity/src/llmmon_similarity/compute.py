@@ -58,7 +58,10 @@ class SimilarityScorer:
 
     embedder: Embedder
     relevance: LocalMiniLMEmbedder | None = None
-    shared_lines: SharedLines = field(default_factory=SharedLines)
+    shared_lines: SharedLines | None = field(default_factory=SharedLines)
+    """Lines recurring across prompts, left out of them; None: prompts are taken whole (an
+    evaluation file holds no traffic to learn them from)."""
+    _pool: ThreadPoolExecutor | None = field(init=False, default=None, repr=False)
 
     def __call__(self, batch: Sequence[Interaction]) -> list[Scores]:
         scorable = [i for i, item in enumerate(batch) if item.prompt.strip()]
@@ -66,8 +69,9 @@ class SimilarityScorer:
         if not scorable:
             return results
         prompts = [batch[i].prompt for i in scorable]
-        self.shared_lines.observe(prompts)
-        prompts = [self.shared_lines.own_part(prompt) for prompt in prompts]
+        if self.shared_lines is not None:
+            self.shared_lines.observe(prompts)
+            prompts = [self.shared_lines.own_part(prompt) for prompt in prompts]
         texts = prompts + [batch[i].completion for i in scorable]
         half = len(scorable)
         local: Matrix | None = None
@@ -79,15 +83,20 @@ class SimilarityScorer:
             vectors = local
         else:
             # Another backend (Titan) waits on the network: its calls overlap MiniLM's passes.
-            with ThreadPoolExecutor(1, thread_name_prefix="similarity") as pool:
-                pending = pool.submit(self.embedder.embed, texts)
-                local, tokens = self.relevance.embed_tokens(texts)
-                vectors = pending.result()
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="similarity")
+            pending = self._pool.submit(self.embedder.embed, texts)
+            local, tokens = self.relevance.embed_tokens(texts)
+            vectors = pending.result()
         similarities = cosine_rows(vectors[:half], vectors[half:])
-        local_cosines = cosine_rows(local[:half], local[half:]) if local is not None else None
+        local_cosines = (
+            similarities
+            if local is vectors or local is None
+            else cosine_rows(local[:half], local[half:])
+        )
         for k, (index, similarity) in enumerate(zip(scorable, similarities, strict=True)):
             scores = {METRIC: float(similarity)}
-            if local_cosines is not None:
+            if local is not None:
                 scores[RELEVANCE] = relevance(float(local_cosines[k]), tokens[k], tokens[half + k])
             results[index] = scores
         return results
