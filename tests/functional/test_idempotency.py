@@ -129,17 +129,22 @@ def test_object_overwritten_before_its_event_is_read__a_counted_skip(aws: Any) -
     assert sink.values("SkippedObjects", Reason="superseded-object") == [1.0]
 
 
-def test_object_failing_midway__resumes_after_the_last_chunk_that_went_out(aws: Any) -> None:
-    sink = MemorySink()
-    calls = {"n": 0}
+class ListRequeue:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int]] = []
 
+    def send(self, queue_arn: str, body: str, delay_s: int = 0) -> None:
+        self.sent.append((body, delay_s))
+
+
+def flaky_pipeline(sink: MemorySink, aws: Any, calls: dict[str, int]) -> Pipeline:
     def flaky(batch: Sequence[Interaction]) -> list[Scores]:
         calls["n"] += 1
         if calls["n"] == 2:
             raise ConnectionError("backend down")  # the service behind the scorer, not a record
         return count(batch)
 
-    handler = Pipeline(
+    return Pipeline(
         "refusal",
         flaky,
         {"Scored": Unit.NONE},
@@ -147,19 +152,51 @@ def test_object_failing_midway__resumes_after_the_last_chunk_that_went_out(aws: 
         sink,
         ServiceSettings(idempotency_table="idem", batch_size=1),
     )
+
+
+def test_object_failing_midway__continued_after_the_last_chunk_that_went_out(aws: Any) -> None:
+    """The receive made progress: it is acknowledged and the rest of the object goes on in a
+    continuation message (after ``continuation_delay_s``), which scores only the second batch."""
+    sink, calls, requeue = MemorySink(), {"n": 0}, ListRequeue()
+    handler = flaky_pipeline(sink, aws, calls)
+    handler.requeue = requeue
     result = handler.handle_event(
         sqs_event([body("mistral")]), context()
     )  # 2 interactions, 2 batches
-    assert result == {"batchItemFailures": [{"itemIdentifier": "msg-0"}]}
+    assert result == {"batchItemFailures": []}
     assert sink.values("Scored") == [1.0]  # the first batch went out, and its checkpoint
-    items = boto3.client("dynamodb").scan(TableName="idem")["Items"]
-    assert [item.get("done") for item in items] == [{"BOOL": False}]  # Powertools' is gone
+    ((continuation, delay),) = requeue.sent
+    assert delay == 30
+    assert handler.handle_event(sqs_event([continuation]), context()) == {
+        "batchItemFailures": []
+    }
+    assert sink.values("Scored") == [1.0, 1.0]  # the continuation scored only the second
+    assert calls["n"] == 3
+    assert sum(sink.values("Interactions")) == 2
+    assert sink.values("ObjectsProcessed") == [1.0]
+    # The original message redelivered (its deletion lost): a counted duplicate.
     assert handler.handle_event(sqs_event([body("mistral")]), context()) == {
         "batchItemFailures": []
     }
+    assert sink.values("Scored") == [1.0, 1.0] and sink.values("DuplicateObjects") == [1.0]
+
+
+def test_object_failing_midway_outside_sqs__resumes_after_the_last_chunk(aws: Any) -> None:
+    """No queue to continue on (an event with an empty ``eventSourceARN``): the message fails
+    and its retry resumes after the last chunk that went out."""
+    sink, calls = MemorySink(), {"n": 0}
+    handler = flaky_pipeline(sink, aws, calls)
+    event = sqs_event([body("mistral")])
+    for item in event["Records"]:
+        item["eventSourceARN"] = ""
+    assert handler.handle_event(event, context()) == {
+        "batchItemFailures": [{"itemIdentifier": "msg-0"}]
+    }
+    assert sink.values("Scored") == [1.0]
+    items = boto3.client("dynamodb").scan(TableName="idem")["Items"]
+    assert [item.get("done") for item in items] == [{"BOOL": False}]  # Powertools' is gone
+    assert handler.handle_event(event, context()) == {"batchItemFailures": []}
     assert sink.values("Scored") == [1.0, 1.0]  # the retry scored only the second
-    assert calls["n"] == 3
-    assert sum(sink.values("Interactions")) == 2
     assert sink.values("ObjectsProcessed") == [1.0]
 
 

@@ -234,38 +234,81 @@ def test_lone_surrogates_and_nuls__cleaned_at_extraction() -> None:
     found.completion.encode("utf-8")
 
 
-def test_messages_near_the_function_timeout__returned_as_failures(
-    s3: Any, monkeypatch: pytest.MonkeyPatch
+class ListRequeue:
+    """A :class:`Requeue` that keeps what it was asked to send (or refuses, like an SQS outage)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, str, int]] = []
+        self.fail = fail
+
+    def send(self, queue_arn: str, body: str, delay_s: int = 0) -> None:
+        if self.fail:
+            raise ConnectionError("queue unreachable")
+        self.sent.append((queue_arn, body, delay_s))
+
+
+def late_after_first(
+    handler: Pipeline, now: list[float], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With a fifth of the function's time left, no further message is started: it goes back
-    as a failure (and is retried) instead of the invocation timing out for the whole batch."""
-    import llmmon_shared.runtime as runtime
-
-    now = [0.0]
-    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
-
-    class Context:
-        def get_remaining_time_in_millis(self) -> int:
-            return 60_000
-
-    sink = MemorySink()
-    handler = pipeline(s3, sink)
     handle_message = handler.handle_message
 
-    def first_then_late(body: str) -> Any:
+    def first_then_late(body: str, queue: str | None = None) -> Any:
         try:
-            return handle_message(body)
+            return handle_message(body, queue)
         finally:
             now[0] = 50.0  # past four fifths of the 60 s once the first message is done
 
     monkeypatch.setattr(handler, "handle_message", first_then_late)
+
+
+class SixtySeconds:
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def test_messages_near_the_function_timeout__put_back_as_new_messages(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a fifth of the function's time left, no further message is started: each goes back
+    on its queue as a new message (receive count 1, visible at once) and this receive is
+    acknowledged, instead of the invocation timing out for the whole batch or the unstarted
+    messages counting receives toward the dead-letter queue."""
+    import llmmon_shared.runtime as runtime
+
+    now = [0.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    sink, requeue = MemorySink(), ListRequeue()
+    handler = pipeline(s3, sink)
+    handler.requeue = requeue
+    late_after_first(handler, now, monkeypatch)
+    bodies = [body("titan"), body("nova"), body("llama")]
+    result = handler.handle_event(sqs_event(bodies), SixtySeconds())
+    assert result == {"batchItemFailures": []}
+    queue = "arn:aws:sqs:us-east-1:123456789012:llmmon-similarity"
+    assert requeue.sent == [(queue, bodies[1], 0), (queue, bodies[2], 0)]
+    assert sink.values("Requeued", Reason="deferred", Service="test") == [1, 1]
+    assert len(sink.values("ResponseChars")) == 2  # the titan object's two interactions
+
+
+def test_messages_near_the_function_timeout__fail_when_they_cannot_be_put_back(
+    s3: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmmon_shared.runtime as runtime
+
+    now = [0.0]
+    monkeypatch.setattr(runtime.time, "monotonic", lambda: now[0])
+    sink = MemorySink()
+    handler = pipeline(s3, sink)
+    handler.requeue = ListRequeue(fail=True)
+    late_after_first(handler, now, monkeypatch)
     result = handler.handle_event(
-        sqs_event([body("titan"), body("nova"), body("llama")]), Context()
+        sqs_event([body("titan"), body("nova"), body("llama")]), SixtySeconds()
     )
     assert result == {
         "batchItemFailures": [{"itemIdentifier": "msg-1"}, {"itemIdentifier": "msg-2"}]
     }
-    assert len(sink.values("ResponseChars")) == 2  # the titan object's two interactions
+    assert sink.values("Requeued") == []
+    assert len(sink.values("ResponseChars")) == 2
 
 
 class StrictCloudWatch:

@@ -116,7 +116,8 @@ def dlq_policy(queue_arn: str) -> Document:
 
 
 def queue_policy(queue_arn: str, topic_arn: str) -> Document:
-    """TLS only; only the log topic may send to a service's queue."""
+    """TLS only; the log topic may send to a service's queue (and, through its role's own
+    policy, the service's function: its continuations)."""
     return document(
         deny_insecure_transport("sqs:*", queue_arn),
         {
@@ -219,6 +220,10 @@ def service_role_policy(
                 "sqs:DeleteMessage",
                 "sqs:GetQueueAttributes",
                 "sqs:ChangeMessageVisibility",
+                # Continuations of objects stopped midway, and messages an invocation had no
+                # time to start, go back on the service's own queue as new messages.
+                "sqs:SendMessage",
+                "sqs:GetQueueUrl",
             ],
             "Resource": queue_arn,
         },

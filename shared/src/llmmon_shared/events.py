@@ -23,6 +23,7 @@ __all__ = [
     "ObjectRef",
     "SkippedObject",
     "classify_key",
+    "continuation_body",
     "unwrap_message",
 ]
 
@@ -47,6 +48,9 @@ class ObjectRef:
     sequencer: str | None = None
     version_id: str | None = None
     """``versionId`` of the event (versioned buckets): the object is read at that version."""
+    start: int = 0
+    """Items (records and bad lines) of the object already accounted for: a continuation
+    message (:func:`continuation_body`) resumes the object there. 0 for an S3 event."""
 
     @property
     def idempotency_key(self) -> str:
@@ -131,9 +135,60 @@ def _object_from_record(record: Any) -> ObjectRef | SkippedObject:
     )
 
 
+CONTINUATION = "llmmonContinuation"
+"""Top-level key of a continuation message: the rest of one object, from a position."""
+
+
+def continuation_body(ref: ObjectRef, start: int) -> str:
+    """The message that hands the rest of ``ref`` (from item ``start``) to the service's next
+    receive: the same object version, named as its event named it. Keys are Bedrock's paths,
+    never user text."""
+    return json.dumps(
+        {
+            CONTINUATION: {
+                "bucket": ref.bucket,
+                "key": ref.key,
+                "size": ref.size,
+                "eTag": ref.etag,
+                "sequencer": ref.sequencer,
+                "versionId": ref.version_id,
+                "start": start,
+            }
+        },
+        separators=(",", ":"),
+    )
+
+
+def _continuation(section: Any) -> ObjectRef:
+    if not isinstance(section, dict):
+        raise InvalidEventError("continuation is not an object")
+    bucket, key, start = section.get("bucket"), section.get("key"), section.get("start")
+    if not isinstance(bucket, str) or not bucket or not isinstance(key, str) or not key:
+        raise InvalidEventError("continuation lacks a bucket or key")
+    if not isinstance(start, int) or isinstance(start, bool) or start < 1:
+        raise InvalidEventError("continuation's start is not a positive integer")
+
+    def text(name: str) -> str | None:
+        value = section.get(name)
+        return value if isinstance(value, str) and value else None
+
+    size = section.get("size")
+    return ObjectRef(
+        bucket=bucket,
+        key=key,
+        size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+        etag=text("eTag"),
+        sequencer=text("sequencer"),
+        version_id=text("versionId"),
+        start=start,
+    )
+
+
 def unwrap_message(body: str) -> list[ObjectRef | SkippedObject]:
     """Turn one SQS message body into the log objects it announces (usually exactly one)."""
     payload = _s3_payload(body)
+    if CONTINUATION in payload:
+        return [_continuation(payload[CONTINUATION])]
     if payload.get("Event") == "s3:TestEvent":
         return [SkippedObject("s3-test-event", payload.get("Bucket"))]
     records = payload.get("Records")

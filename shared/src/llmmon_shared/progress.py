@@ -29,6 +29,10 @@ class Checkpoint:
     """End position of the chunk announced for delivery and not yet confirmed (0: none)."""
     pending_last: bool = False
     """The announced chunk is the object's last."""
+    owner: int = 0
+    """Start position of the message that owns the object's scoring: 0 for its S3 event, ``P``
+    once a receive handed the rest over to a continuation message starting at ``P``. A message
+    whose start is below the owner's does not score (the object went on without it)."""
 
     @property
     def unconfirmed(self) -> int:
@@ -88,6 +92,7 @@ class DynamoProgress:
             bool(item.get("done", {}).get("BOOL")),
             int(item.get("pending", {}).get("N", 0)),
             bool(item.get("pending_last", {}).get("BOOL")),
+            int(item.get("owner", {}).get("N", 0)),
         )
 
     def save(self, version: str, checkpoint: Checkpoint) -> None:
@@ -99,6 +104,7 @@ class DynamoProgress:
                 "done": {"BOOL": checkpoint.done},
                 "pending": {"N": str(checkpoint.pending)},
                 "pending_last": {"BOOL": checkpoint.pending_last},
+                "owner": {"N": str(checkpoint.owner)},
                 "expiration": {"N": str(int(time.time()) + self.ttl_s)},
             },
         )

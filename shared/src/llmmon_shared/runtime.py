@@ -33,11 +33,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import IO, Any, cast
+from typing import IO, Any, Protocol, cast
 
 from llmmon_shared.admission import DynamoAdmission
 from llmmon_shared.aws import NoTimeLeft, TimeBoundClient
-from llmmon_shared.events import ObjectRef, SkippedObject, unwrap_message
+from llmmon_shared.events import ObjectRef, SkippedObject, continuation_body, unwrap_message
 from llmmon_shared.extract import Interaction, Skip, SkipReason, extract
 from llmmon_shared.logs import (
     BodyFetchError,
@@ -71,7 +71,9 @@ __all__ = [
     "ObjectReport",
     "ObjectUnavailableError",
     "Pipeline",
+    "Requeue",
     "Scores",
+    "SqsRequeue",
     "build_pipeline",
     "lambda_entry",
     "make_sink",
@@ -105,6 +107,9 @@ UNREADABLE = frozenset(
 )
 """Skip reasons that mean llmmon could not read or score a record (``UnreadableRecord``), as
 opposed to records with nothing to score (embeddings, model errors, guardrail replies...)."""
+SOFT_DEADLINE_MIN_S = 20.0
+"""An invocation with at least this much time stops starting work with a fifth of it left (below
+it, as in the fault tests' short local timeouts, there is no room for a margin)."""
 MAX_METRIC_AGE = timedelta(days=13)
 MAX_METRIC_LEAD = timedelta(hours=1)
 
@@ -162,6 +167,36 @@ class Boto3S3Reader:
         return body
 
 
+class Requeue(Protocol):
+    """Puts a message on the queue it came from (named by the SQS record's
+    ``eventSourceARN``): a continuation of an object, or a message the invocation had no time to
+    start. A new message starts at receive count 1: only receives that made no progress bring a
+    message closer to its dead-letter queue."""
+
+    def send(self, queue_arn: str, body: str, delay_s: int = 0) -> None: ...
+
+
+@dataclass
+class SqsRequeue:
+    """:class:`Requeue` over an SQS client (``sqs:GetQueueUrl`` and ``sqs:SendMessage`` on the
+    service's own queue)."""
+
+    client: Any
+    _urls: dict[str, str] = field(default_factory=dict)
+
+    def send(self, queue_arn: str, body: str, delay_s: int = 0) -> None:
+        url = self._urls.get(queue_arn)
+        if url is None:
+            parts = queue_arn.split(":")
+            if len(parts) != 6 or parts[2] != "sqs":
+                raise ValueError(f"not an SQS queue ARN: {queue_arn}")
+            url = self.client.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])[
+                "QueueUrl"
+            ]
+            self._urls[queue_arn] = url
+        self.client.send_message(QueueUrl=url, MessageBody=body, DelaySeconds=int(delay_s))
+
+
 @dataclass
 class ObjectReport:
     """What scoring one object found. Counts only: no text."""
@@ -216,12 +251,16 @@ class Pipeline:
     settings: ServiceSettings = field(default_factory=ServiceSettings)
     policy: DimensionPolicy | None = None
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Callable[[], float] = lambda: time.monotonic()
+    """Seconds on a monotonic clock: the invocation's deadlines are measured on it."""
     reads_response: bool = True
     """The scorer measures the model's response (similarity, sentiment, toxicity, refusal)."""
     reads_prompt: bool = False
     """The scorer also measures the prompt alone (comprehend's optional prompt toxicity)."""
     progress: ProgressStore | None = None
     """Where objects got to (the idempotency table when there is one, else this container)."""
+    requeue: Requeue | None = None
+    """Where continuations and deferred messages go (SQS, built at the first use)."""
 
     _once: Callable[..., dict[str, Any]] | None = field(init=False, default=None, repr=False)
     _duplicates: int = field(init=False, default=0, repr=False)
@@ -233,6 +272,7 @@ class Pipeline:
     _idempotency_config: Any = field(init=False, default=None, repr=False)
     _table: TimeBoundClient | None = field(init=False, default=None, repr=False)
     """The idempotency table's client: every call held to the time left in the invocation."""
+    _requeued: Counter[str] = field(init=False, default_factory=Counter, repr=False)
 
     def __post_init__(self) -> None:
         if self.settings.idempotency_table:
@@ -553,8 +593,11 @@ class Pipeline:
             return "outside-log-prefix"
         return None
 
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and self.clock() > self._deadline
+
     def _check_deadline(self) -> None:
-        if self._deadline is not None and time.monotonic() > self._deadline:
+        if self._past_deadline():
             raise DeadlineExceeded("too close to the function timeout; the message is retried")
 
     def _object_skip(self, reason: str) -> MetricPoint:
@@ -609,7 +652,7 @@ class Pipeline:
 
     # -- one message, one event ---------------------------------------------------------------
 
-    def process_object(self, ref: ObjectRef) -> dict[str, Any]:
+    def process_object(self, ref: ObjectRef, queue: str | None = None) -> dict[str, Any]:
         """Score one object and deliver its metrics chunk by chunk (one chunk per scored batch).
         Each chunk is announced in the object's checkpoint before it is sent and confirmed
         after (see :mod:`llmmon_shared.progress`): a retry resumes after the last chunk that
@@ -617,35 +660,50 @@ class Pipeline:
         announcement and its confirmation) is never sent again but counted
         (``UnconfirmedRecords``). No chunk is sent unless its announcement was saved, so nothing
         is counted twice. Returns the report's summary. With an idempotency table this runs at
-        most once per object version (see ``_idempotent``)."""
+        most once per object version and start (see ``_idempotent``).
+
+        ``queue`` is the ARN of the queue the message came from. A receive stopped midway (the
+        deadline, a backend failing) after it delivered part of the object hands the rest to a
+        continuation message on that queue instead of failing (see :meth:`_hand_over`): a
+        receive that made progress never brings the object closer to the dead-letter queue. A
+        receive that made none fails as before."""
         reason = self._outside_log_prefix(ref)
         if reason is not None:
             return self._skip_object(ref, reason)
         version = _version(ref)
+        owner = ref.start
         assert self.progress is not None
         checkpoint = self.progress.load(version)
         if checkpoint.done:
             # Delivered in full before; only its COMPLETED mark was lost (see CompletingStore).
             self._duplicates += 1
             return {"key": ref.key, "duplicate": True}
+        if checkpoint.owner > owner:
+            # An earlier receive of this message handed the rest on and stopped before the
+            # message was acknowledged: the continuation owns the object. It is sent again (a
+            # duplicate of it is recognised by its idempotency key), nothing is scored here.
+            return self._send_continuation(ref, checkpoint.owner, queue, "resent", 0)
         report = ObjectReport(ref.key)
         if checkpoint.unconfirmed:
-            checkpoint = self._settle_unconfirmed(ref, version, checkpoint)
+            checkpoint = self._settle_unconfirmed(ref, version, checkpoint, owner)
             if checkpoint.done:
                 return {"key": ref.key, "unconfirmed": checkpoint.position}
-        delivered = checkpoint.position  # items whose metrics went out (or were logged lost)
+        # Items whose metrics went out (or were logged lost). A continuation's own start counts
+        # where the checkpoint is gone (no table: another container left the object there).
+        delivered = max(checkpoint.position, ref.start)
+        started = delivered
         confirmed = True
         try:
             for points, position, last in self.chunks(ref, report, delivered):
-                announced = Checkpoint(delivered, pending=position, pending_last=last)
+                announced = Checkpoint(delivered, pending=position, pending_last=last, owner=owner)
                 if not self._save(version, announced):
                     raise CheckpointUnavailable(
                         f"cannot announce a chunk of s3://{ref.bucket}/{ref.key}; nothing of it "
                         "was sent"
                     )
-                self._deliver(points, ref, report, version, delivered)
+                self._deliver(points, ref, report, version, delivered, owner)
                 delivered = position
-                confirmed = self._save(version, Checkpoint(position, done=last))
+                confirmed = self._save(version, Checkpoint(position, done=last, owner=owner))
                 if not confirmed:
                     # Harmless if the next announcement is saved (it carries this position);
                     # if nothing is saved again, a retry counts this chunk as unconfirmed.
@@ -660,20 +718,77 @@ class Pipeline:
             # Over a work or size bound: a retry could never do better. Chunks before the bound
             # went out; the rest of the object is the counted skip.
             return self._skip_object(ref, exc.reason, version)
-        except Exception:
+        except Exception as exc:
+            if delivered > started and queue is not None and not isinstance(
+                exc, CheckpointUnavailable
+            ):  # (a table that refuses writes would refuse the hand-over's too)
+                handed = self._hand_over(ref, version, delivered, queue, exc)
+                if handed is not None:
+                    return handed
             if not confirmed:  # one more try, so the retry does not call a sent chunk unknown
-                self._save(version, Checkpoint(delivered))
+                self._save(version, Checkpoint(delivered, owner=owner))
             raise  # retried from the last chunk that went out
         summary = report.as_log()
         logger.info("object scored", extra={"service": self.service, **summary})
         return summary
 
+    def _hand_over(
+        self, ref: ObjectRef, version: str, position: int, queue: str, error: Exception
+    ) -> dict[str, Any] | None:
+        """The hand-over of an object stopped midway after progress, in three steps, each safe to
+        be killed after:
+
+        1. save the checkpoint at ``position`` with the continuation as its owner: from here no
+           receive of this message scores the object again (it sends the continuation instead);
+        2. send the continuation (the same object version from ``position``) to ``queue``: a
+           new message, receive count 1, visible at once after a deadline, after
+           ``continuation_delay_s`` after a failure (a backend that is down gets time);
+        3. return normally, so the message is acknowledged (and, with a table, its idempotency
+           record completed: a redelivery is a counted duplicate).
+
+        A kill after 1 or 2 brings this message back: it finds the owner and sends the
+        continuation again; a second copy has the first's idempotency key and is a duplicate.
+        None when step 1 failed: the message fails as before (nothing was handed over)."""
+        if not self._save(version, Checkpoint(position, owner=position)):
+            return None
+        delay = 0 if isinstance(error, DeadlineExceeded) else self.settings.continuation_delay_s
+        logger.warning(
+            "object handed over midway",
+            extra={
+                "service": self.service,
+                "key": ref.key,
+                "from": ref.start,
+                "to": position,
+                "error": type(error).__name__,
+            },
+        )
+        return self._send_continuation(ref, position, queue, "continuation", delay)
+
+    def _send_continuation(
+        self, ref: ObjectRef, position: int, queue: str | None, reason: str, delay_s: int
+    ) -> dict[str, Any]:
+        """Step 2 of :meth:`_hand_over` (also a stale receive's re-send). Raises when the send
+        fails: the message is retried, and its retry sends the continuation again."""
+        if queue is not None:
+            self._requeue(queue, continuation_body(ref, position), reason, delay_s)
+        return {"key": ref.key, "continued_from": position}
+
+    def _requeue(self, queue: str, body: str, reason: str, delay_s: int = 0) -> None:
+        """Send ``body`` to ``queue``, counted ``Requeued{Service, Reason}``."""
+        if self.requeue is None:
+            self.requeue = SqsRequeue(TimeBoundClient("sqs", self._time_left))
+        self.requeue.send(queue, body, delay_s)
+        self._requeued[reason] += 1
+        dims = (("Reason", reason), ("Service", self.service))
+        self.sink.add([MetricPoint("Requeued", 1, Unit.COUNT, dims, self.now())])
+        self.sink.flush()
+
     def _settle_unconfirmed(
-        self, ref: ObjectRef, version: str, checkpoint: Checkpoint
+        self, ref: ObjectRef, version: str, checkpoint: Checkpoint, owner: int
     ) -> Checkpoint:
         """A chunk was announced and never confirmed: its metrics may or may not have gone out.
         It is passed over (saved first, so this runs once) and counted, never sent again."""
-        settled = Checkpoint(checkpoint.pending, done=checkpoint.pending_last)
+        settled = Checkpoint(checkpoint.pending, done=checkpoint.pending_last, owner=owner)
         if not self._save(version, settled):
             raise CheckpointUnavailable(
                 f"cannot save the checkpoint of s3://{ref.bucket}/{ref.key}"
@@ -719,6 +834,7 @@ class Pipeline:
         report: ObjectReport,
         version: str,
         delivered: int,
+        owner: int,
     ) -> None:
         self.sink.add(points)
         try:
@@ -727,7 +843,7 @@ class Pipeline:
             if exc.sent == 0:
                 # Nothing of this chunk went out: withdraw its announcement (else a retry would
                 # count it unconfirmed) and retry the message from the last chunk that did.
-                self._save(version, Checkpoint(delivered))
+                self._save(version, Checkpoint(delivered, owner=owner))
                 raise
             # Part of the chunk went out: sending it again would count that part twice. What
             # could not be delivered is logged as lost and the object goes on.
@@ -774,7 +890,7 @@ class Pipeline:
         """Seconds before the invocation's own timeout (None outside Lambda)."""
         if self._hard_deadline is None:
             return None
-        return self._hard_deadline - time.monotonic()
+        return self._hard_deadline - self.clock()
 
     def _idempotent(self, table: str) -> Callable[..., dict[str, Any]]:
         """``process_object`` behind Powertools idempotency, keyed by service and object version
@@ -823,16 +939,21 @@ class Pipeline:
             config=self._idempotency_config,
             key_prefix=self.service,
         )
-        def once(version: dict[str, str], ref: ObjectRef) -> dict[str, Any]:
-            # ``version`` is the key (unchanged since the first release, so records written
-            # before an upgrade still match); ``ref`` is the event's object as it named it.
-            return self.process_object(ref)
+        def once(version: dict[str, str], ref: ObjectRef, queue: str | None) -> dict[str, Any]:
+            # ``version`` is the key (unchanged since the first release for an S3 event, so
+            # records written before an upgrade still match; a continuation's carries its start:
+            # it is new work on the same object version, not a duplicate of its event);
+            # ``ref`` is the event's object as it named it.
+            return self.process_object(ref, queue)
 
         return cast(Callable[..., dict[str, Any]], once)
 
-    def handle_message(self, body: str) -> list[dict[str, Any] | SkippedObject]:
-        """Score every object a message names; each object's metrics are delivered as soon as
-        that whole object is scored. Raises on failure."""
+    def handle_message(
+        self, body: str, queue: str | None = None
+    ) -> list[dict[str, Any] | SkippedObject]:
+        """Score every object a message names; each object's metrics are delivered chunk by
+        chunk. ``queue``: the ARN of the queue the message came from, where an object stopped
+        midway is continued (None: no continuation, the message fails). Raises on failure."""
         outcomes: list[dict[str, Any] | SkippedObject] = []
         for ref in unwrap_message(body):
             if isinstance(ref, SkippedObject):
@@ -840,19 +961,13 @@ class Pipeline:
                 outcomes.append(ref)
                 continue
             if self._once is None:
-                outcomes.append(self.process_object(ref))
+                outcomes.append(self.process_object(ref, queue))
                 continue
             before, failures = self._duplicates, self._completion_failures
-            outcomes.append(
-                self._once(
-                    version={
-                        "bucket": ref.bucket,
-                        "key": ref.key,
-                        "etag": ref.etag or ref.sequencer or "",
-                    },
-                    ref=ref,
-                )
-            )
+            version = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag or ref.sequencer or ""}
+            if ref.start:
+                version["start"] = str(ref.start)
+            outcomes.append(self._once(version=version, ref=ref, queue=queue))
             if self._completion_failures > failures:
                 self.sink.add(
                     [
@@ -898,18 +1013,31 @@ class Pipeline:
         self._deadline = self._hard_deadline = None
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             remaining = context.get_remaining_time_in_millis() / 1000
-            self._hard_deadline = time.monotonic() + remaining
-            # Stop starting work with a fifth of the time left: unfinished messages go back as
-            # failures and are retried, instead of the invocation timing out and every message
-            # of the batch being received once more. (Below 20 s, as in the fault tests' short
-            # local timeouts, there is no room for a margin.)
-            if remaining >= 20:
-                self._deadline = time.monotonic() + remaining * 0.8
+            self._hard_deadline = self.clock() + remaining
+            # Stop starting work with a fifth of the time left, instead of the invocation
+            # timing out and every message of the batch being received once more: an object
+            # stopped midway is continued by a new message, messages not started are put back
+            # as new messages (see ``_hand_over`` and ``record_handler``).
+            if remaining >= SOFT_DEADLINE_MIN_S:
+                self._deadline = self.clock() + remaining * 0.8
 
         def record_handler(record: SQSRecord) -> None:
+            queue = record.event_source_arn or None
             try:
+                if self._past_deadline() and queue is not None:
+                    # Not started: a new copy of the message goes back on the queue, and this
+                    # receive is acknowledged. A receive that never tried the message is no
+                    # evidence of poison, and the copy does not wait out the visibility timeout.
+                    try:
+                        self._requeue(queue, record.body, "deferred")
+                        return
+                    except Exception as exc:
+                        logger.warning(
+                            "message not deferred; it is retried",
+                            extra={"service": self.service, "error": type(exc).__name__},
+                        )
                 self._check_deadline()
-                self.handle_message(record.body)
+                self.handle_message(record.body, queue)
             except Exception as exc:
                 logger.error(
                     "message failed",

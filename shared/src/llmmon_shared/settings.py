@@ -62,6 +62,10 @@ class ServiceSettings(BaseModel):
     embedder_variant: Literal["auto", "fp32", "int8"] = "auto"
     """The local MiniLM's graph: ``auto`` picks by the CPU's features at cold start
     (``llmmon_shared.embeddings.minilm_variant``); ``fp32`` or ``int8`` forces one."""
+    continuation_delay_s: int = Field(default=30, ge=0, le=900)
+    """Seconds before the continuation of an object stopped midway by a failure (not the
+    deadline) becomes visible: a backend that is down gets time, without the receive counting
+    toward the dead-letter queue."""
     log_level: str = "INFO"
     idempotency_table: str | None = None
     """DynamoDB table for idempotency: each object version is scored at most once."""
