@@ -603,6 +603,206 @@ def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------------------------
+# Hand-over kills: one 5,000-record object under a 5 s function timeout, far more than one
+# invocation can score, through a real SQS queue (with its dead-letter queue after 5 receives),
+# the idempotency table and checkpoints of a moto server. A worker process plays Lambda's event
+# source mapping (receive, invoke with Lambda's record shape, delete what did not fail) and is
+# killed once after each step of the hand-over in turn: the checkpoint saved, the continuation
+# sent, the invocation returned (its messages not yet deleted). The object must complete with
+# nothing in the dead-letter queue, no value twice and none lost uncounted.
+
+HANDOVER_RECORDS, HANDOVER_BATCH, HANDOVER_TIMEOUT_S = 5000, 64, 5.0
+HANDOVER_STEPS = ("saved", "sent", "returned")
+HANDOVER_VISIBILITY_S = 6  # > the timeout: a killed invocation's messages come back after it
+
+
+def handover_worker(folder: Path) -> None:
+    """One worker's life; ``kill-at`` in the folder names the step to die after (or none)."""
+    import signal
+
+    import llmmon_shared.runtime as runtime
+    from llmmon.local.worker import LambdaContext, sqs_record
+    from llmmon_shared.aws import client
+    from llmmon_shared.metrics import EmfSink
+    from llmmon_shared.runtime import Pipeline
+    from llmmon_shared.settings import ServiceSettings
+
+    runtime.SOFT_DEADLINE_MIN_S = 1.0  # a 5 s function keeps its fifth in reserve too
+    kill_at = (folder / "kill-at").read_text().strip()
+
+    def die(step: str) -> None:
+        if step == kill_at:
+            (folder / "killed").write_text(step)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    send, requeue = Pipeline._send_continuation, Pipeline._requeue
+
+    def send_continuation(
+        self: Any, ref: Any, position: int, queue: Any, reason: str, delay: int
+    ) -> Any:
+        if reason == "continuation":
+            die("saved")  # step 1 done: the checkpoint names the continuation as owner
+        return send(self, ref, position, queue, reason, delay)
+
+    def requeued(self: Any, queue: str, body: str, reason: str, delay_s: int = 0) -> None:
+        requeue(self, queue, body, reason, delay_s)
+        if reason == "continuation":
+            die("sent")  # step 2 done: the continuation is on the queue
+
+    Pipeline._send_continuation = send_continuation  # type: ignore[method-assign]
+    Pipeline._requeue = requeued  # type: ignore[method-assign]
+
+    def score(batch: Sequence[Any]) -> list[dict[str, float]]:
+        time.sleep(0.002 * len(batch))  # a scorer's work: 10 s for the object
+        return [{"Scored": float(i.request_id[2:])} for i in batch]
+
+    sqs = client("sqs")
+    url = (folder / "queue-url").read_text()
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    with (folder / "emf.log").open("a", buffering=1) as out:
+        pipeline = Pipeline(
+            "chaos",
+            score,
+            {},
+            _boto_reader(),
+            EmfSink("chaos", out),
+            ServiceSettings(idempotency_table="idem", batch_size=HANDOVER_BATCH),
+        )
+        idle = 0
+        while idle < 3:
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not messages:
+                queued = sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesNotVisible",
+                        "ApproximateNumberOfMessagesDelayed",
+                    ],
+                )["Attributes"]
+                idle = idle + 1 if not any(int(v) for v in queued.values()) else 0
+                continue
+            idle = 0
+            with (folder / "receives").open("a") as tally:
+                tally.write(f"{len(messages)}\n")
+            context = LambdaContext(
+                "chaos", 1024, "arn", "request", time.monotonic() + HANDOVER_TIMEOUT_S
+            )
+            event = {"Records": [sqs_record(m, arn, "us-east-1") for m in messages]}
+            result = pipeline.handle_event(event, context)
+            die("returned")  # step 3 done: acknowledged by the function, not yet deleted
+            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+            for m in messages:
+                if m["MessageId"] not in failed:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def handover_kills(steps: Sequence[str] = HANDOVER_STEPS) -> dict[str, Any]:
+    import logging
+    import tempfile
+
+    from moto.server import ThreadedMotoServer
+
+    from tests.conftest import s3_event
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "LLMMON_LOG_LEVEL": "ERROR",
+    }
+    saved = dict(os.environ)
+    os.environ.update({k: env[k] for k in env if k.startswith("AWS_")})
+    started = time.monotonic()
+    try:
+        import boto3
+
+        s3 = log_bucket_and_table()
+        sqs = boto3.client("sqs")
+        dlq = sqs.create_queue(QueueName="chaos-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        queue = sqs.create_queue(
+            QueueName="chaos",
+            Attributes={
+                "VisibilityTimeout": str(HANDOVER_VISIBILITY_S),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}
+                ),
+            },
+        )["QueueUrl"]
+        body = lines([record(n) for n in range(HANDOVER_RECORDS)])
+        etag = s3.put_object(Bucket=BUCKET, Key=KEY, Body=body)["ETag"].strip('"')
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(s3_event(BUCKET, KEY, etag=etag)))
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            (folder / "queue-url").write_text(queue)
+            kills, lives = [], 0
+            for step in [*steps, "none"]:
+                (folder / "kill-at").write_text(step)
+                lives += 1
+                child = subprocess.run(
+                    [sys.executable, __file__, "--handover-worker", str(folder)],
+                    env=env,
+                    timeout=600,
+                )
+                if child.returncode == -9:
+                    kills.append((folder / "killed").read_text())
+                    (folder / "killed").unlink()
+                elif child.returncode:
+                    raise RuntimeError(f"handover worker failed with {child.returncode}")
+            seen: dict[float, int] = {}
+            unconfirmed = requeued = duplicates = 0
+            for line in (folder / "emf.log").read_text().splitlines():
+                document = json.loads(line)
+                unconfirmed += int(document.get("UnconfirmedRecords", 0))
+                requeued += int(document.get("Requeued", 0))
+                duplicates += int(document.get("DuplicateObjects", 0))
+                values = document.get("Scored", [])
+                for value in values if isinstance(values, list) else [values]:
+                    seen[value] = seen.get(value, 0) + 1
+            receives = sum(int(n) for n in (folder / "receives").read_text().split())
+        in_dlq = int(
+            sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
+                "Attributes"
+            ]["ApproximateNumberOfMessages"]
+        )
+    finally:
+        server.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+    twice = sum(n - 1 for n in seen.values() if n > 1)
+    return {
+        "expected": HANDOVER_RECORDS,
+        "scored": len(seen),
+        "double": twice,
+        "lost": max(0, HANDOVER_RECORDS - len(seen) - unconfirmed),
+        "unconfirmed_records": unconfirmed,
+        "kills": kills,
+        "worker_lives": lives,
+        "messages_received": receives,
+        "requeued": requeued,
+        "duplicate_objects": duplicates,
+        "dead_letter_messages": in_dlq,
+        "wall_s": round(time.monotonic() - started, 1),
+    }
+
+
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
@@ -658,9 +858,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", choices=sorted(CASES))
     parser.add_argument("--kills", type=int, default=0, help="also run N random kills")
     parser.add_argument("--kill-worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--handover-worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--handover", action="store_true", help="the hand-over kills (5,000 records, 5 s timeout)"
+    )
     args = parser.parse_args(argv)
     if args.kill_worker:
         kill_worker(args.kill_worker)
+        return 0
+    if args.handover_worker:
+        handover_worker(args.handover_worker)
+        return 0
+    if args.handover:
+        print(json.dumps(handover_kills()))
         return 0
     if args.case:
         print(json.dumps(run_case(args.case)))

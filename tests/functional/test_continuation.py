@@ -83,7 +83,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
-        data = gzip.compress(b"".join(json.dumps(record(n)).encode() + b"\n" for n in range(RECORDS)))
+        data = gzip.compress(
+            b"".join(json.dumps(record(n)).encode() + b"\n" for n in range(RECORDS))
+        )
         etag = s3.put_object(Bucket=BUCKET, Key=KEY, Body=data)["ETag"].strip('"')
         boto3.client("dynamodb").create_table(
             TableName="idem",
@@ -105,9 +107,7 @@ def make(s3: Any, sink: MemorySink, clock: Clock, table: bool = True, **settings
         {"Scored": Unit.NONE},
         Boto3S3Reader(s3),
         sink,
-        ServiceSettings(
-            idempotency_table="idem" if table else None, batch_size=BATCH, **settings
-        ),
+        ServiceSettings(idempotency_table="idem" if table else None, batch_size=BATCH, **settings),
         clock=clock,
     )
     pipeline.requeue = QueueRequeue()
@@ -174,7 +174,7 @@ def test_without_a_table__the_continuation_carries_the_position(aws: tuple[Any, 
     assert first.handle_event(sqs_event([event]), Sixty()) == {"batchItemFailures": []}
     queue = first.requeue
     assert isinstance(queue, QueueRequeue)
-    (continuation, delay), = queue.messages
+    ((continuation, delay),) = queue.messages
     assert delay == 0
     other = make(s3, sink, clock, table=False)
     drain(other, continuation)

@@ -167,9 +167,7 @@ def test_object_failing_midway__continued_after_the_last_chunk_that_went_out(aws
     assert sink.values("Scored") == [1.0]  # the first batch went out, and its checkpoint
     ((continuation, delay),) = requeue.sent
     assert delay == 30
-    assert handler.handle_event(sqs_event([continuation]), context()) == {
-        "batchItemFailures": []
-    }
+    assert handler.handle_event(sqs_event([continuation]), context()) == {"batchItemFailures": []}
     assert sink.values("Scored") == [1.0, 1.0]  # the continuation scored only the second
     assert calls["n"] == 3
     assert sum(sink.values("Interactions")) == 2

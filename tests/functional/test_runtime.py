@@ -247,9 +247,7 @@ class ListRequeue:
         self.sent.append((queue_arn, body, delay_s))
 
 
-def late_after_first(
-    handler: Pipeline, now: list[float], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def late_after_first(handler: Pipeline, now: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
     handle_message = handler.handle_message
 
     def first_then_late(body: str, queue: str | None = None) -> Any:

@@ -72,3 +72,15 @@ def test_random_kills__no_value_counted_twice() -> None:
     # retry passes over it and counts it (UnconfirmedRecords), at most one chunk per kill.
     assert result["lost"] == 0 and result["torn_lines"] == 0, result
     assert result["unconfirmed_records"] <= result["kills"] * chaos.KILL_BATCH, result
+
+
+def test_handover_kills__a_5000_record_object_under_a_5_s_timeout_completes() -> None:
+    """Far more records than one invocation scores, a kill after each hand-over step (checkpoint
+    saved, continuation sent, invocation returned): the object completes through its
+    continuations, nothing reaches the dead-letter queue, nothing counted twice or lost."""
+    result = chaos.handover_kills()
+    assert result["kills"] == list(chaos.HANDOVER_STEPS), result
+    assert result["double"] == 0 and result["lost"] == 0, result
+    assert result["scored"] == chaos.HANDOVER_RECORDS, result
+    assert result["dead_letter_messages"] == 0, result
+    assert result["requeued"] >= 2, result  # the object needed continuations

@@ -719,8 +719,10 @@ class Pipeline:
             # went out; the rest of the object is the counted skip.
             return self._skip_object(ref, exc.reason, version)
         except Exception as exc:
-            if delivered > started and queue is not None and not isinstance(
-                exc, CheckpointUnavailable
+            if (
+                delivered > started
+                and queue is not None
+                and not isinstance(exc, CheckpointUnavailable)
             ):  # (a table that refuses writes would refuse the hand-over's too)
                 handed = self._hand_over(ref, version, delivered, queue, exc)
                 if handed is not None:
@@ -964,7 +966,11 @@ class Pipeline:
                 outcomes.append(self.process_object(ref, queue))
                 continue
             before, failures = self._duplicates, self._completion_failures
-            version = {"bucket": ref.bucket, "key": ref.key, "etag": ref.etag or ref.sequencer or ""}
+            version = {
+                "bucket": ref.bucket,
+                "key": ref.key,
+                "etag": ref.etag or ref.sequencer or "",
+            }
             if ref.start:
                 version["start"] = str(ref.start)
             outcomes.append(self._once(version=version, ref=ref, queue=queue))
