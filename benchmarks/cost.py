@@ -320,14 +320,16 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
             EmfSink("llmmon", emf),
             ServiceSettings(),
         )
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for key in work.objects:
             pipeline.process_object(ObjectRef("bench", key, None, None))
         compute_s = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
         logging.getLogger("llmmon").removeHandler(logs)
         results[label] = {
             "usage": aws.usage,
             "compute_s": compute_s,
+            "cpu_s": cpu_s,
             "emf_bytes": len(emf.getvalue()),
             "log_bytes": logs.bytes,
             "cold_calls": sum(cold_usage.values()),
@@ -337,8 +339,9 @@ def run_managed(work: Workload, prices: dict[str, Any]) -> dict[str, Any]:
     return results
 
 
-def run_local(work: Workload) -> dict[str, float]:
-    """Compute seconds of each service's pipeline with the local backends."""
+def run_local(work: Workload, cpu: dict[str, float] | None = None) -> dict[str, float]:
+    """Compute seconds of each service's pipeline with the local backends (and, into ``cpu``,
+    the CPU-seconds of all the process's threads)."""
     import importlib
 
     from llmmon_shared.metrics import MemorySink
@@ -355,10 +358,12 @@ def run_local(work: Workload) -> dict[str, float]:
         handler = importlib.import_module(f"llmmon_{name}.handler")
         pipeline = handler.create_pipeline(s3=Reader(work.objects), sink=MemorySink())
         pipeline.score_object(ObjectRef("bench", next(iter(work.objects)), None, None))
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for key in work.objects:
             pipeline.score_object(ObjectRef("bench", key, None, None))
         seconds[name] = time.perf_counter() - started
+        if cpu is not None:
+            cpu[name] = time.process_time() - cpu_started
     return seconds
 
 

@@ -314,6 +314,36 @@ def build_parser() -> Parser:
     cmd.add_argument(
         "--drop-metrics", default="", metavar="NAMES", help="as LLMMON_DROP_METRICS (comma list)"
     )
+    cmd.add_argument(
+        "--detail-metrics",
+        action="store_true",
+        help="every service's detail scores on (detailMetrics); default: the lean set",
+    )
+    cmd.add_argument("--json", action="store_true", help="one JSON object")
+
+    cmd = command(
+        commands,
+        "capacity",
+        "per service, at a daily volume: interactions a second it clears, concurrency at peak, "
+        "the sizes the stack derives and the first limit it hits",
+    )
+    cmd.add_argument(
+        "--invocations-per-day",
+        type=positive(int),
+        default=1_000_000,
+        metavar="N",
+        help="(1,000,000, the stack's expectedInvocationsPerDay default)",
+    )
+    cmd.add_argument("--peak-factor", type=float, default=3.0, help="peak over average (3)")
+    cmd.add_argument("--sample-rate", type=fraction, default=1.0, help="share scored (1.0)")
+    cmd.add_argument("--backend", choices=["managed", "cascade", "local"], default="managed")
+    cmd.add_argument(
+        "--concurrency",
+        type=positive(int),
+        default=1000,
+        metavar="N",
+        help="Lambda concurrency available to llmmon (1,000, lambdaConcurrency)",
+    )
     cmd.add_argument("--json", action="store_true", help="one JSON object")
 
     cmd = command(
@@ -519,6 +549,19 @@ def dispatch(args: argparse.Namespace) -> int:
         return _backtest(args)
     if args.command == "investigate":
         return _investigate(args)
+    if args.command == "capacity":
+        from llmmon.cost import capacity_command
+
+        if args.peak_factor < 1:
+            raise UsageError("--peak-factor is the peak over the daily average: at least 1")
+        return capacity_command(
+            args.invocations_per_day,
+            args.peak_factor,
+            args.sample_rate,
+            args.backend,
+            args.concurrency,
+            args.json,
+        )
     if args.command == "cost":
         from llmmon.cost import Deployment
         from llmmon.cost import command as cost_command
@@ -537,6 +580,7 @@ def dispatch(args: argparse.Namespace) -> int:
                 response_chars=args.response_chars,
                 anomaly_detection=args.anomaly_detection,
                 drop_metrics=tuple(n.strip() for n in args.drop_metrics.split(",") if n.strip()),
+                detail_metrics=args.detail_metrics,
             ),
             args.json,
         )

@@ -55,6 +55,8 @@ class Deployment:
     """Enabled services (empty: all)."""
     drop_metrics: tuple[str, ...] = ()
     anomaly_detection: bool = False
+    detail_metrics: bool = False
+    """Every service's detail scores on (``detailMetrics``); off: the lean default set."""
 
 
 @dataclass
@@ -167,7 +169,9 @@ def emitted(deployment: Deployment, services: Mapping[str, ServiceSpec]) -> dict
                 metadata_dimensions=["app~app-[0-9]+"] if deployment.apps_per_model else [],
                 metadata_max_values=max(20, deployment.apps_per_model),
                 drop_metrics=list(deployment.drop_metrics),
+                detail_metrics=deployment.detail_metrics,
             ),
+            detail=spec.detail_metrics,
         )
         pipeline.process_object(ObjectRef("bucket", "AWSLogs/x.json.gz", None, None))
         before = len(series)
@@ -242,9 +246,22 @@ def bill(deployment: Deployment, prices: Mapping[str, Any] | None = None) -> Bil
         if "refusal" in services:
             tokens += min(chars_r, 1000) / prices["titan_chars_per_token"]
         result.add("scoring", "Bedrock Titan embeddings", scored * tokens / 1000 * per_1k)
-    measured = prices["measured_lambda_usd_per_1m_interactions"]
-    lambda_key = "local" if deployment.backend == "local" else "managed"
-    result.add("compute", "Lambda", scored / 1e6 * measured[lambda_key])
+    # Lambda: each service's declared CPU-seconds and API wait per interaction, at the memory
+    # the stack sizes it with for this volume (a share of one vCPU below 1,769 MB).
+    sizes = capacity_plan(
+        deployment.invocations_per_day,
+        3.0,
+        deployment.sample_rate,
+        deployment.backend,
+        1000,
+        services,
+    )
+    lambda_usd = sum(s.usd_per_million for s in sizes.services) * scored / 1e6
+    result.add(
+        "compute",
+        "Lambda (" + ", ".join(f"{s.service} {s.memory_mb} MB" for s in sizes.services) + ")",
+        lambda_usd,
+    )
 
     # Delivery
     fanout = len(services)
@@ -324,6 +341,50 @@ def bill(deployment: Deployment, prices: Mapping[str, Any] | None = None) -> Bil
     return result
 
 
+def capacity_plan(
+    invocations_per_day: int,
+    peak_factor: float,
+    sample_rate: float,
+    backend: str,
+    concurrency: int,
+    services: Mapping[str, ServiceSpec] | None = None,
+) -> Any:
+    """The stack's sizing (``llmmon_shared.capacity.plan``) for the scoring services."""
+    from llmmon_shared.capacity import Volume, plan
+
+    specs = (
+        services
+        if services is not None
+        else {name: spec for name, spec in discover().items() if name != "canary"}
+    )
+    volume = Volume(invocations_per_day, peak_factor, sample_rate, account_concurrency=concurrency)
+    backends = {
+        name: (backend if spec.backend_setting else "local") for name, spec in specs.items()
+    }
+    return plan(specs, backends, volume)
+
+
+def capacity_command(
+    invocations_per_day: int,
+    peak_factor: float,
+    sample_rate: float,
+    backend: str,
+    concurrency: int,
+    as_json: bool,
+) -> int:
+    from llmmon_shared.capacity import as_json as plan_json
+    from llmmon_shared.capacity import render as plan_text
+
+    result = capacity_plan(invocations_per_day, peak_factor, sample_rate, backend, concurrency)
+    if as_json:
+        print(json.dumps(plan_json(result)))
+    else:
+        print(plan_text(result))
+        cpus = {s.scoring.measured_on for s in discover().values() if s.scoring.measured_on}
+        print("CPU-seconds measured on: " + "; ".join(sorted(cpus)))
+    return 0
+
+
 def render(deployment: Deployment, result: Bill) -> str:
     out = [
         f"llmmon, monthly ({DAYS} days), {deployment.models} models x "
@@ -359,14 +420,22 @@ def command(deployment: Deployment, as_json: bool) -> int:
         return 0
     print(render(deployment, result))
     cw = result.total("cloudwatch")
-    lean = bill(
-        Deployment(**{**deployment.__dict__, "drop_metrics": tuple(result.facts["not_alarmed"])})
+    other = bill(
+        Deployment(**{**deployment.__dict__, "detail_metrics": not deployment.detail_metrics})
     )
-    print(
-        f"\nCloudWatch is {cw / max(result.total(), 1e-9):.0%} of the bill. The scores no alarm "
-        f"reads ({len(result.facts['not_alarmed'])} names) turned off with LLMMON_DROP_METRICS "
-        f"cut it to {lean.total('cloudwatch'):,.2f} USD ({lean.facts['custom_metrics']} custom "
-        f"metrics instead of {result.facts['custom_metrics']}):\n  "
-        + ",".join(result.facts["not_alarmed"])
-    )
+    if deployment.detail_metrics:
+        print(
+            f"\nCloudWatch is {cw / max(result.total(), 1e-9):.0%} of the bill. With detail off "
+            f"(the default: each service's scores no alarm reads are not emitted) it is "
+            f"{other.total('cloudwatch'):,.2f} USD ({other.facts['custom_metrics']} custom "
+            f"metrics instead of {result.facts['custom_metrics']})."
+        )
+    else:
+        print(
+            f"\nCloudWatch is {cw / max(result.total(), 1e-9):.0%} of the bill: the lean default "
+            f"set ({result.facts['custom_metrics']} custom metrics). Turning every service's "
+            f"detail scores on (detailMetrics, LLMMON_DETAIL_METRICS) would make it "
+            f"{other.total('cloudwatch'):,.2f} USD ({other.facts['custom_metrics']} custom "
+            "metrics)."
+        )
     return 0

@@ -33,6 +33,8 @@ def score_folder(root: Path) -> int:
     reader = FolderS3Reader(root)
     table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     failed: dict[str, str] = {}
+    # Nothing leaves this process: every score is shown, detail included.
+    os.environ.setdefault("LLMMON_DETAIL_METRICS", "true")
     for name, spec in discover().items():
         started = time.perf_counter()
         handler = importlib.import_module(spec.handler.rsplit(".", 1)[0])

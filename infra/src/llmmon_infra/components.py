@@ -19,6 +19,7 @@ import pulumi_aws as aws
 from llmmon_infra import policies
 from llmmon_infra.config import StackConfig
 from llmmon_shared.alarms import AlarmNames, AlarmSet, MetricAlarmDef
+from llmmon_shared.capacity import ServicePlan
 from llmmon_shared.spec import ServiceSpec
 
 
@@ -202,12 +203,16 @@ class MetricService(pulumi.ComponentResource):
         idempotency: aws.dynamodb.Table,
         opts: pulumi.ResourceOptions | None = None,
         artefacts: aws.s3.Bucket | None = None,
+        size: ServicePlan | None = None,
     ) -> None:
         super().__init__("llmmon:service:MetricService", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         settings = config.service(spec.name)
-        timeout = int(settings.get("timeoutS", spec.timeout_s))
-        memory = int(settings.get("memoryMb", spec.memory_mb))
+        # Memory, timeout, batch size and maximum concurrency: sized for the stack's declared
+        # volume (llmmon_shared.capacity), the stack's own settings kept.
+        size = size or config.capacity({spec.name: spec}).services[0]
+        timeout = size.timeout_s
+        memory = size.memory_mb
         window = int(settings.get("batchingWindowS", spec.batching_window_s))
         self.dlq = aws.sqs.Queue(
             f"{name}-dlq",
@@ -317,14 +322,12 @@ class MetricService(pulumi.ComponentResource):
             f"{name}-events",
             event_source_arn=self.queue.arn,
             function_name=self.function.arn,
-            batch_size=int(settings.get("batchSize", spec.batch_size)),
+            batch_size=size.batch_size,
             maximum_batching_window_in_seconds=int(
                 settings.get("batchingWindowS", spec.batching_window_s)
             ),
             function_response_types=["ReportBatchItemFailures"],
-            scaling_config={
-                "maximum_concurrency": int(settings.get("maxConcurrency", spec.max_concurrency))
-            },
+            scaling_config={"maximum_concurrency": size.max_concurrency},
             opts=child,
         )
         self.register_outputs(
@@ -486,6 +489,14 @@ def artefact_runtime(config: StackConfig, spec: ServiceSpec) -> str:
     return "python3.11"
 
 
+def detail_metrics(spec: ServiceSpec, config: StackConfig) -> bool:
+    """The service's detail scores are on (``detailMetrics: true`` under ``services``)."""
+    value = config.service(spec.name).get("detailMetrics", False)
+    if not isinstance(value, bool):
+        raise ValueError(f"services.{spec.name}.detailMetrics must be true or false")
+    return value
+
+
 def service_environment(spec: ServiceSpec, config: StackConfig) -> dict[str, str]:
     """The function's environment: the stack's shared settings, the service's declaration,
     then the stack's per-service overrides."""
@@ -506,6 +517,8 @@ def service_environment(spec: ServiceSpec, config: StackConfig) -> dict[str, str
     env.update(spec.environment)
     env["LLMMON_EMBEDDING_BACKEND"] = config.embedding_backend
     env["LLMMON_COMPREHEND_BACKEND"] = config.comprehend_backend
+    if detail_metrics(spec, config):
+        env["LLMMON_DETAIL_METRICS"] = "true"
     env.update(
         {str(k): str(v) for k, v in config.service(spec.name).get("environment", {}).items()}
     )
@@ -720,7 +733,10 @@ def dashboard_body(
     sections = [
         (
             f"## {spec.name}: {spec.description}",
-            [(config.namespace, m.name, m.statistic) for m in spec.metrics],
+            [
+                (config.namespace, m.name, m.statistic)
+                for m in spec.emitted(detail_metrics(spec, config))
+            ],
         )
         for spec in services.values()
     ]

@@ -53,6 +53,14 @@ class StackConfig:
     anomaly_detection: bool = False
     anomaly_band: float = 2.0
     artifact_dir: str = "build"
+    expected_invocations_per_day: int = 1_000_000
+    """The volume each service is sized for (memory, batch size, maximum concurrency; see
+    ``llmmon_shared.capacity``), unless ``services`` sets a size."""
+    peak_factor: float = 3.0
+    """Peak hour over the day's average rate."""
+    lambda_concurrency: int = 1000
+    """Lambda concurrency of the account and Region available to llmmon (shared with every
+    other function there)."""
     services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Per service: ``batchSize``, ``batchingWindowS``, ``maxConcurrency``, ``memoryMb``,
     ``timeoutS``, ``enabled``, ``environment`` and ``alarms: {AlarmName: {threshold: ...}}``."""
@@ -63,6 +71,30 @@ class StackConfig:
 
     def service(self, name: str) -> Mapping[str, Any]:
         return self.services.get(name, {})
+
+    def capacity(self, services: Mapping[str, Any]) -> Any:
+        """Each service sized for the declared volume (:func:`llmmon_shared.capacity.plan`),
+        the stack's own sizes kept where it sets them."""
+        from llmmon_shared.capacity import Volume, backends_of, plan
+
+        volume = Volume(
+            invocations_per_day=self.expected_invocations_per_day,
+            peak_factor=self.peak_factor,
+            sample_rate=self.sample_rate,
+            account_concurrency=self.lambda_concurrency,
+        )
+        backends = backends_of(
+            services,
+            {
+                "embeddingBackend": self.embedding_backend,
+                "comprehendBackend": self.comprehend_backend,
+            },
+        )
+        sizes = {"memoryMb", "batchSize", "maxConcurrency", "timeoutS"}
+        settings = {
+            name: {k: v for k, v in self.service(name).items() if k in sizes} for name in services
+        }
+        return plan(services, backends, volume, settings)
 
     @classmethod
     def from_mapping(cls, stack: str, values: Mapping[str, Any]) -> StackConfig:
@@ -86,6 +118,12 @@ class StackConfig:
             raise ValueError("metricsSink must be emf or putmetricdata")
         if self.max_receive_count < 1:
             raise ValueError("maxReceiveCount must be at least 1")
+        if self.expected_invocations_per_day < 1:
+            raise ValueError("expectedInvocationsPerDay must be at least 1")
+        if self.peak_factor < 1:
+            raise ValueError("peakFactor must be at least 1 (the peak over the daily average)")
+        if self.lambda_concurrency < 2:
+            raise ValueError("lambdaConcurrency must be at least 2")
         if self.alarm_min_samples < 1:
             raise ValueError("alarmMinSamples must be at least 1")
         if not self.canary_schedule.startswith(("rate(", "cron(")):
@@ -116,7 +154,7 @@ class StackConfig:
             )
 
 
-_FLOATS = {"sample_rate", "anomaly_band"}
+_FLOATS = {"sample_rate", "anomaly_band", "peak_factor"}
 
 
 def _default(item: Any) -> Any:

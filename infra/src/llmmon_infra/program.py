@@ -84,6 +84,9 @@ def deploy(
 
     table = idempotency_table("idempotency", names)
     artefacts = artefact_bucket(config, services)
+    sizes = config.capacity(services)
+    for warning in sizes.warnings():
+        pulumi.log.warn(warning)  # shown by `pulumi preview`, before anything is created
     components = {
         name: MetricService(
             name,
@@ -95,8 +98,9 @@ def deploy(
             names,
             table,
             artefacts=artefacts,
+            size=size,
         )
-        for name, spec in services.items()
+        for (name, spec), size in zip(services.items(), sizes.services, strict=True)
     }
     if config.canary_models:
         CanaryService("canary", discover("llmmon.scheduled")["canary"], config, account, names)
@@ -153,10 +157,7 @@ def quota_warnings(
             f"{ANOMALY_MODELS_MAX} anomaly detection models per Region: raise that quota "
             "(Service Quotas, CloudWatch) or set anomalyDetection: false"
         )
-    concurrency = sum(
-        int(config.service(name).get("maxConcurrency", spec.max_concurrency))
-        for name, spec in services.items()
-    )
+    concurrency = config.capacity(services).concurrency
     if concurrency > ACCOUNT_CONCURRENCY:
         found.append(
             f"the services' maxConcurrency adds up to {concurrency}, over Lambda's default of "

@@ -259,6 +259,9 @@ class Pipeline:
     """The scorer also measures the prompt alone (comprehend's optional prompt toxicity)."""
     progress: ProgressStore | None = None
     """Where objects got to (the idempotency table when there is one, else this container)."""
+    detail: frozenset[str] = frozenset()
+    """The service's opt-in detail scores (``ServiceSpec.detail_metrics``): not emitted unless
+    ``settings.detail_metrics``, and then per model only unless ``settings.detail_dimensions``."""
     requeue: Requeue | None = None
     """Where continuations and deferred messages go (SQS, built at the first use)."""
 
@@ -508,6 +511,8 @@ class Pipeline:
         return moment
 
     def _compute(self, batch: Sequence[Interaction]) -> Sequence[Scores]:
+        if self.settings.fault_latency_s:
+            time.sleep(self.settings.fault_latency_s)  # testing only: a slower scorer
         results = self.compute(batch)
         if len(results) != len(batch):
             raise RuntimeError(f"{self.service} scored {len(results)} of {len(batch)} interactions")
@@ -561,15 +566,19 @@ class Pipeline:
         now = self.now()
         points: list[MetricPoint] = []
         dropped = frozenset(self.settings.drop_metrics)
+        if not self.settings.detail_metrics:
+            dropped |= self.detail  # the lean default: detail is opt-in
+        per_model_only = frozenset() if self.settings.detail_dimensions else self.detail
         for interaction, scores in zip(batch, results, strict=True):
             if scores is None:
                 continue
             dims = self.policy.dimensions(interaction.model_id, interaction.request_metadata)
+            model_dims = self.policy.dimensions(interaction.model_id) if per_model_only else dims
             moment = self._timestamp(interaction, now)
             prefix = "Canary" if is_canary(interaction) else ""
             for name, raw in scores.items():
-                if prefix + name in dropped:
-                    continue  # turned off (LLMMON_DROP_METRICS): never a custom metric
+                if prefix + name in dropped or name in dropped:
+                    continue  # turned off (LLMMON_DROP_METRICS, detail): never a custom metric
                 value = _metric_value(raw)
                 if isinstance(value, str):
                     # One value CloudWatch would refuse must not fail the request that carries
@@ -577,7 +586,8 @@ class Pipeline:
                     report.skipped_values[(interaction.model_id, value)] += 1
                     continue
                 unit = self.units.get(name, Unit.NONE)
-                points.append(MetricPoint(prefix + name, value, unit, dims, moment))
+                series = model_dims if name in per_model_only else dims
+                points.append(MetricPoint(prefix + name, value, unit, series, moment))
         return points
 
     def _outside_log_prefix(self, ref: ObjectRef) -> str | None:
@@ -1084,9 +1094,10 @@ def build_pipeline(
     sink: MetricSink | None = None,
     reads_response: bool = True,
     reads_prompt: bool = False,
+    detail: frozenset[str] = frozenset(),
 ) -> Pipeline:
     """A pipeline wired to real AWS clients (or the ones given), as a handler builds it once per
-    cold start."""
+    cold start. ``detail``: the service's opt-in detail scores (``ServiceSpec.detail_metrics``)."""
     if s3 is None:
         from llmmon_shared.aws import client
 
@@ -1101,6 +1112,7 @@ def build_pipeline(
         settings=settings,
         reads_response=reads_response,
         reads_prompt=reads_prompt,
+        detail=detail,
     )
 
 

@@ -54,6 +54,13 @@ class ServiceSettings(BaseModel):
     custom metric per model and per dimension value, billed monthly; ``llmmon cost`` says which
     ones no alarm reads and what dropping them saves. A name an alarm reads is refused by the
     stack's validation."""
+    detail_metrics: bool = False
+    """Emit the service's detail scores too (those no alarm reads; ``ServiceSpec.
+    detail_metrics``). Off: the lean default set, every alarmed score and the pipeline's
+    counts. Each score is a custom metric per model and dimension value, billed monthly."""
+    detail_dimensions: bool = False
+    """With detail on, the detail scores carry the metadata dimensions (``app``...) too; off,
+    they are per model only."""
     batch_size: int = Field(default=128, ge=1, le=1024)
     """Interactions handed to a scorer at once."""
     embedding_cache: int = Field(default=4096, ge=0, le=1_000_000)
@@ -88,6 +95,8 @@ class ServiceSettings(BaseModel):
     it the counted skip ``large-body-too-complex``."""
     fault_throttle_rate: float = Field(default=0.0, ge=0.0, lt=1.0)
     """Testing only: this share of backend calls fails with ThrottlingException (injected)."""
+    fault_latency_s: float = Field(default=0.0, ge=0.0, le=60.0)
+    """Testing only: seconds added to every scored batch (a slower scorer: a backlog)."""
 
     @field_validator(
         "metadata_dimensions",

@@ -15,7 +15,15 @@ from importlib.metadata import entry_points
 
 from llmmon_shared.metrics import Unit
 
-__all__ = ["AlarmSpec", "Comparison", "MetricSpec", "Permission", "ServiceSpec", "discover"]
+__all__ = [
+    "AlarmSpec",
+    "Comparison",
+    "MetricSpec",
+    "Permission",
+    "ScoringCost",
+    "ServiceSpec",
+    "discover",
+]
 
 
 class Comparison(StrEnum):
@@ -48,6 +56,10 @@ class MetricSpec:
     description: str
     statistic: str = "Average"
     """The statistic that makes sense on a dashboard (Average of a 0/1 metric is a ratio)."""
+    default: bool | None = None
+    """Emitted by default? None: when an alarm of the service reads it (the lean set); the
+    rest is opt-in detail (``LLMMON_DETAIL_METRICS``, ``detailMetrics`` in the stack). True
+    keeps a metric no alarm reads in the default set."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,29 @@ class AlarmSpec:
 
 
 @dataclass(frozen=True)
+class ScoringCost:
+    """What one interaction costs the service's function, measured per backend by
+    ``benchmarks/capacity.py`` (the whole pipeline: read, parse, extract, score, points):
+    ``cpu_s`` CPU-seconds over all of its threads, ``wait_s`` seconds waiting on an API
+    (managed backends). Keys: ``local``, ``managed`` (Bedrock, Comprehend), ``cascade``. Read by
+    ``llmmon_shared.capacity`` (the stack's sizes, ``llmmon capacity``) and ``llmmon cost``: a
+    detector change re-measures and updates them."""
+
+    cpu_s: Mapping[str, float]
+    wait_s: Mapping[str, float] = field(default_factory=dict)
+    measured_on: str = ""
+    """The CPU (model, ISA) and the command the figures come from."""
+
+    def at(self, backend: str) -> tuple[float, float]:
+        """(CPU-seconds, wait seconds) per interaction on ``backend`` (a backend the service
+        does not distinguish falls back to ``managed`` for ``cascade``, else to ``local``)."""
+        key = backend
+        if key not in self.cpu_s:
+            key = "managed" if key == "cascade" and "managed" in self.cpu_s else "local"
+        return self.cpu_s[key], self.wait_s.get(key, 0.0)
+
+
+@dataclass(frozen=True)
 class ServiceSpec:
     name: str
     description: str
@@ -83,7 +118,12 @@ class ServiceSpec:
     metrics: tuple[MetricSpec, ...]
     alarms: tuple[AlarmSpec, ...] = ()
     permissions: frozenset[Permission] = frozenset()
+    scoring: ScoringCost = field(default_factory=lambda: ScoringCost({"local": 0.001}))
+    """Measured cost of one interaction (CPU-seconds, API wait) per backend."""
+    backend_setting: str | None = None
+    """The stack setting that picks this service's backend (``embeddingBackend``...)."""
     memory_mb: int = 1024
+    """The least memory the service runs in (its models); the stack's plan may give more."""
     timeout_s: int = 120
     batch_size: int = 10
     batching_window_s: int = 5
@@ -121,6 +161,26 @@ class ServiceSpec:
     @property
     def units(self) -> dict[str, Unit]:
         return {metric.name: metric.unit for metric in self.metrics}
+
+    @property
+    def detail_metrics(self) -> frozenset[str]:
+        """Declared scores emitted only when detail is turned on: those no alarm of the service
+        reads (its own, the anomaly alarm's) and not declared ``default=True``. Every metric
+        an alarm, a composite or the dashboard's default view reads stays in the default set,
+        and so do the pipeline's own counts (they are not declared scores)."""
+        alarmed = {alarm.metric for alarm in self.alarms}
+        if self.anomaly_metric:
+            alarmed.add(self.anomaly_metric)
+        return frozenset(
+            metric.name
+            for metric in self.metrics
+            if metric.default is False or (metric.default is None and metric.name not in alarmed)
+        )
+
+    def emitted(self, detail: bool = False) -> tuple[MetricSpec, ...]:
+        """The declared metrics a deployment emits: the default set, or all with detail on."""
+        hidden = frozenset() if detail else self.detail_metrics
+        return tuple(metric for metric in self.metrics if metric.name not in hidden)
 
 
 def discover(group: str = "llmmon.services") -> dict[str, ServiceSpec]:

@@ -274,7 +274,11 @@ def run_demo(
     # The demo's traffic is thin (about 4 interactions per model per 5-minute period), so its
     # ratio alarms judge periods with 2 values or more (never one call alone); a real stack's
     # default is 20.
-    config = LocalConfig(alarm_min_samples=DEMO_MIN_SAMPLES)
+    # The demo shows every score, detail included (RefusalSimilarity, Toxic, toxicity labels):
+    # a deployed stack emits the lean default set unless detailMetrics is on.
+    config = LocalConfig(
+        alarm_min_samples=DEMO_MIN_SAMPLES, extra_env={"LLMMON_DETAIL_METRICS": "true"}
+    )
     stack = LocalStack(config, log_path=report_path.parent / "llmmon-demo-workers.log")
     try:
         say("1/5 starting the local stack (moto server + one worker per service)")

@@ -62,6 +62,10 @@ class LocalConfig:
     alarm_overrides: Mapping[str, Mapping[str, Mapping[str, Any]]] = field(default_factory=dict)
     alarm_min_samples: int | None = None
     """Values a period needs before a ratio alarm judges it; None: the declarations' (20)."""
+    oldest_message_age_s: int = 900
+    """The backlog alarm's threshold (``oldestMessageAgeS`` of a stack)."""
+    backlog_period_s: int | None = None
+    """The backlog alarm's period; None: the deployed one (60 s). Tests shorten it."""
 
 
 @dataclass
@@ -266,7 +270,18 @@ def alarm_set(
         AlarmNames(config.prefix),
         overrides=config.alarm_overrides,
         min_samples=config.alarm_min_samples,
+        oldest_message_s=config.oldest_message_age_s,
     )
+    if config.backlog_period_s is not None:
+        alarms = replace(
+            alarms,
+            metric_alarms=tuple(
+                replace(a, period_s=config.backlog_period_s)
+                if a.metric == "ApproximateAgeOfOldestMessage"
+                else a
+                for a in alarms.metric_alarms
+            ),
+        )
     composites = tuple(
         replace(c, suppressor_wait_s=config.suppressor_wait_s) if c.suppressor else c
         for c in alarms.composites
@@ -296,23 +311,41 @@ def put_alarms(cloudwatch: Any, alarms: AlarmSet, topic_arn: str) -> None:
 
 
 def publish_queue_metrics(topology: Topology) -> None:
-    """What AWS/SQS would publish: messages visible per queue (the DLQ alarm reads it)."""
+    """What AWS/SQS would publish: messages visible per queue (the DLQ alarm reads it), and an
+    empty queue's oldest message age, 0 (the workers publish the age they see in the messages
+    they receive: moto does not tell it)."""
     sqs, cloudwatch = client("sqs", topology.endpoint), client("cloudwatch", topology.endpoint)
     now = datetime.now(UTC)
     data = []
     for url in [*topology.queues.values(), *topology.dead_letter_queues.values()]:
         attributes = sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
+        dimensions = [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}]
         data.append(
             {
                 "MetricName": "ApproximateNumberOfMessagesVisible",
-                "Dimensions": [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}],
+                "Dimensions": dimensions,
                 "Value": float(attributes["ApproximateNumberOfMessages"]),
                 "Unit": "Count",
                 "Timestamp": now,
             }
         )
+        if not any(int(value) for value in attributes.values()):
+            data.append(
+                {
+                    "MetricName": "ApproximateAgeOfOldestMessage",
+                    "Dimensions": dimensions,
+                    "Value": 0.0,
+                    "Unit": "Seconds",
+                    "Timestamp": now,
+                }
+            )
     cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=data)
 
 

@@ -111,22 +111,37 @@ class Worker:
                 break
         return messages
 
-    def received(self, count: int) -> None:
-        """What AWS/SQS would publish: messages received from the queue."""
-        self.cloudwatch.put_metric_data(
-            Namespace="AWS/SQS",
-            MetricData=[
+    def received(self, messages: list[dict[str, Any]]) -> None:
+        """What AWS/SQS would publish: messages received from the queue, and the age of the
+        oldest one received (SQS receives roughly oldest first: the queue's oldest message, as
+        far as the local endpoint can tell; moto does not compute it)."""
+        now = datetime.now(UTC)
+        sent = [
+            int(m.get("Attributes", {}).get("SentTimestamp", 0)) / 1000
+            for m in messages
+            if m.get("Attributes", {}).get("SentTimestamp")
+        ]
+        dimensions = [{"Name": "QueueName", "Value": self.queue_url.rsplit("/", 1)[-1]}]
+        data: list[dict[str, Any]] = [
+            {
+                "MetricName": "NumberOfMessagesReceived",
+                "Dimensions": dimensions,
+                "Value": len(messages),
+                "Unit": "Count",
+                "Timestamp": now,
+            }
+        ]
+        if sent:
+            data.append(
                 {
-                    "MetricName": "NumberOfMessagesReceived",
-                    "Dimensions": [
-                        {"Name": "QueueName", "Value": self.queue_url.rsplit("/", 1)[-1]}
-                    ],
-                    "Value": count,
-                    "Unit": "Count",
-                    "Timestamp": datetime.now(UTC),
+                    "MetricName": "ApproximateAgeOfOldestMessage",
+                    "Dimensions": dimensions,
+                    "Value": max(0.0, now.timestamp() - min(sent)),
+                    "Unit": "Seconds",
+                    "Timestamp": now,
                 }
-            ],
-        )
+            )
+        self.cloudwatch.put_metric_data(Namespace="AWS/SQS", MetricData=data)
 
     def invoke(self, messages: list[dict[str, Any]]) -> set[str]:
         """Run the handler on one batch; returns the ids of failed messages."""
@@ -196,7 +211,7 @@ class Worker:
             try:
                 messages = self.gather()
                 if messages:
-                    self.received(len(messages))
+                    self.received(messages)
                     self.delete(messages, self.invoke(messages))
             except Exception:
                 if not self.running:  # stopping: the endpoint may already be gone

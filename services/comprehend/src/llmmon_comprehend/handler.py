@@ -25,7 +25,14 @@ def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) 
         },
     )
     return build_pipeline(
-        SERVICE.name, scorer, SERVICE.units, settings, s3, sink, reads_prompt=settings.score_prompt
+        SERVICE.name,
+        scorer,
+        SERVICE.units,
+        settings,
+        s3,
+        sink,
+        reads_prompt=settings.score_prompt,
+        detail=SERVICE.detail_metrics,
     )
 
 

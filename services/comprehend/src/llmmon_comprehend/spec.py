@@ -31,15 +31,23 @@ _metrics = [
         Unit.NONE,
         "cascade: 1 when Comprehend scored the response, 0 when the local gate did (Average = "
         "share sent to Comprehend)",
+        default=True,  # the cascade's share: what its Comprehend bill follows
     ),
     MetricSpec(
         "ToxicityLocal",
         Unit.NONE,
         "cascade: the local model's Toxicity of a calibration-sample response, beside Comprehend's",
     ),
-    MetricSpec("PromptToxicity", Unit.NONE, "Toxicity of the user prompt (when enabled)"),
-    MetricSpec("PromptToxic", Unit.NONE, "1 when the prompt's toxicity >= the threshold"),
-    MetricSpec("ScoringErrors", Unit.COUNT, "Documents Comprehend could not score", "Sum"),
+    # Emitted only when prompt scoring is turned on, which asks for them.
+    MetricSpec(
+        "PromptToxicity", Unit.NONE, "Toxicity of the user prompt (when enabled)", default=True
+    ),
+    MetricSpec(
+        "PromptToxic", Unit.NONE, "1 when the prompt's toxicity >= the threshold", default=True
+    ),
+    MetricSpec(
+        "ScoringErrors", Unit.COUNT, "Documents Comprehend could not score", "Sum", default=True
+    ),
 ]
 
 SERVICE = ServiceSpec(

@@ -53,7 +53,9 @@ def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) 
     if settings.explain:
         explain_logger()
     scorer = RefusalScorer(make_detector(settings), log_decision if settings.explain else None)
-    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings, s3, sink)
+    return build_pipeline(
+        SERVICE.name, scorer, SERVICE.units, settings, s3, sink, detail=SERVICE.detail_metrics
+    )
 
 
 pipeline, lambda_handler = lambda_entry(create_pipeline)

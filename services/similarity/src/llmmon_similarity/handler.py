@@ -15,7 +15,9 @@ def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) 
     settings = SimilaritySettings()
     relevance = make_relevance(settings)
     scorer = SimilarityScorer(make_embedder(settings, relevance), relevance)
-    return build_pipeline(SERVICE.name, scorer, SERVICE.units, settings, s3, sink)
+    return build_pipeline(
+        SERVICE.name, scorer, SERVICE.units, settings, s3, sink, detail=SERVICE.detail_metrics
+    )
 
 
 pipeline, lambda_handler = lambda_entry(create_pipeline)

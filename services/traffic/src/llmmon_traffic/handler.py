@@ -18,7 +18,14 @@ def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) 
     """Built once per cold start. The response text is never read, so a response a guardrail
     withheld is still counted here (that is what this service measures)."""
     return build_pipeline(
-        SERVICE.name, score_batch, SERVICE.units, TrafficSettings(), s3, sink, reads_response=False
+        SERVICE.name,
+        score_batch,
+        SERVICE.units,
+        TrafficSettings(),
+        s3,
+        sink,
+        reads_response=False,
+        detail=SERVICE.detail_metrics,
     )
 
 
