@@ -43,8 +43,9 @@ def queue_arn(name: str) -> str:
 
 
 def test_every_service_in_the_registry_got_its_resources(
-    stack: Stack, services: dict[str, Any]
+    stack: Stack, services: dict[str, Any], config: StackConfig
 ) -> None:
+    sizes = {s.service: s for s in config.capacity(services).services}
     queues = {q["name"] for q in stack.inputs(QUEUE)}
     functions = {f["name"]: f for f in stack.inputs(FUNCTION)}
     mappings = stack.inputs(MAPPING)
@@ -58,8 +59,10 @@ def test_every_service_in_the_registry_got_its_resources(
         mapping = [m for m in mappings if m["eventSourceArn"] == queue_arn(f"llmmon-test-{name}")]
         assert len(mapping) == 1
         assert mapping[0]["functionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert mapping[0]["batchSize"] == spec.batch_size
-        assert mapping[0]["scalingConfig"]["maximumConcurrency"] == spec.max_concurrency
+        # Sized for the stack's declared volume (llmmon_shared.capacity).
+        assert mapping[0]["batchSize"] == sizes[name].batch_size
+        assert mapping[0]["scalingConfig"]["maximumConcurrency"] == sizes[name].max_concurrency
+        assert function["memorySize"] == sizes[name].memory_mb >= spec.memory_mb
         assert [
             s
             for s in subscriptions
@@ -384,6 +387,43 @@ def test_removing_a_service_removes_its_resources(services: dict[str, Any]) -> N
     assert {r.name for r in disabled.resources} == {r.name for r in stack.resources}
 
 
+def test_sizes_follow_the_declared_volume_and_preview_warns_past_it(
+    services: dict[str, Any],
+) -> None:
+    small = run_stack(StackConfig(stack="s", models=MODELS[:1]), services)
+    big = run_stack(
+        StackConfig(
+            stack="b",
+            models=MODELS[:1],
+            expected_invocations_per_day=50_000_000,
+            embedding_backend="local",
+            comprehend_backend="local",
+        ),
+        services,
+    )
+
+    def concurrency(stack: Stack, service: str) -> int:
+        (mapping,) = [
+            m for m in stack.inputs(MAPPING) if m["eventSourceArn"].endswith(f"-{service}")
+        ]
+        return int(mapping["scalingConfig"]["maximumConcurrency"])
+
+    assert concurrency(big, "similarity") > 10 * concurrency(small, "similarity")
+    # CPU-bound local scoring gets a full vCPU (1,769 MB): the same cost, 3.5x the speed of 512
+    comprehend = big.named(FUNCTION, "llmmon-b-comprehend")
+    assert comprehend["memorySize"] == 1769
+    detail = run_stack(
+        StackConfig(stack="d", models=MODELS[:1], services={"traffic": {"detailMetrics": True}}),
+        services,
+    )
+    env = detail.named(FUNCTION, "llmmon-d-traffic")["environment"]["variables"]
+    assert env["LLMMON_DETAIL_METRICS"] == "true"
+    assert (
+        "LLMMON_DETAIL_METRICS"
+        not in small.named(FUNCTION, "llmmon-s-traffic")["environment"]["variables"]
+    )
+
+
 def test_stack_overrides_reach_functions_mappings_and_alarms(services: dict[str, Any]) -> None:
     config = StackConfig(
         stack="tuned",
@@ -416,7 +456,7 @@ def test_stack_overrides_reach_functions_mappings_and_alarms(services: dict[str,
     assert not [a for a in stack.inputs(ALARM) if "NegativeSentiment" in a["name"]]
 
 
-def test_dashboard_shows_every_metric_of_every_service(
+def test_dashboard_shows_every_emitted_metric_of_every_service(
     stack: Stack, services: dict[str, Any]
 ) -> None:
     (dashboard,) = stack.inputs("aws:cloudwatch/dashboard:Dashboard")
@@ -429,9 +469,11 @@ def test_dashboard_shows_every_metric_of_every_service(
     ]
     for spec in services.values():
         for metric in spec.metrics:
-            assert any(
+            shown = any(
                 f'MetricName="{metric.name}"' in e and "{llmmon,ModelId}" in e for e in expressions
-            ), metric.name
+            )
+            # The lean default: detail scores are not emitted, so not charted either.
+            assert shown == (metric.name not in spec.detail_metrics), metric.name
     assert any(w["type"] == "alarm" for w in body["widgets"])
     for metric in ("Invocations", "InvocationLatency", "InvocationThrottles", "OutputTokenCount"):
         assert any(

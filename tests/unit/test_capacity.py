@@ -120,13 +120,22 @@ def test_lean_set__alarmed_and_kept_metrics_by_default_the_rest_detail() -> None
 def test_capacity_command__json_and_table(capsys: pytest.CaptureFixture[str]) -> None:
     from llmmon.cli import main
 
-    assert main(["capacity", "--invocations-per-day", "10000000", "--json"]) == 0
+    assert (
+        main(["capacity", "--invocations-per-day", "10000000", "--backend", "local", "--json"]) == 0
+    )
     result = json.loads(capsys.readouterr().out)
     services = {s["service"]: s for s in result["services"]}
     assert set(services) == {n for n in discover() if n != "canary"}
     for figures in services.values():
         assert figures["clears_per_s"] >= result["volume"]["peak_per_s"]
         assert figures["first_limit"]
+    assert result["warnings"] == [] and result["fitting_sample_rate"] is None
+    # Managed Comprehend: one DetectToxicContent call an interaction, the API quota first.
+    assert main(["capacity", "--invocations-per-day", "10000000", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    comprehend = {s["service"]: s for s in result["services"]}["comprehend"]
+    assert comprehend["falls_behind"] and "API quota" in comprehend["first_limit"]
+    assert 0 < result["fitting_sample_rate"] < 0.1
     assert main(["capacity", "--invocations-per-day", "100000000", "--backend", "local"]) == 0
     text = capsys.readouterr().out
     assert "first limit" in text and "CPU-seconds measured on" in text

@@ -20,11 +20,18 @@ def cloudwatch(deployment: Deployment) -> tuple[float, int]:
 
 def test_custom_metrics__per_model_and_per_application_with_the_roll_up() -> None:
     services = {n: s for n, s in discover().items() if n != "canary"}
-    plain = bill(Deployment(models=2, canary_runs_per_day=0)).facts
-    apps = bill(Deployment(models=2, apps_per_model=3, canary_runs_per_day=0)).facts
+    detail = {"canary_runs_per_day": 0}
+    plain = bill(Deployment(models=2, **detail)).facts
+    apps = bill(Deployment(models=2, apps_per_model=3, **detail)).facts
     # a score per model becomes one series per model and one per (model, application)
-    assert apps["custom_metrics"] > 3 * plain["custom_metrics"] * 0.8
-    three = bill(Deployment(models=3, canary_runs_per_day=0)).facts
+    assert apps["custom_metrics"] > plain["custom_metrics"] * 1.8
+    refusal = [
+        dims
+        for name, dims in emitted_series(Deployment(models=2, apps_per_model=3, **detail))
+        if name == "Refusal"
+    ]
+    assert len(refusal) == 2 + 2 * 3
+    three = bill(Deployment(models=3, **detail)).facts
     per_model = three["custom_metrics"] - plain["custom_metrics"]
     assert per_model > 0 and plain["custom_metrics"] >= 2 * per_model  # + per-service counts
     alarms = build_alarms(
@@ -33,14 +40,27 @@ def test_custom_metrics__per_model_and_per_application_with_the_roll_up() -> Non
     assert plain["metric_alarms"] == len(alarms.metric_alarms)
 
 
-def test_dropping_what_no_alarm_reads__halves_cloudwatch_and_keeps_every_alarmed_metric() -> None:
+def test_lean_default__a_fraction_of_detail_and_every_alarmed_metric_kept() -> None:
     medium = Deployment(models=5, apps_per_model=3, backend="local")
-    full, series = cloudwatch(medium)
-    names = tuple(bill(medium).facts["not_alarmed"])
-    alarmed = {a.metric for s in discover().values() for a in s.alarms}
-    assert names and not set(names) & alarmed
-    lean, fewer = cloudwatch(Deployment(**{**medium.__dict__, "drop_metrics": names}))
-    assert lean <= 0.5 * full and fewer < series / 2
+    lean, fewer = cloudwatch(medium)
+    full, series = cloudwatch(Deployment(**{**medium.__dict__, "detail_metrics": True}))
+    # (the alarms' part of the bill stays: 83 alarms for five models)
+    assert lean <= 0.7 * full and fewer < 0.6 * series
+    emitted = {name for name, _ in emitted_series(medium)}
+    alarmed = {a.metric for n, s in discover().items() if n != "canary" for a in s.alarms}
+    assert alarmed <= emitted | {"CanaryOverRefusal", "CanaryUnderRefusal"}
+    # Detail on: the detail scores are per model only, not per application as well.
+    detail = emitted_series(Deployment(**{**medium.__dict__, "detail_metrics": True}))
+    assert not [dims for name, dims in detail if name == "ToxicityInsult" and "app" in dict(dims)]
+    assert [dims for name, dims in detail if name == "Toxicity" and "app" in dict(dims)]
+
+
+def emitted_series(deployment: Deployment) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    from llmmon.cost import emitted
+
+    services = {n: s for n, s in discover().items() if n != "canary"}
+    found: set[tuple[str, tuple[tuple[str, str], ...]]] = emitted(deployment, services)["series"]
+    return found
 
 
 def test_prices__tiers_and_a_date() -> None:
@@ -57,7 +77,7 @@ def test_cost_command__prints_the_line_items_and_json(capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     for item in ("custom metrics", "alarms", "dashboard", "EMF log ingestion", "Lambda", "SQS"):
         assert item in out
-    assert "LLMMON_DROP_METRICS" in out
+    assert "detailMetrics" in out
     assert main(["cost", "--json", "--sample-rate", "0.1"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["total"] == pytest.approx(sum(line["usd"] for line in report["lines"]), abs=0.1)
@@ -88,3 +108,33 @@ def test_pipeline__never_emits_a_dropped_metric() -> None:
     sink.flush()
     names = {p.name for p in sink.flushed}
     assert "Kept" in names and "Dropped" not in names
+
+
+@pytest.mark.parametrize("detail", [False, True])
+def test_pipeline__detail_scores_opt_in_and_per_model_only(detail: bool) -> None:
+    from llmmon_shared.events import ObjectRef
+    from llmmon_shared.metrics import MemorySink
+    from llmmon_shared.runtime import Pipeline
+    from llmmon_shared.settings import ServiceSettings
+    from tests.conftest import FIXTURE_BUCKET, DictS3Reader, fixture_key
+
+    def compute(batch: list) -> list[dict[str, float]]:
+        return [{"Alarmed": 1.0, "Detail": 2.0} for _ in batch]
+
+    sink = MemorySink()
+    pipeline = Pipeline(
+        "t",
+        compute,
+        {},
+        DictS3Reader.from_fixtures(),
+        sink,
+        ServiceSettings(detail_metrics=detail, metadata_dimensions=["app~[a-z-]+"]),
+        detail=frozenset({"Detail"}),
+    )
+    pipeline.process_object(ObjectRef(FIXTURE_BUCKET, fixture_key("converse"), None, None))
+    sink.flush()
+    alarmed = [p for p in sink.flushed if p.name == "Alarmed"]
+    details = [p for p in sink.flushed if p.name == "Detail"]
+    assert alarmed and any("app" in p.dimension_map for p in alarmed)
+    assert bool(details) == detail
+    assert not [p for p in details if "app" in p.dimension_map]

@@ -111,7 +111,9 @@ def declared_scores(spec: ServiceSpec, deployment: Deployment, canary: bool) -> 
         names += ["OverRefusal"] if "OverRefusal" not in names else []
     else:
         names = [n for n in names if not n.startswith("Canary")]
-    names = [n for n in names if not n.startswith("Prompt") and n != "ScoringErrors"]
+    # (The prompt's own toxicity only where prompt scoring is on; PromptResponseSimilarity is
+    # the response's score and always emitted.)
+    names = [n for n in names if not n.startswith("PromptToxic") and n != "ScoringErrors"]
     if deployment.backend != "cascade":
         names = [n for n in names if n not in ("ToxicityByComprehend", "ToxicityLocal")]
     return dict.fromkeys(names, 0.5)

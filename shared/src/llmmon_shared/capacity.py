@@ -111,8 +111,10 @@ class ServicePlan:
     """Functions busy at the peak (peak rate x seconds each)."""
     capacity_per_s: float
     """Interactions a second the service clears at its maximum concurrency."""
+    ceiling_per_s: float
+    """Interactions a second at the first limit (the most the service can be sized for)."""
     first_limit: str
-    """What stops the service first as volume grows."""
+    """What stops the service first as the volume grows."""
     usd_per_million: float
     """Lambda duration and requests per million scored interactions."""
     sized: Mapping[str, str]
@@ -124,7 +126,7 @@ class ServicePlan:
 
 
 def _choose_memory(cost: ScoringCost, backend: str, floor_mb: int, records: int) -> int:
-    options = [m for m in MEMORY_CHOICES_MB if m >= floor_mb] or [floor_mb]
+    options = sorted({floor_mb, *(m for m in MEMORY_CHOICES_MB if m >= floor_mb)})
     price = {m: m / 1024 * wall_s(cost, backend, m, records) for m in options}
     cheapest = min(price.values())
     near = [m for m in options if price[m] <= cheapest * (1 + COST_TOLERANCE)]
@@ -165,20 +167,28 @@ def plan_service(
     batch = pick("batchSize", max(1, min(10, int(0.2 * timeout / per_object_s))))
     peak = volume.peak_per_s
     busy = peak * seconds
+    if peak > cost.api_per_s.get(backend, math.inf):
+        busy = cost.api_per_s[backend] * seconds  # more functions would only be throttled
     limit = EVENT_SOURCE_MAX_CONCURRENCY
     if concurrency_share is not None:
         limit = max(EVENT_SOURCE_MIN_CONCURRENCY, min(limit, concurrency_share))
     derived = max(EVENT_SOURCE_MIN_CONCURRENCY, math.ceil(busy * HEADROOM))
     maximum = pick("maxConcurrency", min(limit, derived))
-    capacity = maximum / seconds
+    api = cost.api_per_s.get(backend, math.inf)
+    capacity = min(maximum / seconds, api)
+    # What stops the service as the volume grows: a fixed maximum concurrency, else (the plan
+    # re-sized for each volume) its share of the account's concurrency or the event source's
+    # own maximum, or the backend API's quota, whichever is lower.
     if sized["maxConcurrency"] == "setting":
-        first = f"maxConcurrency {maximum} (the stack's setting)"
-    elif maximum >= EVENT_SOURCE_MAX_CONCURRENCY:
-        first = f"the event source's maximum concurrency ({EVENT_SOURCE_MAX_CONCURRENCY})"
-    elif concurrency_share is not None and maximum >= limit and derived > limit:
-        first = f"its share of the account's Lambda concurrency ({limit})"
+        ceiling, first = maximum, f"maxConcurrency {maximum} (the stack's setting)"
+    elif limit < EVENT_SOURCE_MAX_CONCURRENCY:
+        ceiling, first = limit, f"its share of the account's concurrency ({limit})"
     else:
-        first = f"maxConcurrency {maximum} (sized for {volume.invocations_per_day:,} a day)"
+        ceiling = EVENT_SOURCE_MAX_CONCURRENCY
+        first = f"the event source's maximum concurrency ({EVENT_SOURCE_MAX_CONCURRENCY})"
+    ceiling_per_s = ceiling / seconds
+    if api < ceiling_per_s:
+        ceiling_per_s, first = api, f"the API quota ({cost.api_quota}: {api:,.0f}/s)"
     invocations = 1 / (batch * records)  # Lambda invocations per interaction
     usd = (memory / 1024 * seconds * GB_SECOND_USD + invocations * REQUEST_USD) * 1e6
     return ServicePlan(
@@ -193,6 +203,7 @@ def plan_service(
         peak_per_s=peak,
         concurrency_at_peak=busy,
         capacity_per_s=capacity,
+        ceiling_per_s=ceiling_per_s,
         first_limit=first,
         usd_per_million=usd,
         sized=sized,
@@ -213,19 +224,25 @@ class Plan:
     def concurrency_at_peak(self) -> float:
         return sum(s.concurrency_at_peak for s in self.services)
 
-    def max_invocations_per_day(self, service: ServicePlan) -> float:
-        """The daily volume this service clears at its maximum concurrency."""
+    def per_day(self, per_s: float) -> float:
+        """The daily invocations whose peak is ``per_s`` scored interactions a second."""
         v = self.volume
-        return service.capacity_per_s * 86400 / (v.peak_factor * v.sample_rate)
+        return per_s * 86400 / (v.peak_factor * v.sample_rate)
 
     @property
     def fitting_sample_rate(self) -> float | None:
-        """The sample rate whose peak fits the account's concurrency, when this one's does not
-        (None: it fits)."""
+        """The sample rate whose peak every service clears at the most it can be sized for (the
+        account's concurrency, the event source's maximum, an API quota), when this one's does
+        not (None: it fits)."""
+        v = self.volume
+        rates = [
+            v.sample_rate * s.ceiling_per_s / s.peak_per_s for s in self.services if s.peak_per_s
+        ]
         busy = self.concurrency_at_peak
-        if busy <= self.volume.account_concurrency:
-            return None
-        return self.volume.sample_rate * self.volume.account_concurrency / busy
+        if busy > v.account_concurrency:
+            rates.append(v.sample_rate * v.account_concurrency / busy)
+        fit = min(rates, default=v.sample_rate)
+        return fit if fit < v.sample_rate else None
 
     def warnings(self) -> list[str]:
         """What ``pulumi preview`` says before anything is created."""
@@ -250,9 +267,8 @@ class Plan:
         rate = self.fitting_sample_rate
         if rate is not None:
             found.append(
-                f"at peak the services need {self.concurrency_at_peak:,.0f} concurrent "
-                f"executions, over the {v.account_concurrency} available: a sample rate of "
-                f"{math.floor(rate * 1000) / 1000:g} would fit (sampleRate)"
+                f"at this volume a sample rate of {math.floor(rate * 1000) / 1000:g} would fit "
+                "every service's first limit (sampleRate)"
             )
         return found
 
@@ -278,8 +294,6 @@ def plan(
         )
         for name, p in zip(specs, first, strict=True)
     }
-    if sum(p.max_concurrency for p in first) <= volume.account_concurrency:
-        return Plan(volume, tuple(first))
     return Plan(
         volume,
         tuple(
@@ -302,16 +316,20 @@ def render(result: Plan) -> str:
         f"({v.peak_per_s:,.1f} scored interactions/s at sample rate {v.sample_rate:g}), "
         f"{v.account_concurrency} concurrent executions available",
         f"{'service':<11} {'backend':<8} {'memory':>7} {'batch':>5} {'maxconc':>7} "
-        f"{'s/interaction':>13} {'clears/s':>9} {'at peak':>8} {'up to a day':>13} "
-        f"{'$/1M':>7}  first limit",
+        f"{'s/interaction':>13} {'clears/s':>9} {'at peak':>8} {'$/1M':>6}  "
+        "first limit (a day, at most)",
     ]
     for s in result.services:
         lines.append(
             f"{s.service:<11} {s.backend:<8} {s.memory_mb:>5}MB {s.batch_size:>5} "
             f"{s.max_concurrency:>7} {s.wall_s:>13.3f} {s.capacity_per_s:>9,.1f} "
-            f"{s.concurrency_at_peak:>8,.1f} {result.max_invocations_per_day(s):>13,.0f} "
-            f"{s.usd_per_million:>7.2f}  {s.first_limit}"
+            f"{s.concurrency_at_peak:>8,.1f} {s.usd_per_million:>6.2f}  {s.first_limit} "
+            f"({result.per_day(s.ceiling_per_s):,.0f})"
         )
+    lines.append(
+        "clears/s: interactions a second at the service's maxConcurrency; at peak: functions "
+        "busy at the peak; $/1M: Lambda per million scored interactions"
+    )
     warnings = result.warnings()
     lines += [f"warning: {w}" for w in warnings] or ["every service clears the peak"]
     return "\n".join(lines)
@@ -333,7 +351,9 @@ def as_json(result: Plan) -> dict[str, object]:
                 "seconds_per_interaction": round(s.wall_s, 5),
                 "clears_per_s": round(s.capacity_per_s, 2),
                 "concurrency_at_peak": round(s.concurrency_at_peak, 2),
-                "max_invocations_per_day": round(result.max_invocations_per_day(s)),
+                "clears_invocations_per_day": round(result.per_day(s.capacity_per_s)),
+                "ceiling_per_s": round(s.ceiling_per_s, 2),
+                "ceiling_invocations_per_day": round(result.per_day(s.ceiling_per_s)),
                 "falls_behind": s.falls_behind,
                 "first_limit": s.first_limit,
                 "lambda_usd_per_1m": round(s.usd_per_million, 3),

@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from llmmon_shared.metrics import Unit
 
 __all__ = [
+    "MEASURED_ON",
     "AlarmSpec",
     "Comparison",
     "MetricSpec",
@@ -86,6 +87,10 @@ class AlarmSpec:
     calls and one refusal are not a 50% refusal ratio. Other statistics ignore it."""
 
 
+MEASURED_ON = "AMD EPYC (AVX2, AVX-512F/BW, AVX-512 VNNI), 2 cores: benchmarks/capacity.py --n 640"
+"""Where the services' declared scoring costs were last measured (one run, every service)."""
+
+
 @dataclass(frozen=True)
 class ScoringCost:
     """What one interaction costs the service's function, measured per backend by
@@ -99,6 +104,10 @@ class ScoringCost:
     wait_s: Mapping[str, float] = field(default_factory=dict)
     measured_on: str = ""
     """The CPU (model, ISA) and the command the figures come from."""
+    api_per_s: Mapping[str, float] = field(default_factory=dict)
+    """Interactions a second the backend's API quota admits in an account and Region (none:
+    not the limit); ``api_quota`` says which quota."""
+    api_quota: str = ""
 
     def at(self, backend: str) -> tuple[float, float]:
         """(CPU-seconds, wait seconds) per interaction on ``backend`` (a backend the service

@@ -5,7 +5,15 @@ from __future__ import annotations
 from llmmon_comprehend.backends import SENTIMENT_LABELS, TOXICITY_LABELS
 from llmmon_comprehend.compute import label_metric
 from llmmon_shared.metrics import Unit
-from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, Permission, ServiceSpec
+from llmmon_shared.spec import (
+    MEASURED_ON,
+    AlarmSpec,
+    Comparison,
+    MetricSpec,
+    Permission,
+    ScoringCost,
+    ServiceSpec,
+)
 
 _metrics = [
     *(
@@ -74,6 +82,17 @@ SERVICE = ServiceSpec(
         ),
     ),
     permissions=frozenset({Permission.COMPREHEND}),
+    scoring=ScoringCost(
+        cpu_s={"local": 0.082, "managed": 0.0004, "cascade": 0.092},
+        wait_s={"managed": 0.056, "cascade": 0.013},
+        measured_on=MEASURED_ON,
+        # DetectToxicContent takes one document a call; about 20 a second is the figure in our
+        # reference notes (check the account's Service Quotas). The cascade sends 13.3% of
+        # responses (benchmarks/cost.py), so the same quota admits 7.5 times the traffic.
+        api_per_s={"managed": 20.0, "cascade": 20.0 / 0.133},
+        api_quota="Comprehend DetectToxicContent requests a second",
+    ),
+    backend_setting="comprehendBackend",
     memory_mb=512,
     timeout_s=300,
     environment={"LLMMON_COMPREHEND_BACKEND": "comprehend"},

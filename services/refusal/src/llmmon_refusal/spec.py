@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from llmmon_shared.metrics import Unit
-from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, Permission, ServiceSpec
+from llmmon_shared.spec import (
+    MEASURED_ON,
+    AlarmSpec,
+    Comparison,
+    MetricSpec,
+    Permission,
+    ScoringCost,
+    ServiceSpec,
+)
 
 
 def _canary(metric: str, comparison: Comparison, threshold: float, description: str) -> AlarmSpec:
@@ -88,6 +96,12 @@ SERVICE = ServiceSpec(
         ),
     ),
     permissions=frozenset({Permission.BEDROCK_EMBEDDINGS}),
+    scoring=ScoringCost(
+        cpu_s={"local": 0.0088, "managed": 0.0023},
+        wait_s={"managed": 0.013},
+        measured_on=MEASURED_ON,
+    ),
+    backend_setting="embeddingBackend",
     memory_mb=1024,
     timeout_s=120,
     environment={"LLMMON_EMBEDDING_BACKEND": "bedrock"},

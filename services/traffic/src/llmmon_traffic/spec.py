@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from llmmon_shared.metrics import Unit
-from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, ServiceSpec
+from llmmon_shared.spec import (
+    MEASURED_ON,
+    AlarmSpec,
+    Comparison,
+    MetricSpec,
+    ScoringCost,
+    ServiceSpec,
+)
 from llmmon_traffic.compute import POLICY_METRICS
 
 _POLICY_NAMES = {
@@ -63,6 +70,10 @@ SERVICE = ServiceSpec(
         ),
     ),
     anomaly_metric="GuardrailIntervened",
+    scoring=ScoringCost(
+        cpu_s={"local": 0.0001},
+        measured_on=MEASURED_ON,
+    ),
     memory_mb=256,
     timeout_s=60,
     batch_size=10,
