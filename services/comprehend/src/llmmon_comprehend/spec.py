@@ -83,7 +83,7 @@ SERVICE = ServiceSpec(
     ),
     permissions=frozenset({Permission.COMPREHEND}),
     scoring=ScoringCost(
-        cpu_s={"local": 0.082, "managed": 0.0004, "cascade": 0.092},
+        cpu_s={"local": 0.074, "managed": 0.0004, "cascade": 0.085},
         wait_s={"managed": 0.056, "cascade": 0.013},
         measured_on=MEASURED_ON,
         # DetectToxicContent takes one document a call; about 20 a second is the figure in our

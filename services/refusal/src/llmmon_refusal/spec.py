@@ -97,7 +97,7 @@ SERVICE = ServiceSpec(
     ),
     permissions=frozenset({Permission.BEDROCK_EMBEDDINGS}),
     scoring=ScoringCost(
-        cpu_s={"local": 0.0088, "managed": 0.0023},
+        cpu_s={"local": 0.0092, "managed": 0.0023},
         wait_s={"managed": 0.013},
         measured_on=MEASURED_ON,
     ),

@@ -53,7 +53,7 @@ SERVICE = ServiceSpec(
     permissions=frozenset({Permission.BEDROCK_EMBEDDINGS}),
     local_model=True,
     scoring=ScoringCost(
-        cpu_s={"local": 0.067, "managed": 0.085},
+        cpu_s={"local": 0.069, "managed": 0.080},
         wait_s={"managed": 0.015},
         measured_on=MEASURED_ON,
     ),
