@@ -24,10 +24,28 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDS = (
-    "river mountain signal harbour quiet engine lantern copper meadow planet garden orbit "
-    "window forest marble thunder pocket silver ladder candle"
-).split()
+WORDS = [
+    "river",
+    "mountain",
+    "signal",
+    "harbour",
+    "quiet",
+    "engine",
+    "lantern",
+    "copper",
+    "meadow",
+    "planet",
+    "garden",
+    "orbit",
+    "window",
+    "forest",
+    "marble",
+    "thunder",
+    "pocket",
+    "silver",
+    "ladder",
+    "candle",
+]
 MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
