@@ -716,6 +716,12 @@ def handover_kills(steps: Sequence[str] = HANDOVER_STEPS) -> dict[str, Any]:
         port = probe.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # A threaded server shares this process's moto state (another case's table, say): reset it.
+    import urllib.request
+
+    urllib.request.urlopen(
+        urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST")
+    ).close()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

@@ -49,6 +49,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "LLMMON_SINK": "emf",
+        "LLMMON_DETAIL_METRICS": "true",  # every score, detail included (one test turns it off)
         "LLMMON_NAMESPACE": "llmmon-test",
     }.items():
         monkeypatch.setenv(name, value)
@@ -75,6 +76,28 @@ def values(docs: list[dict[str, Any]], name: str, **dims: str) -> list[float]:
             value = doc[name]
             found.extend(value if isinstance(value, list) else [value])
     return found
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_handler__lean_default_emits_the_alarmed_scores_and_no_detail(
+    service: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LLMMON_DETAIL_METRICS")
+    bodies = [json.dumps(s3_event(FIXTURE_BUCKET, key)) for key in fixture_keys()]
+    assert run(service, bodies) == {"batchItemFailures": []}
+    docs = emf(capsys.readouterr().out)
+    spec = discover()[service]
+    emitted = {
+        name
+        for doc in docs
+        for d in doc["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+        for name in [m["Name"]]
+    }
+    # (the canary's metrics come with canary traffic only)
+    assert {a.metric for a in spec.alarms if not a.metric.startswith("Canary")} <= emitted
+    assert not emitted & spec.detail_metrics
+    assert "Interactions" in emitted
 
 
 def test_every_service_is_registered() -> None:

@@ -1,6 +1,6 @@
 """A backlog on the local stack: traffic above the service's capacity for a while (a scorer slowed
 to one batch a second, objects of 100 records arriving all at once) builds a queue; the backlog
-alarm (``OldestMessageAge``, with 20 s periods and a 10 s threshold so the test stays short)
+alarm (``OldestMessageAge``, one 30 s period and a 10 s threshold so the test stays short)
 fires, the queue drains, the alarm clears, and every interaction is counted exactly once with
 nothing in the dead-letter queue. The worker's short timeout makes objects hand over midway and
 messages it has no time for go back as new ones: none of that may reach the dead-letter queue.
@@ -66,7 +66,7 @@ def test_traffic_over_capacity__backlog_alarm_fires_drains_and_clears() -> None:
             "LLMMON_LOCAL_BATCH_SIZE": "4",  # 24 s of work an invocation: the rest waits
         },
         oldest_message_age_s=10,
-        backlog_period_s=20,  # the worker publishes the age at each receive (about 20 s)
+        backlog_period_s=30,  # one period; the worker publishes the age at each receive
         models=("none",),
     )
     services = {"traffic": discover()["traffic"]}
@@ -87,7 +87,7 @@ def test_traffic_over_capacity__backlog_alarm_fires_drains_and_clears() -> None:
             ],
         )
         states, fired_at, drained_at = [], None, None
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 420
         while time.monotonic() < deadline:
             publish_queue_metrics(topology)
             engine.evaluate()
