@@ -250,9 +250,9 @@ class ListRequeue:
 def late_after_first(handler: Pipeline, now: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
     handle_message = handler.handle_message
 
-    def first_then_late(body: str, queue: str | None = None) -> Any:
+    def first_then_late(body: str, queue: str | None = None, received_at: Any = None) -> Any:
         try:
-            return handle_message(body, queue)
+            return handle_message(body, queue, received_at)
         finally:
             now[0] = 50.0  # past four fifths of the 60 s once the first message is done
 
@@ -425,3 +425,24 @@ def test_lambda_entry__builds_the_pipeline_in_lambdas_init_phase(
     assert built == [1, 1]
     eager()
     assert built == [1, 1]
+
+
+def test_a_message_naming_no_log_object__counted_at_its_receive_time(s3: Any) -> None:
+    """S3's test event (every deploy that touches the notification) and a large-body data
+    object are skipped and counted, stamped with the message's first receive: the watcher takes
+    them off SQS's received count in the same period. A log object's message is not counted."""
+    from datetime import UTC, datetime
+
+    sink = MemorySink()
+    handler = pipeline(s3, sink)
+    test_event = json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"})
+    data_object = json.dumps(s3_event(FIXTURE_BUCKET, "AWSLogs/1/x/data/abc_input.json.gz"))
+    event = sqs_event([test_event, data_object, body("titan")])
+    received = int(datetime.now(UTC).timestamp() * 1000) - 30_000
+    for record in event["Records"]:
+        record["attributes"]["ApproximateFirstReceiveTimestamp"] = str(received)
+    assert handler.handle_event(event) == {"batchItemFailures": []}
+    points = [p for p in sink.flushed if p.name == "MessagesWithoutLogObject"]
+    assert [p.value for p in points] == [1, 1]
+    assert all(p.dimension_map == {"Service": "test"} for p in points)
+    assert all(p.timestamp and int(p.timestamp.timestamp() * 1000) == received for p in points)

@@ -184,7 +184,9 @@ def test_ratio_alarms_judge_only_periods_with_enough_samples(stack: Stack) -> No
     """Average alarms (ratios and mean scores) are metric math: the Average where the period's
     SampleCount reaches the floor, no datapoint otherwise; other statistics stay plain."""
     alarms = [a for a in stack.inputs(ALARM) if "thresholdMetricId" not in a]
-    gated = [a for a in alarms if "metricQueries" in a]
+    gated = [
+        a for a in alarms if "metricQueries" in a and not a["name"].endswith("MessagesReceived")
+    ]
     plain = [a for a in alarms if "metricQueries" not in a]
     assert any(a["name"].endswith("HighRefusalRatio-" + MODELS[0]) for a in gated)
     assert any(a["name"].endswith("HighUnreadableRecords") for a in gated)
@@ -579,3 +581,16 @@ def test_canary__scheduled_function_may_invoke_only_its_models(services: dict[st
     plain = run_stack(StackConfig(stack="test", models=MODELS), services)
     assert not plain.inputs("aws:scheduler/schedule:Schedule")
     assert all(f["name"] != "llmmon-test-canary" for f in plain.inputs(FUNCTION))
+
+
+def test_the_watchers_received_count__less_the_messages_naming_no_log_object(
+    stack: Stack,
+) -> None:
+    (alarm,) = [
+        a for a in stack.inputs(ALARM) if a["name"] == "llmmon-test-traffic-MessagesReceived"
+    ]
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert queries["m"]["metric"]["metricName"] == "NumberOfMessagesReceived"
+    assert queries["l"]["metric"]["metricName"] == "MessagesWithoutLogObject"
+    assert queries["l"]["metric"]["dimensions"] == {"Service": "traffic"}
+    assert queries["net"]["expression"] == "m - FILL(l, 0)" and queries["net"]["returnData"]

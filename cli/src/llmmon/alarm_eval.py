@@ -31,7 +31,7 @@ import bisect
 import json
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -346,6 +346,11 @@ class CloudWatchSource:
     def datapoints(
         self, alarm: MetricAlarmDef, start: datetime, end: datetime
     ) -> dict[datetime, float]:
+        return _less(self._datapoints, alarm, start, end)
+
+    def _datapoints(
+        self, alarm: MetricAlarmDef, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
         # CloudWatch reads whole seconds and wants StartTime < EndTime: a period that began
         # under a second ago is asked for up to the next whole second (nothing is recorded
         # after now yet).
@@ -371,6 +376,31 @@ class CloudWatchSource:
             aligned = int(stamp.timestamp()) // alarm.period_s * alarm.period_s
             found[datetime.fromtimestamp(aligned, UTC)] = float(point[alarm.statistic])
         return found
+
+
+def _less(
+    read: Callable[[MetricAlarmDef, datetime, datetime], dict[datetime, float]],
+    alarm: MetricAlarmDef,
+    start: datetime,
+    end: datetime,
+) -> dict[datetime, float]:
+    """The alarm's datapoints, less another series' Sum per period where the alarm says so
+    (``MetricAlarmDef.less``: CloudWatch's ``m - FILL(l, 0)``)."""
+    found = read(alarm, start, end)
+    if alarm.less is None:
+        return found
+    namespace, metric, dims = alarm.less
+    other = replace(
+        alarm,
+        namespace=namespace,
+        metric=metric,
+        dimensions=dict(dims),
+        statistic="Sum",
+        min_samples=None,
+        less=None,
+    )
+    taken = read(other, start, end)
+    return {period: value - taken.get(period, 0.0) for period, value in found.items()}
 
 
 MINUTE = 60
@@ -441,6 +471,11 @@ class HistorySource:
         return self._cache[key]
 
     def datapoints(
+        self, alarm: MetricAlarmDef, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
+        return _less(self._datapoints, alarm, start, end)
+
+    def _datapoints(
         self, alarm: MetricAlarmDef, start: datetime, end: datetime
     ) -> dict[datetime, float]:
         history = self.prefetch(alarm)

@@ -197,7 +197,8 @@ def alarm_units(alarms: AlarmSet) -> dict[str, float]:
     """Alarm metrics by kind, as CloudWatch prices them."""
     standard = anomaly = 0.0
     for alarm in alarms.metric_alarms:
-        metrics = 2 if alarm.min_samples else 1  # IF(n >= N, m): the metric and its count
+        # IF(n >= N, m): the metric and its count; m - FILL(l, 0): a second metric
+        metrics = 1 + (1 if alarm.min_samples else 0) + (1 if alarm.less else 0)
         if alarm.anomaly_band is not None:
             anomaly += 1
             standard += metrics - 1

@@ -549,7 +549,7 @@ def _metric_alarm(
         "ok_actions": list(actions),
         "opts": opts,
     }
-    if definition.anomaly_band is None and definition.min_samples is None:
+    if definition.anomaly_band is None and definition.min_samples is None and not definition.less:
         return aws.cloudwatch.MetricAlarm(
             definition.name,
             namespace=definition.namespace,
@@ -571,13 +571,37 @@ def _metric_alarm(
         }
 
     judged = "m"
+    plain = definition.min_samples is None and definition.less is None
     queries: list[Any] = [
         {
             "id": "m",
-            "return_data": definition.min_samples is None,
+            "return_data": plain,
             "metric": metric(definition.statistic),
         }
     ]
+    if definition.less is not None:
+        # Sum of the series minus another's Sum over the same period (missing counts 0).
+        namespace, name, dims = definition.less
+        judged = "net"
+        queries += [
+            {
+                "id": "l",
+                "return_data": False,
+                "metric": {
+                    "namespace": namespace,
+                    "metric_name": name,
+                    "dimensions": dict(dims),
+                    "period": definition.period_s,
+                    "stat": "Sum",
+                },
+            },
+            {
+                "id": judged,
+                "label": f"{definition.metric} less {name}",
+                "return_data": True,
+                "expression": "m - FILL(l, 0)",
+            },
+        ]
     if definition.min_samples is not None:
         # Judge only periods with enough values: the statistic where SampleCount >= N, no
         # datapoint otherwise (treat_missing_data decides), so thin traffic cannot fire a ratio.

@@ -65,6 +65,9 @@ class MetricAlarmDef:
     min_samples: int | None = None
     """When set, a period counts only with at least this many values (its SampleCount); a
     thinner period is missing data. CloudWatch: metric math ``IF(n >= N, m)``."""
+    less: tuple[str, str, tuple[tuple[str, str], ...]] | None = None
+    """When set, ``(namespace, metric, dimensions)`` of a series whose Sum is taken off the
+    alarm's own per period. CloudWatch: metric math ``m - FILL(l, 0)``."""
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,11 @@ def _health(
             kind=WATCH,
             service=spec.name,
         ),
+        # Messages that name no log object (S3's test event at every deploy that touches the
+        # notification, large-body data objects, keys outside the prefix) are skipped and
+        # counted by the service itself (``MessagesWithoutLogObject``, stamped with the
+        # message's receive time): they are taken off SQS's count, so they are no evidence of
+        # a broken scorer. A scorer whose metrics do not arrive at all takes nothing off.
         MetricAlarmDef(
             name=names.alarm(spec.name, "MessagesReceived"),
             namespace="AWS/SQS",
@@ -281,9 +289,10 @@ def _health(
             evaluation_periods=3,
             datapoints_to_alarm=1,
             treat_missing_data="notBreaching",
-            description=f"{spec.name}'s queue received messages in 15 minutes",
+            description=f"{spec.name}'s queue received messages naming log objects in 15 minutes",
             kind=WATCH,
             service=spec.name,
+            less=(namespace, "MessagesWithoutLogObject", (("Service", spec.name),)),
         ),
     ]
 

@@ -961,13 +961,34 @@ class Pipeline:
         return cast(Callable[..., dict[str, Any]], once)
 
     def handle_message(
-        self, body: str, queue: str | None = None
+        self, body: str, queue: str | None = None, received_at: datetime | None = None
     ) -> list[dict[str, Any] | SkippedObject]:
         """Score every object a message names; each object's metrics are delivered chunk by
         chunk. ``queue``: the ARN of the queue the message came from, where an object stopped
-        midway is continued (None: no continuation, the message fails). Raises on failure."""
+        midway is continued (None: no continuation, the message fails). A message that names no
+        log object at all (S3's test event, a large-body data object...) is counted,
+        ``MessagesWithoutLogObject{Service}`` at ``received_at`` (the message's receive time):
+        the stopped-emitting watcher takes those off SQS's count. Raises on failure."""
         outcomes: list[dict[str, Any] | SkippedObject] = []
-        for ref in unwrap_message(body):
+        refs = unwrap_message(body)
+        if refs and all(isinstance(ref, SkippedObject) for ref in refs):
+            now = self.now()
+            moment = now
+            if received_at and now - MAX_METRIC_AGE <= received_at <= now + MAX_METRIC_LEAD:
+                moment = received_at
+            self.sink.add(
+                [
+                    MetricPoint(
+                        "MessagesWithoutLogObject",
+                        1,
+                        Unit.COUNT,
+                        (("Service", self.service),),
+                        moment,
+                    )
+                ]
+            )
+            self.sink.flush()
+        for ref in refs:
             if isinstance(ref, SkippedObject):
                 logger.info("skipped event", extra={"reason": ref.reason, "key": ref.key})
                 outcomes.append(ref)
@@ -1053,7 +1074,7 @@ class Pipeline:
                             extra={"service": self.service, "error": type(exc).__name__},
                         )
                 self._check_deadline()
-                self.handle_message(record.body, queue)
+                self.handle_message(record.body, queue, _received_at(record.raw_event))
             except Exception as exc:
                 logger.error(
                     "message failed",
@@ -1171,6 +1192,16 @@ def _metric_value(raw: float) -> float | str:
         return "value-not-finite"
     accepted = cloudwatch_value(value)
     return "value-out-of-range" if accepted is None else accepted
+
+
+def _received_at(record: Mapping[str, Any]) -> datetime | None:
+    """When SQS gave the message to the function's poller (its first receive), from the SQS
+    record's ``ApproximateFirstReceiveTimestamp`` (milliseconds); None when absent."""
+    raw = (record.get("attributes") or {}).get("ApproximateFirstReceiveTimestamp")
+    try:
+        return datetime.fromtimestamp(int(raw) / 1000, UTC) if raw else None
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
 
 
 def is_canary(interaction: Interaction) -> bool:
