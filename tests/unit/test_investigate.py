@@ -210,3 +210,64 @@ def test_verdict__names_the_cause_or_says_the_model_changed() -> None:
     # what the answers look like is an effect, ranked apart from the causes
     assert all(c.attribute != "output tokens" for c in changed["changes"])
     assert any(c.attribute == "output tokens" for c in changed["answer_changes"])
+
+
+class LocalEndpoint:
+    """CloudWatch as the local endpoint answers: no alarm history (HTTP 500), the alarm's
+    current state only, and the refusal ratio per period."""
+
+    def __init__(self, values: dict[datetime, float]) -> None:
+        self.values = values
+
+    def get_paginator(self, name: str) -> object:
+        raise RuntimeError("500 Internal Server Error")  # DescribeAlarmHistory
+
+    def describe_alarms(self, AlarmNames: list[str]) -> dict[str, object]:
+        return {
+            "MetricAlarms": [
+                {"StateValue": "OK", "StateUpdatedTimestamp": T0 + timedelta(minutes=40)}
+            ]
+        }
+
+    def get_metric_statistics(self, **kwargs: object) -> dict[str, object]:
+        start = kwargs["StartTime"]
+        value = self.values.get(start)  # type: ignore[arg-type]
+        if value is None:
+            return {"Datapoints": []}
+        return {
+            "Datapoints": [
+                {"Timestamp": start, "Average": value, "SampleCount": 40, "Sum": value * 40}
+            ]
+        }
+
+
+def test_alarm_back_to_ok__investigates_its_most_recent_alarm_episode(tmp_path: object) -> None:
+    """A minute after the alarm went back to OK, the local stack's own record of its changes
+    gives the episode (the endpoint has no history): the window is that episode's, and the
+    report says which one it chose."""
+    from pathlib import Path
+
+    from llmmon.investigate import Where, breach_window
+    from llmmon.local.stack import record_transition
+
+    history = Path(str(tmp_path)) / "alarm-history.jsonl"
+    alarm = "llmmon-local-refusal-HighRefusalRatio-m"
+    record_transition(history, "another-alarm", "ALARM", T0)
+    record_transition(history, alarm, "ALARM", T0 + timedelta(minutes=5))
+    record_transition(history, alarm, "OK", T0 + timedelta(minutes=12))
+    record_transition(history, alarm, "ALARM", T0 + timedelta(minutes=22))
+    record_transition(history, alarm, "OK", T0 + timedelta(minutes=39))
+    values = {
+        T0 + timedelta(minutes=5 * i): v
+        for i, v in enumerate([0.1, 0.1, 0.1, 0.5, 0.6, 0.4, 0.5, 0.1, 0.1])
+    }
+    where = Where(LocalEndpoint(values), None, "local", alarm_history=str(history))
+    target = Target("refusal", "Refusal", "m", {"ModelId": "m"}, threshold=0.25, alarm=alarm)
+    window, episode = breach_window(where, target, T0 + timedelta(minutes=41))
+    assert window.start == T0 + timedelta(minutes=15) and window.end == T0 + timedelta(minutes=40)
+    assert episode == (
+        "the most recent ALARM episode of 2: ALARM at 2026-12-01 10:22Z, OK again at 10:39Z"
+    )
+    # Without the record, the alarm looks as if it had never been in ALARM.
+    with pytest.raises(CliError, match="has not been in ALARM"):
+        breach_window(Where(LocalEndpoint(values), None, "local"), target, T0)

@@ -519,9 +519,12 @@ def _beyond(value: float, target: Target) -> bool:
     return value < target.threshold
 
 
-def alarm_transitions(cloudwatch: Any, name: str) -> list[tuple[datetime, str]]:
+def alarm_transitions(
+    cloudwatch: Any, name: str, recorded: Sequence[tuple[datetime, str]] = ()
+) -> list[tuple[datetime, str]]:
     """``(time, new state)`` of the alarm's state changes, oldest first: from its history where
-    the endpoint keeps one (CloudWatch: 14 days), else its current state's time."""
+    the endpoint keeps one (CloudWatch: 14 days), else the changes ``recorded`` by the local
+    stack's alarm engine (the local endpoint has no history), else its current state's time."""
     moves: list[tuple[datetime, str]] = []
     with contextlib.suppress(Exception):  # a local endpoint has no alarm history
         pages = cloudwatch.get_paginator("describe_alarm_history").paginate(
@@ -533,6 +536,8 @@ def alarm_transitions(cloudwatch: Any, name: str) -> list[tuple[datetime, str]]:
                 state = data.get("newState", {}).get("stateValue")
                 if state:
                     moves.append((item["Timestamp"], state))
+    if not moves:
+        moves = list(recorded)
     if not moves:
         alarms = cloudwatch.describe_alarms(AlarmNames=[name]).get("MetricAlarms", [])
         if alarms and alarms[0].get("StateUpdatedTimestamp"):

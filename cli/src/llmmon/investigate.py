@@ -30,6 +30,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from llmmon.errors import CliError, UsageError
@@ -287,6 +288,9 @@ class Where:
     """Per service, the function's environment (AWS: read on demand)."""
     functions: Any = None
     """AWS: a Lambda client, to read a function's configuration."""
+    alarm_history: str = ""
+    """A local stack: the file its alarm engine records state changes in (the local endpoint
+    keeps no alarm history)."""
 
 
 def _settings_for(where: Where, target: Target, prefix: str) -> tuple[dict[str, str], str, str]:
@@ -310,18 +314,33 @@ def _settings_for(where: Where, target: Target, prefix: str) -> tuple[dict[str, 
     return scorer_settings(env), bucket, prefix_in_bucket
 
 
-def breach_window(where: Where, target: Target, now: datetime) -> Window:
+def breach_window(where: Where, target: Target, now: datetime) -> tuple[Window, str]:
     """The alarm's breaching periods: from the first of the consecutive periods beyond the
-    threshold that led to its last move to ALARM, to when it left ALARM (or now)."""
+    threshold that led to its most recent move to ALARM, to when it left ALARM (or now); and
+    which episode that is, said plainly (the alarm may be OK again by the time its e-mail is
+    read)."""
     assert target.alarm is not None
-    moves = alarm_transitions(where.cloudwatch, target.alarm)
+    recorded: tuple[tuple[datetime, str], ...] = ()
+    if where.alarm_history:
+        from llmmon.local.stack import recorded_transitions
+
+        recorded = tuple(recorded_transitions(Path(where.alarm_history), target.alarm))
+    moves = alarm_transitions(where.cloudwatch, target.alarm, recorded)
     entered = next((t for t, s in reversed(moves) if s == "ALARM"), None)
     if entered is None:
         state = f"{moves[-1][1]} since {moves[-1][0]:%Y-%m-%d %H:%M}Z" if moves else "no state yet"
         raise CliError(
-            f"alarm {target.alarm} has not been in ALARM ({state}): give --from and --to"
+            f"alarm {target.alarm} has not been in ALARM ({state}, no earlier ALARM in its "
+            "history): give --from and --to"
         )
-    left = next((t for t, s in moves if t > entered and s != "ALARM"), None) or now
+    left = next((t for t, s in moves if t > entered and s != "ALARM"), None)
+    episodes = sum(1 for t, s in moves if s == "ALARM")
+    episode = (
+        f"the most recent ALARM episode{f' of {episodes}' if episodes > 1 else ''}: "
+        f"ALARM at {entered:%Y-%m-%d %H:%M}Z, "
+        + (f"OK again at {left:%H:%M}Z" if left is not None else "still in ALARM")
+    )
+    left = left or now
     period = timedelta(seconds=target.period_s)
 
     def value_at(start: datetime) -> float | None:
@@ -330,7 +349,7 @@ def breach_window(where: Where, target: Target, now: datetime) -> Window:
 
     first = breach_start(value_at, target, entered)
     start = first or _align(entered, target.period_s) - period * target.evaluation_periods
-    return Window(start, _align(left, target.period_s, up=True))
+    return Window(start, _align(left, target.period_s, up=True)), episode
 
 
 def cloudwatch_figures(
@@ -458,9 +477,9 @@ def investigate(request: Request, where: Where, out: Any = None) -> dict[str, An
     if request.start and request.end:
         if request.start >= request.end:
             raise UsageError("--from must be before --to")
-        window = Window(request.start, request.end)
+        window, episode = Window(request.start, request.end), "the window given"
     elif target.alarm:
-        window = breach_window(where, target, now)
+        window, episode = breach_window(where, target, now)
     else:
         raise UsageError("without an alarm name, give the window: --from and --to")
     prefix = request.prefix
@@ -557,6 +576,7 @@ def investigate(request: Request, where: Where, out: Any = None) -> dict[str, An
         findings,
         cw,
         {"objects": len(everything), "bytes": size, "note": capped_note, "where": where.label},
+        episode,
     )
     if request.json:
         print(json.dumps(report, default=str), file=out)
@@ -615,6 +635,7 @@ def command(request: Request, stack: str | None, region: str | None, bucket: str
             bucket=bucket or topology.bucket,
             log_prefix=topology.log_prefix,
             settings=topology.settings,
+            alarm_history=topology.alarm_history,
         )
     investigate(request, where)
     return 0

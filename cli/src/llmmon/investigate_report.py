@@ -30,11 +30,13 @@ def public_report(
     findings: Mapping[str, Any],
     cloudwatch: Mapping[str, Any],
     reading: Mapping[str, Any],
+    episode: str = "",
 ) -> dict[str, Any]:
     """The one JSON object ``--json`` prints and the HTML is made from: no text."""
     changes = [asdict(c) for c in findings["changes"][:15]]
     return {
         "alarm": target.alarm,
+        "episode": episode,
         "service": target.service,
         "metric": target.metric,
         "model": target.model,
@@ -74,6 +76,8 @@ def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = None
 
     recomputed, cw = report["recomputed"], report["cloudwatch"]
     say(f"{report['alarm'] or report['metric']}: {report['metric']} of {report['model']}")
+    if report.get("episode"):
+        say(f"  episode  {report['episode']}")
     say(f"  window   {report['window']['from']} .. {report['window']['to']}")
     if report["baseline"]:
         base = report["baseline"]

@@ -83,6 +83,10 @@ class Topology:
     dead_letter_queues: dict[str, str]
     functions: dict[str, str]
     idempotency_table: str | None = None
+    alarm_history: str = ""
+    """The file the stack's alarm engine records every state change in (one JSON line each):
+    the local endpoint keeps no alarm history, and ``llmmon investigate`` needs the last ALARM
+    episode after the alarm went back to OK."""
     pids: dict[str, int] = field(default_factory=dict)
     name: str = "default"
     owner_pid: int = 0
@@ -373,6 +377,29 @@ def queue_depths(topology: Topology) -> dict[str, tuple[int, int, int]]:
     return depths
 
 
+def record_transition(path: Path, alarm: str, state: str, moment: datetime | None = None) -> None:
+    """One line of the local stack's alarm history (alarm names and states only)."""
+    line = {
+        "time": (moment or datetime.now(UTC)).isoformat(timespec="seconds"),
+        "alarm": alarm,
+        "state": state,
+    }
+    with contextlib.suppress(OSError), path.open("a") as handle:
+        handle.write(json.dumps(line) + "\n")
+
+
+def recorded_transitions(path: Path, alarm: str) -> list[tuple[datetime, str]]:
+    """``(time, state)`` of ``alarm``'s changes recorded by :func:`record_transition`."""
+    moves: list[tuple[datetime, str]] = []
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                item = json.loads(line)
+                if item["alarm"] == alarm:
+                    moves.append((datetime.fromisoformat(item["time"]), str(item["state"])))
+    return moves
+
+
 def alarm_engine(topology: Topology, alarms: AlarmSet) -> AlarmEngine:
     """An engine that sets states in the local CloudWatch and notifies the alarm topic."""
     cloudwatch, sns = client("cloudwatch", topology.endpoint), client("sns", topology.endpoint)
@@ -387,6 +414,8 @@ def alarm_engine(topology: Topology, alarms: AlarmSet) -> AlarmEngine:
     def set_state(name: str, state: str, reason: str) -> None:
         with contextlib.suppress(Exception):  # anomaly alarms are not stored in moto
             cloudwatch.set_alarm_state(AlarmName=name, StateValue=state, StateReason=reason[:1023])
+        if topology.alarm_history:
+            record_transition(Path(topology.alarm_history), name, state)
 
     return AlarmEngine(alarms, CloudWatchSource(cloudwatch), notify=notify, set_state=set_state)
 
@@ -428,6 +457,12 @@ class LocalStack:
         try:
             self.topology = provision(endpoint, self.config, self.services)
             self.topology.name, self.topology.owner_pid = name, os.getpid()
+            from llmmon.local.state import state_dir  # (state imports this module)
+
+            history = state_dir() / f"{name}-alarm-history.jsonl"
+            history.parent.mkdir(parents=True, exist_ok=True)
+            history.write_text("")  # a new stack: a new history
+            self.topology.alarm_history = str(history)
             self.topology.started = datetime.now(UTC).isoformat(timespec="seconds")
             self.topology.settings = {
                 name: {
