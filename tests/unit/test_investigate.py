@@ -271,3 +271,46 @@ def test_alarm_back_to_ok__investigates_its_most_recent_alarm_episode(tmp_path: 
     # Without the record, the alarm looks as if it had never been in ALARM.
     with pytest.raises(CliError, match="has not been in ALARM"):
         breach_window(Where(LocalEndpoint(values), None, "local"), target, T0)
+
+
+def test_first_screen__alarm_window_figures_and_verdict_before_the_records() -> None:
+    """The verdict, in percentage points of the metric's bad-record rate, comes before any
+    record, in the terminal and in the HTML; the measure is defined once."""
+    import io
+
+    from llmmon.evidence import Window
+    from llmmon.investigate_report import html_report, print_report, public_report
+
+    window, baseline = windows()
+    findings = analyse(REFUSAL, window, baseline)
+    # Baseline 15 of 300 bad (5%); window 15 + 90 of 400 (26.25%): a 21-point rise, all of it
+    # from the new application's 90 bad records (22.5 points of the 400) less what the old
+    # applications' share of the traffic gave up.
+    assert findings["verdict"] == (
+        "the rise comes with requestMetadata.app = new: +22 points of the +21-point rise in "
+        "bad records"
+    )
+    span = Window(T0, T0 + timedelta(minutes=15))
+    report = public_report(
+        REFUSAL,
+        span,
+        Window(T0 - timedelta(minutes=15), T0),
+        "just before the breach",
+        findings,
+        {"window": 0.2625, "baseline": 0.05, "agreement": "agrees"},
+        {"objects": 3, "bytes": 1000, "note": "", "where": "local"},
+        "the most recent ALARM episode: ALARM at 2026-12-01 10:05Z, still in ALARM",
+    )
+    assert report["rise_points"] == pytest.approx(21.25, abs=0.1)
+    out = io.StringIO()
+    print_report(report, findings["records"][:5], out)
+    lines = out.getvalue().splitlines()
+    verdict_at = next(i for i, line in enumerate(lines) if line.startswith("  => "))
+    records_at = next(i for i, line in enumerate(lines) if line.startswith("records behind"))
+    assert verdict_at <= 6 < records_at
+    assert lines[1].startswith("  episode  the most recent ALARM episode")
+    assert sum("points: percentage points" in line for line in lines) == 1
+    assert any("requestMetadata.app = new: +22 points of the rise" in line for line in lines)
+    page = html_report(report, window, baseline, 300)
+    assert page.index(findings["verdict"]) < page.index("Records behind the alarm")
+    assert "rate points" not in page.lower()

@@ -434,9 +434,10 @@ def verdict(changes: Sequence[Change], has_baseline: bool, baseline_records: int
         and top.explained >= EXPLAINS
         and (top.z or 0.0) >= SIGNIFICANT_Z
     ):
+        rise = top.contribution / top.explained
         return (
-            f"the rise comes with {top.attribute} = {top.value}: it accounts for "
-            f"{top.explained:.0%} of it"
+            f"the rise comes with {top.attribute} = {top.value}: {points(top.contribution)} "
+            f"of the {round(rise * 100):+d}-point rise in bad records"
         )
     if 0 < baseline_records < THIN_BASELINE:
         return (
@@ -448,6 +449,19 @@ def verdict(changes: Sequence[Change], has_baseline: bool, baseline_records: int
         "settings and model id as before): the model answered the same kind of requests "
         "differently, so the model itself changed"
     )
+
+
+def points(share: float) -> str:
+    """A difference of two rates in percentage points: ``+41 points``."""
+    value = round(share * 100)
+    return f"{value:+d} point{'' if abs(value) == 1 else 's'}"
+
+
+POINTS_MEANS = (
+    "points: percentage points of the bad-record rate (the share of records beyond the "
+    "threshold), window against baseline; a value's points are the part of the rise its records "
+    "make (they add up to the rise; a value whose records got better counts negative)"
+)
 
 
 THIN_BASELINE = 50

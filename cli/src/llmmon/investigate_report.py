@@ -12,10 +12,21 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from llmmon.evidence import Row, Target, Window, per_period, statistic
+from llmmon.evidence import POINTS_MEANS, Row, Target, Window, per_period, points, statistic
 
 # --------------------------------------------------------------------------------------------
 # Reports
+
+
+def _rise(findings: Mapping[str, Any]) -> float | None:
+    """The rise in the bad-record rate, window against baseline, in percentage points."""
+    if not findings["window_records"] or not findings["baseline_records"]:
+        return None
+    rise = float(
+        findings["window_bad"] / findings["window_records"]
+        - findings["baseline_bad"] / findings["baseline_records"]
+    )
+    return round(rise * 100, 1)
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
@@ -61,6 +72,8 @@ def public_report(
         "cloudwatch": dict(cloudwatch),
         "records": [r.public() for r in findings["records"]],
         "verdict": findings["verdict"],
+        "rise_points": _rise(findings),
+        "points_mean": POINTS_MEANS,
         "what_changed": changes,
         "how_the_answers_changed": [asdict(c) for c in findings["answer_changes"][:6]],
         "refusal_reasons": findings.get("reasons", [])[:10],
@@ -75,6 +88,8 @@ def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = None
         print(text, file=out)
 
     recomputed, cw = report["recomputed"], report["cloudwatch"]
+    # First screen: the alarm, its episode and window, the metric against its baseline, the
+    # verdict. Evidence after.
     say(f"{report['alarm'] or report['metric']}: {report['metric']} of {report['model']}")
     if report.get("episode"):
         say(f"  episode  {report['episode']}")
@@ -84,10 +99,12 @@ def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = None
         say(f"  baseline {base['from']} .. {base['to']} ({report['baseline_note']})")
     else:
         say(f"  baseline: {report['baseline_note']}")
-    read = report["read"]
     say(
-        f"  read {read['objects']} log objects ({read['bytes'] / 1e6:.1f} MB){read.get('note', '')}"
+        f"  {report['statistic']} of {report['metric']}: {_fmt(recomputed['window'])} in the "
+        f"window, {_fmt(recomputed['baseline'])} in the baseline (CloudWatch "
+        f"{_fmt(cw.get('window'))} and {_fmt(cw.get('baseline'))})"
     )
+    say(f"  => {report['verdict']}")
     say("")
     say(f"1. {report['statistic']} of {report['metric']}")
     say(f"   {'':<10} {'llmmon':>8} {'CloudWatch':>11} {'records':>8} {'bad':>6}")
@@ -101,8 +118,33 @@ def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = None
     )
     say(f"   {cw.get('agreement', '')}")
     say(f"   a record is bad when {recomputed['bad_means']}")
+    read = report["read"]
+    megabytes = read["bytes"] / 1e6
+    say(f"   read {read['objects']} log objects ({megabytes:.1f} MB){read.get('note', '')}")
     say("")
-    say(f"2. records behind the alarm (top {len(rows)}; object key and line to read them)")
+    rise = report.get("rise_points")
+    say(
+        "2. what changed in the requests"
+        + (f" (a {rise:+.0f}-point rise in bad records)" if rise is not None else "")
+    )
+    say(f"   {report['points_mean']}")
+    for change in report["what_changed"][:8]:
+        say(_change_line(change))
+    if report["how_the_answers_changed"]:
+        say("   how the answers changed (effects, not causes):")
+        for change in report["how_the_answers_changed"][:3]:
+            say("  " + _change_line(change))
+    if report["refusal_reasons"]:
+        say("")
+        say("3. refusal rules and reference phrases (share of all records: window vs baseline)")
+        for reason in report["refusal_reasons"][:6]:
+            base = reason["baseline_share"]
+            say(
+                f"   {reason['reason']}: {reason['window_share']:.1%} vs "
+                f"{'-' if base is None else f'{base:.1%}'}"
+            )
+    say("")
+    say(f"records behind the alarm (top {len(rows)}; object key and line to read them)")
     for row in rows:
         reasons = ", ".join(
             f"{k}={v}"
@@ -117,24 +159,6 @@ def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = None
         if row.excerpt is not None:
             say(f"        prompt:   {row.excerpt[0]}")
             say(f"        response: {row.excerpt[1]}")
-    say("")
-    say("3. what changed in the requests (share of bad records with the value: window vs baseline)")
-    say(f"   => {report['verdict']}")
-    for change in report["what_changed"][:8]:
-        say(_change_line(change))
-    if report["how_the_answers_changed"]:
-        say("   how the answers changed (effects, not causes):")
-        for change in report["how_the_answers_changed"][:3]:
-            say("  " + _change_line(change))
-    if report["refusal_reasons"]:
-        say("")
-        say("4. refusal rules and reference phrases (share of all records: window vs baseline)")
-        for reason in report["refusal_reasons"][:6]:
-            base = reason["baseline_share"]
-            say(
-                f"   {reason['reason']}: {reason['window_share']:.1%} vs "
-                f"{'-' if base is None else f'{base:.1%}'}"
-            )
 
 
 def html_report(
@@ -176,6 +200,8 @@ def html_report(
         title=f"llmmon investigate: {report['alarm'] or report['metric']}",
         generated=datetime.now(UTC),
         summary=[
+            ("verdict", report["verdict"]),
+            *([("episode", report["episode"])] if report.get("episode") else []),
             ("metric", f"{report['statistic']} of {report['metric']} ({report['model']})"),
             ("window", f"{report['window']['from']} .. {report['window']['to']}"),
             (
@@ -194,10 +220,15 @@ def html_report(
         charts=charts,
         bars=[
             (
-                "What changed",
-                "Rate points of the rise in bad records that records with each value account for.",
+                "What changed"
+                + (
+                    f" (a {report['rise_points']:+.0f}-point rise in bad records)"
+                    if report.get("rise_points") is not None
+                    else ""
+                ),
+                report["points_mean"],
                 {
-                    f"{c['attribute']}={c['value']}": max(0.0, c["contribution"])
+                    f"{c['attribute']}={c['value']}": max(0.0, c["contribution"] * 100)
                     for c in report["what_changed"][:8]
                 },
             )
@@ -226,12 +257,12 @@ def html_report(
 
 def _change_line(change: Mapping[str, Any]) -> str:
     base = change["baseline_bad_share"]
-    explained = change["explained"]
+    lead = f"   {change['attribute']} = {change['value']}: "
+    if base is not None:
+        lead += f"{points(change['contribution'])} of the rise; "
     return (
-        f"   {change['attribute']} = {change['value']}: "
-        f"{change['window_bad_share']:.0%} vs {'-' if base is None else f'{base:.0%}'}"
+        lead + f"{change['window_bad_share']:.0%} vs {'-' if base is None else f'{base:.0%}'}"
         f" of bad records; {change['window_share']:.0%} of traffic"
-        + (f"; explains {explained:.0%} of the rise" if explained is not None else "")
     )
 
 
@@ -247,10 +278,15 @@ def summary(report: Mapping[str, Any]) -> list[str]:
     if report["what_changed"]:
         top = report["what_changed"][0]
         explained = top["explained"]
+        rise = report.get("rise_points")
         lines.append(
             f"what changed first: {top['attribute']} = {top['value']} "
             f"({top['window_bad_share']:.0%} of the bad records"
-            + (f", explains {explained:.0%} of the rise)" if explained is not None else ")")
+            + (
+                f"; {points(top['contribution'])} of the {rise:+.0f}-point rise)"
+                if explained is not None and rise is not None
+                else ")"
+            )
         )
     lines.append(f"verdict: {report['verdict']}")
     if report["records"]:
