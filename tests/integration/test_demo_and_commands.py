@@ -2,24 +2,82 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from llmmon.local.demo import run_demo
-
 pytestmark = pytest.mark.integration
 
 
+KEPT = "The stack stays up as 'demo':"
+LLAMA_ALARM = "llmmon-local-refusal-HighRefusalRatio-meta.llama3-70b-instruct-v1:0"
+
+
+def llmmon(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmmon.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
 def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
 ) -> None:
+    """The demo as the README runs it, with its stack left up (``--keep``): its alarms are
+    investigated afterwards from another process, then ``local down`` ends it."""
     report = tmp_path / "demo.html"
-    assert run_demo(minutes=60, report_path=report) == 0
-    captured = capsys.readouterr()
-    out = captured.out
-    assert "\r" not in captured.err  # no progress bar drawn into a file or a pipe
+    env = {**os.environ, "LLMMON_STATE_DIR": str(tmp_path / "state")}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "llmmon.cli", "demo", "--keep", "--report", str(report)],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "demo.err").open("w"),  # a file: a pipe nobody reads could fill up
+        text=True,
+        env=env,
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = demo.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if KEPT in line:
+                lines.extend(demo.stdout.readline() for _ in range(4))
+                break
+        out = "".join(lines)
+        assert KEPT in out, out[-3000:]
+        # How to investigate, said at the end: the very command, with the kept stack's name.
+        assert f"investigate {LLAMA_ALARM} --stack demo" in out
+        status = llmmon("local", "status", "--stack", "demo", env=env)
+        assert status.returncode == 0 and "demo:" in status.stdout, status
+        # The alarm is investigated after the demo, from another process.
+        found = llmmon("investigate", LLAMA_ALARM, "--stack", "demo", "--json", env=env)
+        assert found.returncode == 0, found.stderr[-2000:]
+        evidence = json.loads(found.stdout.strip().splitlines()[-1])
+        assert evidence["verdict"].startswith(
+            "the rise comes with requestMetadata.app = claims-assistant"
+        )
+        assert evidence["episode"].startswith("the most recent ALARM episode")
+        down = llmmon("local", "down", "--stack", "demo", env=env)
+        assert down.returncode == 0, down
+        assert demo.wait(timeout=60) == 0
+        err = (tmp_path / "demo.err").read_text()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+    assert "\r" not in err  # no progress bar drawn into a file or a pipe
     # The backtest of the hour: the drifting alarms fire after the drift, within 15 minutes,
     # and never before it.
     backtest = out.split("Backtest: the quality alarms replayed", 1)[1].split("Report:")[0]

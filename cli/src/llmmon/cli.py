@@ -236,6 +236,12 @@ def build_parser() -> Parser:
         default=Path("reports/llmmon-demo.html"),
         help="where to write the HTML report (reports/llmmon-demo.html)",
     )
+    cmd.add_argument(
+        "--keep",
+        action="store_true",
+        help="leave the stack up afterwards (as local stack 'demo') to investigate its alarms; "
+        "Ctrl-C or `llmmon local down --stack demo` stops it",
+    )
 
     local = command(commands, "local", "the local stack: AWS's topology on moto, on this machine")
     verbs = local.add_subparsers(dest="local_command", required=True, metavar="ACTION")
@@ -528,7 +534,7 @@ def dispatch(args: argparse.Namespace) -> int:
         from llmmon.local.stack import stop_on_signals
 
         with stop_on_signals():  # a closed terminal or a kill stops the stack as Ctrl-C does
-            return run_demo(args.minutes, args.report)
+            return run_demo(args.minutes, args.report, keep=args.keep)
     if args.command == "local":
         from llmmon.local import commands
 

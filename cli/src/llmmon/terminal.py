@@ -17,3 +17,21 @@ def bar(done: int, total: int, label: str, width: int = 30) -> None:
     sys.stderr.flush()
     if done >= total:
         sys.stderr.write("\n")
+
+
+def run_hint(command: str = "") -> str:
+    """How this user runs llmmon, for the hints we print: ``uv run llmmon`` where uv is on PATH,
+    the README's ``sh scripts/dev.sh llmmon`` (``... demo``) in a checkout where it is not (the
+    set-up installs uv under .tools/), else ``llmmon``. ``command``: a sub-command to append."""
+    import shutil
+    from pathlib import Path
+
+    if shutil.which("uv"):
+        base = "uv run llmmon"
+    elif Path("scripts/dev.sh").is_file():
+        if command == "demo":
+            return "sh scripts/dev.sh demo"
+        base = "sh scripts/dev.sh llmmon"
+    else:
+        base = "llmmon"
+    return f"{base} {command}" if command else base

@@ -36,7 +36,7 @@ from llmmon.local.stack import (
     queue_depths,
     stop_on_signals,
 )
-from llmmon.terminal import bar
+from llmmon.terminal import bar, run_hint
 from llmmon_shared.alarms import QUALITY_DEGRADED, AlarmNames, AlarmSet, build_alarms
 from llmmon_shared.events import classify_key
 from llmmon_shared.spec import discover
@@ -90,9 +90,10 @@ def local_up(
             print(f"  alarm topic {topology.alarm_topic_arn} (inbox {topology.alarm_inbox_url})")
             print(f"  state: {path}")
             print("In another terminal:")
-            print(f"  uv run llmmon replay tests/fixtures/logs{hint}   # put log objects in")
-            print(f'  eval "$(uv run llmmon local env{hint})"; aws s3 ls s3://{topology.bucket}/')
-            print(f"  uv run llmmon local status{hint}; uv run llmmon local down{hint}")
+            run = run_hint()
+            print(f"  {run} replay tests/fixtures/logs{hint}   # put log objects in")
+            print(f'  eval "$({run} local env{hint})"; aws s3 ls s3://{topology.bucket}/')
+            print(f"  {run} local status{hint}; {run} local down{hint}")
             print("Press Ctrl-C to stop.", flush=True)
             _serve(stack, topology, config, alarm_interval, duration)
         return 0

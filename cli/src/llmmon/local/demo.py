@@ -16,6 +16,7 @@ Everything started is stopped at the end, on errors and on Ctrl-C.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,6 +26,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from llmmon.alarm_eval import ALARM, AlarmEngine
+from llmmon.errors import CliError
 from llmmon.local.corpus import CANARY_MODEL, CANARY_RUNS, Corpus, generate, with_bucket
 from llmmon.local.endpoint import client
 from llmmon.local.stack import (
@@ -41,7 +43,7 @@ from llmmon.local.stack import (
     wait_until_drained,
 )
 from llmmon.report import Chart, Report, Series, Threshold, render, series_from_statistics
-from llmmon.terminal import bar
+from llmmon.terminal import bar, run_hint
 from llmmon_shared.alarms import WATCH, AlarmSet
 from llmmon_shared.model_ids import normalise_model_id
 
@@ -267,9 +269,20 @@ def evaluate_alarms(engine: AlarmEngine, topology: Topology, wait_s: int) -> Non
     engine.evaluate()
 
 
+DEMO_STACK = "demo"
+"""The name a kept demo stack runs under (``llmmon local status``, ``--stack demo``)."""
+
+
 def run_demo(
-    minutes: int = 60, report_path: Path = Path("reports/llmmon-demo.html"), timeout: float = 240.0
+    minutes: int = 60,
+    report_path: Path = Path("reports/llmmon-demo.html"),
+    timeout: float = 240.0,
+    keep: bool = False,
+    alarm_interval: float = 10.0,
 ) -> int:
+    """The demo end to end. ``keep``: leave the stack up afterwards, recorded as a running local
+    stack named ``demo``, evaluating its alarms every ``alarm_interval`` seconds, until Ctrl-C,
+    SIGTERM or ``llmmon local down --stack demo``: its alarms can then be investigated."""
     began = time.monotonic()
     # The demo's traffic is thin (about 4 interactions per model per 5-minute period), so its
     # ratio alarms judge periods with 2 values or more (never one call alone); a real stack's
@@ -282,7 +295,14 @@ def run_demo(
     stack = LocalStack(config, log_path=report_path.parent / "llmmon-demo-workers.log")
     try:
         say("1/5 starting the local stack (moto server + one worker per service)")
-        topology = stack.start()
+        from llmmon.local import state as stacks
+
+        if keep and DEMO_STACK in stacks.running():
+            raise CliError(
+                f"a kept demo stack is running already: stop it with `{run_hint()} local down "
+                f"--stack {DEMO_STACK}`"
+            )
+        topology = stack.start(name=DEMO_STACK)
         say(
             f"    endpoint {topology.endpoint}  bucket {topology.bucket}  "
             f"services {', '.join(topology.queues)}"
@@ -460,8 +480,34 @@ def run_demo(
         report_path.write_text(render(report), encoding="utf-8")
         say(f"\nReport: {report_path.resolve()}")
         say(f"Worker logs: {stack.log_path}")
-        say(f"Done in {time.monotonic() - began:.0f} s; stopping the local stack.")
-        return 0
+        fired = [a.name for a in alarms.metric_alarms if engine.states.get(a.name) == ALARM]
+        example = next((n for n in fired if "HighRefusalRatio" in n), fired[0] if fired else None)
+        if not keep:
+            say(f"Done in {time.monotonic() - began:.0f} s; stopping the local stack.")
+            say(
+                f"To investigate its alarms yourself, run it with the stack left up: "
+                f"`{run_hint('demo')} --keep`, then `{run_hint()} investigate ALARM_NAME "
+                f"--stack {DEMO_STACK}` in another terminal (docs/local-stack.md)."
+            )
+            return 0
+        path = stacks.save(topology)
+        say(f"Done in {time.monotonic() - began:.0f} s. The stack stays up as {DEMO_STACK!r}:")
+        if example:
+            say(f"  {run_hint()} investigate {example} --stack {DEMO_STACK}")
+        say(f"  {run_hint()} local status --stack {DEMO_STACK}")
+        say(f"  {run_hint()} local down --stack {DEMO_STACK}   (or Ctrl-C here)")
+        say(f"  state: {path}; alarms evaluated every {alarm_interval:g} s")
+        try:
+            while True:
+                time.sleep(alarm_interval)
+                publish_queue_metrics(topology)
+                for change in engine.evaluate():
+                    say(f"{change.time:%H:%M:%S} {change.alarm}: {change.old} -> {change.new}")
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM (`llmmon local down`): the end asked for
+            say("stopping the demo's local stack")
+            return 0
+        finally:
+            stacks.remove(DEMO_STACK, os.getpid())
     except KeyboardInterrupt:
         say("\ninterrupted: stopping the local stack")
         return 130
