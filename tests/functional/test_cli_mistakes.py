@@ -146,7 +146,7 @@ CASES: list[tuple[str, int, str]] = [
     ("investigate A --from yesterday", 2, "'yesterday' is not an ISO 8601 time"),
     ("investigate A --max-objects 0", 2, "must be above 0"),
     ("investigate A --dimension app", 2, "is not KEY=VALUE"),
-    ("investigate some-alarm", 2, "no local stack is running"),
+    ("investigate some-alarm", 1, "no local stack is running"),
     ("investigate some-alarm --stack staging", 1, "no local stack named 'staging' is running"),
 ]
 

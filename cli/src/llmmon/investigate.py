@@ -623,7 +623,9 @@ def command(request: Request, stack: str | None, region: str | None, bucket: str
         from llmmon.local.endpoint import client
 
         if not state.running() and stack is None:
-            raise UsageError(
+            # Not a mistake in the command: the same answer, and exit code 1, as every other
+            # command that needs a running local stack.
+            raise CliError(
                 "no local stack is running: start one (`llmmon demo` or `llmmon local up`), "
                 "or give --region for AWS"
             )
