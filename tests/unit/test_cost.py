@@ -84,57 +84,46 @@ def test_cost_command__prints_the_line_items_and_json(capsys: pytest.CaptureFixt
     assert main(["cost", "--sample-rate", "2"]) == 2
 
 
-def test_pipeline__never_emits_a_dropped_metric() -> None:
+def emitted_points(
+    scores: dict[str, float], detail: frozenset[str] = frozenset(), **settings: object
+) -> list:
+    """The points a pipeline emits for the converse fixture when its scorer gives ``scores``."""
+    from llmmon_shared.events import ObjectRef
     from llmmon_shared.metrics import MemorySink
     from llmmon_shared.runtime import Pipeline
     from llmmon_shared.settings import ServiceSettings
     from tests.conftest import FIXTURE_BUCKET, DictS3Reader, fixture_key
 
-    def compute(batch: list) -> list[dict[str, float]]:
-        return [{"Kept": 1.0, "Dropped": 2.0} for _ in batch]
-
     sink = MemorySink()
     pipeline = Pipeline(
         "t",
-        compute,
+        lambda batch: [dict(scores) for _ in batch],
         {},
         DictS3Reader.from_fixtures(),
         sink,
-        ServiceSettings(drop_metrics="Dropped"),
+        ServiceSettings(**settings),  # type: ignore[arg-type]
+        detail=detail,
     )
-    from llmmon_shared.events import ObjectRef
-
     pipeline.process_object(ObjectRef(FIXTURE_BUCKET, fixture_key("converse"), None, None))
     sink.flush()
-    names = {p.name for p in sink.flushed}
+    return sink.flushed
+
+
+def test_pipeline__never_emits_a_dropped_metric() -> None:
+    names = {p.name for p in emitted_points({"Kept": 1.0, "Dropped": 2.0}, drop_metrics="Dropped")}
     assert "Kept" in names and "Dropped" not in names
 
 
 @pytest.mark.parametrize("detail", [False, True])
 def test_pipeline__detail_scores_opt_in_and_per_model_only(detail: bool) -> None:
-    from llmmon_shared.events import ObjectRef
-    from llmmon_shared.metrics import MemorySink
-    from llmmon_shared.runtime import Pipeline
-    from llmmon_shared.settings import ServiceSettings
-    from tests.conftest import FIXTURE_BUCKET, DictS3Reader, fixture_key
-
-    def compute(batch: list) -> list[dict[str, float]]:
-        return [{"Alarmed": 1.0, "Detail": 2.0} for _ in batch]
-
-    sink = MemorySink()
-    pipeline = Pipeline(
-        "t",
-        compute,
-        {},
-        DictS3Reader.from_fixtures(),
-        sink,
-        ServiceSettings(detail_metrics=detail, metadata_dimensions=["app~[a-z-]+"]),
-        detail=frozenset({"Detail"}),
+    points = emitted_points(
+        {"Alarmed": 1.0, "Detail": 2.0},
+        frozenset({"Detail"}),
+        detail_metrics=detail,
+        metadata_dimensions=["app~[a-z-]+"],
     )
-    pipeline.process_object(ObjectRef(FIXTURE_BUCKET, fixture_key("converse"), None, None))
-    sink.flush()
-    alarmed = [p for p in sink.flushed if p.name == "Alarmed"]
-    details = [p for p in sink.flushed if p.name == "Detail"]
+    alarmed = [p for p in points if p.name == "Alarmed"]
+    details = [p for p in points if p.name == "Detail"]
     assert alarmed and any("app" in p.dimension_map for p in alarmed)
     assert bool(details) == detail
     assert not [p for p in details if "app" in p.dimension_map]
