@@ -96,7 +96,14 @@ def test_sqs_batches__every_message_succeeds_or_is_reported(
     result = pipeline.handle_event(event)
     failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
     assert failed <= {r["messageId"] for r in event["Records"]}
-    counters = {"Interactions", "SampledOut", "SkippedRecords", "ParseErrors", "SkippedObjects"}
+    counters = {
+        "Interactions",
+        "SampledOut",
+        "SkippedRecords",
+        "ParseErrors",
+        "SkippedObjects",
+        "MessagesWithoutLogObject",  # a message naming no log object (empty, test event...)
+    }
     health = {"BadLine", "UnreadableRecord", "ObjectsProcessed"}
     assert all(p.name in {"Length"} | counters | health for p in sink.flushed)
     assert sum(sink.values("Interactions")) == len(sink.values("Length"))
