@@ -622,6 +622,7 @@ def handover_worker(folder: Path) -> None:
     import signal
 
     import llmmon_shared.runtime as runtime
+    from llmmon.local.endpoint import queue_counts
     from llmmon.local.worker import LambdaContext, sqs_record
     from llmmon_shared.aws import client
     from llmmon_shared.metrics import EmfSink
@@ -677,15 +678,8 @@ def handover_worker(folder: Path) -> None:
                 QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=["All"]
             ).get("Messages", [])
             if not messages:
-                queued = sqs.get_queue_attributes(
-                    QueueUrl=url,
-                    AttributeNames=[
-                        "ApproximateNumberOfMessages",
-                        "ApproximateNumberOfMessagesNotVisible",
-                        "ApproximateNumberOfMessagesDelayed",
-                    ],
-                )["Attributes"]
-                idle = idle + 1 if not any(int(v) for v in queued.values()) else 0
+                queued = queue_counts(sqs, url)
+                idle = idle + 1 if not any(queued.values()) else 0
                 continue
             idle = 0
             with (folder / "receives").open("a") as tally:
@@ -708,6 +702,7 @@ def handover_kills(steps: Sequence[str] = HANDOVER_STEPS) -> dict[str, Any]:
 
     from moto.server import ThreadedMotoServer
 
+    from llmmon.local.endpoint import queue_counts
     from tests.conftest import s3_event
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -783,11 +778,7 @@ def handover_kills(steps: Sequence[str] = HANDOVER_STEPS) -> dict[str, Any]:
                 for value in values if isinstance(values, list) else [values]:
                     seen[value] = seen.get(value, 0) + 1
             receives = sum(int(n) for n in (folder / "receives").read_text().split())
-        in_dlq = int(
-            sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])[
-                "Attributes"
-            ]["ApproximateNumberOfMessages"]
-        )
+        in_dlq = queue_counts(sqs, dlq)["visible"]
     finally:
         server.stop()
         os.environ.clear()

@@ -82,6 +82,19 @@ def client(service: str, endpoint: str) -> Any:
     )
 
 
+QUEUE_COUNTS = {
+    "visible": "ApproximateNumberOfMessages",
+    "in_flight": "ApproximateNumberOfMessagesNotVisible",
+    "delayed": "ApproximateNumberOfMessagesDelayed",
+}
+
+
+def queue_counts(sqs: Any, url: str) -> dict[str, int]:
+    """A queue's messages: visible, in flight (received, not yet deleted) and delayed."""
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[*QUEUE_COUNTS.values()])
+    return {name: int(attributes["Attributes"][key]) for name, key in QUEUE_COUNTS.items()}
+
+
 @dataclass
 class MotoServer:
     """moto in server mode, as a child process listening on 127.0.0.1 only."""

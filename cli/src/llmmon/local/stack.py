@@ -33,6 +33,7 @@ from llmmon.local.endpoint import (
     MotoServer,
     client,
     die_with_parent,
+    queue_counts,
     stop_process,
 )
 from llmmon_shared.alarms import AlarmNames, AlarmSet, build_alarms
@@ -325,25 +326,18 @@ def publish_queue_metrics(topology: Topology) -> None:
     now = datetime.now(UTC)
     data = []
     for url in [*topology.queues.values(), *topology.dead_letter_queues.values()]:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
+        counts = queue_counts(sqs, url)
         dimensions = [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}]
         data.append(
             {
                 "MetricName": "ApproximateNumberOfMessagesVisible",
                 "Dimensions": dimensions,
-                "Value": float(attributes["ApproximateNumberOfMessages"]),
+                "Value": float(counts["visible"]),
                 "Unit": "Count",
                 "Timestamp": now,
             }
         )
-        if not any(int(value) for value in attributes.values()):
+        if not any(counts.values()):
             data.append(
                 {
                     "MetricName": "ApproximateAgeOfOldestMessage",
@@ -361,19 +355,9 @@ def queue_depths(topology: Topology) -> dict[str, tuple[int, int, int]]:
     sqs = client("sqs", topology.endpoint)
     depths = {}
     for name, url in topology.queues.items():
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        dlq = sqs.get_queue_attributes(
-            QueueUrl=topology.dead_letter_queues[name],
-            AttributeNames=["ApproximateNumberOfMessages"],
-        )
-        depths[name] = (
-            int(attributes["ApproximateNumberOfMessages"]),
-            int(attributes["ApproximateNumberOfMessagesNotVisible"]),
-            int(dlq["Attributes"]["ApproximateNumberOfMessages"]),
-        )
+        counts = queue_counts(sqs, url)
+        dlq = queue_counts(sqs, topology.dead_letter_queues[name])
+        depths[name] = (counts["visible"], counts["in_flight"], dlq["visible"])
     return depths
 
 
