@@ -451,9 +451,7 @@ KILL_OBJECTS, KILL_RECORDS, KILL_BATCH = 16, 300, 64
 def kill_worker(folder: Path) -> None:
     """One worker's life: every message not yet acknowledged, in order, as Lambda would."""
     from llmmon.local.worker import LambdaContext
-    from llmmon_shared.metrics import EmfSink
     from llmmon_shared.runtime import Pipeline
-    from llmmon_shared.settings import ServiceSettings
     from tests.conftest import sqs_event
 
     def score(batch: Sequence[Any]) -> list[dict[str, float]]:
@@ -478,14 +476,7 @@ def kill_worker(folder: Path) -> None:
 
     Pipeline._save = save  # type: ignore[method-assign]
     with (folder / "emf.log").open("a", buffering=1) as out:
-        pipeline = Pipeline(
-            "chaos",
-            score,
-            {},
-            _boto_reader(),
-            EmfSink("chaos", out),
-            ServiceSettings(idempotency_table="idem", batch_size=KILL_BATCH),
-        )
+        pipeline = _worker_pipeline(score, out, KILL_BATCH)
         for message_id, body in messages:
             if message_id in done:
                 continue
@@ -502,11 +493,21 @@ def kill_worker(folder: Path) -> None:
             (folder / f"stats-{os.getpid()}.json").write_text(json.dumps(stats))
 
 
-def _boto_reader() -> Any:
+def _worker_pipeline(score: Callable[..., Any], out: Any, batch_size: int) -> Any:
+    """A chaos worker's pipeline: the moto server's S3 and idempotency table, EMF to `out`."""
     from llmmon_shared.aws import client
-    from llmmon_shared.runtime import Boto3S3Reader
+    from llmmon_shared.metrics import EmfSink
+    from llmmon_shared.runtime import Boto3S3Reader, Pipeline
+    from llmmon_shared.settings import ServiceSettings
 
-    return Boto3S3Reader(client("s3"))
+    return Pipeline(
+        "chaos",
+        score,
+        {},
+        Boto3S3Reader(client("s3")),
+        EmfSink("chaos", out),
+        ServiceSettings(idempotency_table="idem", batch_size=batch_size),
+    )
 
 
 def random_kills(kills: int, seed: int = 13) -> dict[str, Any]:
@@ -625,9 +626,7 @@ def handover_worker(folder: Path) -> None:
     from llmmon.local.endpoint import queue_counts
     from llmmon.local.worker import LambdaContext, sqs_record
     from llmmon_shared.aws import client
-    from llmmon_shared.metrics import EmfSink
     from llmmon_shared.runtime import Pipeline
-    from llmmon_shared.settings import ServiceSettings
 
     runtime.SOFT_DEADLINE_MIN_S = 1.0  # a 5 s function keeps its fifth in reserve too
     kill_at = (folder / "kill-at").read_text().strip()
@@ -664,14 +663,7 @@ def handover_worker(folder: Path) -> None:
         "QueueArn"
     ]
     with (folder / "emf.log").open("a", buffering=1) as out:
-        pipeline = Pipeline(
-            "chaos",
-            score,
-            {},
-            _boto_reader(),
-            EmfSink("chaos", out),
-            ServiceSettings(idempotency_table="idem", batch_size=HANDOVER_BATCH),
-        )
+        pipeline = _worker_pipeline(score, out, HANDOVER_BATCH)
         idle = 0
         while idle < 3:
             messages = sqs.receive_message(

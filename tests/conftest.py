@@ -144,6 +144,18 @@ def s3_event(
     }
 
 
+def titan_record(n: int, answer: str = "In France.", **extra: Any) -> dict[str, Any]:
+    """A Titan Text invocation log record with request id r-N; extra fields override."""
+    return {
+        "schemaType": "ModelInvocationLog",
+        "requestId": f"r-{n}",
+        "modelId": "amazon.titan-text-express-v1",
+        "input": {"inputBodyJson": {"inputText": "Where is Paris?"}},
+        "output": {"outputBodyJson": {"results": [{"outputText": answer}]}},
+        **extra,
+    }
+
+
 def sns_envelope(message: dict[str, Any]) -> dict[str, Any]:
     """The SNS notification SQS receives without raw message delivery."""
     return {

@@ -23,7 +23,7 @@ from llmmon_shared.extract import Interaction
 from llmmon_shared.metrics import MemorySink, Unit
 from llmmon_shared.runtime import Boto3S3Reader, Pipeline, Scores
 from llmmon_shared.settings import ServiceSettings
-from tests.conftest import s3_event, sqs_event
+from tests.conftest import s3_event, sqs_event, titan_record
 
 BUCKET = "llmmon-continuation-logs"
 KEY = "AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/11/28/07/x_big.json.gz"
@@ -31,16 +31,6 @@ QUEUE = "arn:aws:sqs:us-east-1:123456789012:llmmon-similarity"
 RECORDS = 300
 BATCH = 10
 SECONDS_PER_BATCH = 10.0  # of the pipeline's clock: a 60 s invocation stops after 5 batches
-
-
-def record(n: int) -> dict[str, Any]:
-    return {
-        "schemaType": "ModelInvocationLog",
-        "requestId": f"r-{n}",
-        "modelId": "amazon.titan-text-express-v1",
-        "input": {"inputBodyJson": {"inputText": "Where is Paris?"}},
-        "output": {"outputBodyJson": {"results": [{"outputText": "In France."}]}},
-    }
 
 
 class Clock:
@@ -84,7 +74,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str]]:
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket=BUCKET)
         data = gzip.compress(
-            b"".join(json.dumps(record(n)).encode() + b"\n" for n in range(RECORDS))
+            b"".join(json.dumps(titan_record(n)).encode() + b"\n" for n in range(RECORDS))
         )
         etag = s3.put_object(Bucket=BUCKET, Key=KEY, Body=data)["ETag"].strip('"')
         boto3.client("dynamodb").create_table(

@@ -15,7 +15,7 @@ from llmmon_shared.extract import Interaction
 from llmmon_shared.metrics import MemorySink, Unit
 from llmmon_shared.runtime import Pipeline, Scores
 from llmmon_shared.settings import ServiceSettings
-from tests.conftest import DictS3Reader, s3_event, sqs_event
+from tests.conftest import DictS3Reader, s3_event, sqs_event, titan_record
 
 BUCKET = "team-logs"
 ROOT = "bedrock/AWSLogs/123456789012/BedrockModelInvocationLogs/us-east-1/2026/11/28/07"
@@ -26,19 +26,8 @@ def count(batch: Sequence[Interaction]) -> list[Scores]:
     return [{"Scored": 1.0} for _ in batch]
 
 
-def titan(n: int, **record: Any) -> dict[str, Any]:
-    return {
-        "schemaType": "ModelInvocationLog",
-        "requestId": f"r-{n}",
-        "modelId": "amazon.titan-text-express-v1",
-        "input": {"inputBodyJson": {"inputText": "Where is Paris?"}},
-        "output": {"outputBodyJson": {"results": [{"outputText": "In France."}]}},
-        **record,
-    }
-
-
 def large(n: int, path: str) -> dict[str, Any]:
-    return titan(
+    return titan_record(
         n,
         input={"inputBodyS3Path": path},
         output={"outputBodyJson": {"results": [{"outputText": "In France."}]}},
@@ -86,9 +75,9 @@ def test_large_body_outside_the_log_prefix__never_read() -> None:
 
 
 def test_event_for_another_bucket_or_prefix__a_counted_skip_never_read() -> None:
-    objects = {(BUCKET, KEY): lines(titan(1)), ("intruder", KEY): lines(titan(2))}
+    objects = {(BUCKET, KEY): lines(titan_record(1)), ("intruder", KEY): lines(titan_record(2))}
     outside = "other/AWSLogs/1/BedrockModelInvocationLogs/r/2026/11/28/07/x.json.gz"
-    objects[(BUCKET, outside)] = lines(titan(3))
+    objects[(BUCKET, outside)] = lines(titan_record(3))
     sink, reader, result = run(
         objects,
         [event("intruder"), event(BUCKET, outside), event()],
@@ -129,7 +118,7 @@ def test_newline_flood__stops_at_the_line_budget_quickly() -> None:
 
 
 def test_object_over_the_byte_cap__chunks_before_it_once_then_a_counted_skip() -> None:
-    many = lines(*[titan(n) for n in range(2000)])
+    many = lines(*[titan_record(n) for n in range(2000)])
     sink, _, result = run({(BUCKET, KEY): many}, [event()], max_object_bytes=100_000)
     assert result == {"batchItemFailures": []}
     assert sink.values("SkippedObjects", Reason="object-too-large") == [1.0]
@@ -142,7 +131,7 @@ def test_object_over_the_byte_cap__chunks_before_it_once_then_a_counted_skip() -
 
 def test_one_huge_line__is_a_bad_line_with_bounded_memory() -> None:
     huge = b'{"requestId": "x", "modelId": "m", "junk": [' + b"{}," * (21 * 1024 * 1024) + b"{}]}"
-    data = gzip.compress(huge + b"\n" + json.dumps(titan(1)).encode() + b"\n")
+    data = gzip.compress(huge + b"\n" + json.dumps(titan_record(1)).encode() + b"\n")
     tracemalloc.start()
     sink, _, result = run({(BUCKET, KEY): data}, [event()])
     peak = tracemalloc.get_traced_memory()[1]
@@ -175,7 +164,7 @@ def test_points_leave_per_batch__memory_follows_the_batch_not_the_object() -> No
         "test",
         count,
         {"Scored": Unit.NONE},
-        DictS3Reader({(BUCKET, KEY): lines(*[titan(n) for n in range(1000)])}),
+        DictS3Reader({(BUCKET, KEY): lines(*[titan_record(n) for n in range(1000)])}),
         sink,
         ServiceSettings(batch_size=100),
     )
@@ -193,7 +182,9 @@ def test_body_of_tiny_json_values__a_counted_skip_before_it_is_parsed() -> None:
     3 s. The node budget refuses it from a scan, with bounded memory and time."""
     body = gzip.compress(b'{"inputText": "hi", "junk": [' + b"{}," * (5 * 1024 * 1024) + b"{}]}")
     objects = {
-        (BUCKET, KEY): lines(large(1, f"s3://{BUCKET}/{ROOT}/data/r-1_input.json.gz"), titan(2)),
+        (BUCKET, KEY): lines(
+            large(1, f"s3://{BUCKET}/{ROOT}/data/r-1_input.json.gz"), titan_record(2)
+        ),
         (BUCKET, f"{ROOT}/data/r-1_input.json.gz"): body,
     }
     tracemalloc.start()
@@ -212,7 +203,7 @@ def test_body_of_tiny_json_values__a_counted_skip_before_it_is_parsed() -> None:
 def test_line_of_tiny_json_values__a_bad_line() -> None:
     line = {"requestId": "x", "modelId": "m", "junk": [{}] * 200_000}  # 600 KB, 400,000 nodes
     text = json.dumps(line, separators=(",", ":")).encode()
-    data = gzip.compress(text + b"\n" + json.dumps(titan(1)).encode() + b"\n")
+    data = gzip.compress(text + b"\n" + json.dumps(titan_record(1)).encode() + b"\n")
     sink, _, result = run({(BUCKET, KEY): data}, [event()])
     assert result == {"batchItemFailures": []}
     assert sink.values("ParseErrors") == [1.0]
@@ -224,7 +215,7 @@ def test_line_of_tiny_json_values__a_bad_line() -> None:
 
 def test_failed_call__its_large_bodies_are_never_fetched() -> None:
     path = f"{ROOT}/data/r-1_input.json.gz"
-    failed = titan(
+    failed = titan_record(
         1,
         errorCode="ThrottlingException",
         input={"inputBodyS3Path": f"s3://{BUCKET}/{path}"},
