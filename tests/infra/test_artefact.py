@@ -99,3 +99,18 @@ def test_boto3_is_not_bundled(service: str, tmp_path: Path) -> None:
     }
     assert not names & RUNTIME_PROVIDED
     assert boto3.__name__ not in names
+
+
+def test_a_service_that_does_not_embed_ships_without_numpy() -> None:
+    """numpy comes with the shared package's ``vectors`` extra, which only the services that
+    embed name: the traffic service's zip is Powertools, pydantic and our code."""
+    from llmmon.build import _requirements, repo_root
+
+    root = repo_root(Path(__file__))
+    names = {
+        service: {line.split("==")[0].lower() for line in _requirements(root, spec, local=True)}
+        for service, spec in discover().items()
+    }
+    assert "numpy" not in names["traffic"]
+    assert "aws-lambda-powertools" in names["traffic"]
+    assert {"numpy"} <= names["similarity"] & names["refusal"] & names["comprehend"]
