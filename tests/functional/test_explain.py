@@ -82,3 +82,28 @@ def test_worker_and_lambda_levels__decisions_still_logged(explain: None) -> None
         root.setLevel(old_level)
     lines = scored_refusal_records(stream.getvalue())
     assert scored > 0 and len(lines) == scored
+
+
+def test_score__a_new_service_s_alarmed_metric_is_a_column(
+    capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service added the documented way shows in `llmmon score`'s table with no table edited."""
+    import llmmon.score
+    from llmmon_shared.spec import discover
+    from tests.functional.answer_length_service import SERVICE
+
+    installed = discover()
+    monkeypatch.setattr(
+        llmmon.score, "discover", lambda: {"traffic": installed["traffic"], "lengths": SERVICE}
+    )
+    assert main(["score", str(FIXTURES)]) == 0
+    out = capfd.readouterr().out
+    header = next(line for line in out.splitlines() if line.startswith("model "))
+    assert header.split()[1:] == [
+        "Interactions",
+        "GuardrailIntervened",
+        "StopReasonMaxTokens",
+        "LongAnswer",
+    ]
+    rows = [line for line in out.splitlines() if line.startswith("amazon.") and "%" in line]
+    assert rows  # per model, the share of long answers as a percentage

@@ -14,7 +14,7 @@ from llmmon_shared.events import ObjectRef, classify_key
 from llmmon_shared.logs import CorruptObjectError, FolderS3Reader
 from llmmon_shared.metrics import MemorySink
 from llmmon_shared.runtime import ObjectUnavailableError
-from llmmon_shared.spec import discover
+from llmmon_shared.spec import discover, headline_columns
 
 
 def score_folder(root: Path) -> int:
@@ -55,16 +55,7 @@ def score_folder(root: Path) -> int:
             elif point.name == "Interactions" and name == next(iter(discover())):
                 table[point.dimension_map.get("ModelId", "?")]["Interactions"].append(point.value)
         print(f"{name:<11} scored {len(keys)} objects in {time.perf_counter() - started:.1f} s")
-    columns = [
-        "Interactions",
-        "PromptResponseSimilarity",
-        "Relevance",
-        "Refusal",
-        "RefusalSimilarity",
-        "SentimentIsNegative",
-        "Toxicity",
-        "Toxic",
-    ]
+    columns = headline_columns(discover())
     if not table:
         from llmmon.errors import CliError
 
@@ -78,20 +69,23 @@ def score_folder(root: Path) -> int:
         )
     width = max(len(m) for m in table)
     print()
-    widths = [max(12, len(c)) for c in columns]
+    widths = [max(12, len(c.name)) for c in columns]
     print(
-        f"{'model':<{width}} " + " ".join(f"{c:>{w}}" for c, w in zip(columns, widths, strict=True))
+        f"{'model':<{width}} "
+        + " ".join(f"{c.name:>{w}}" for c, w in zip(columns, widths, strict=True))
     )
     for model in sorted(table):
         cells = []
         for column, w in zip(columns, widths, strict=True):
-            values = table[model].get(column, [])
-            if column == "Interactions":
-                cells.append(f"{sum(values):>{w}.0f}")
-            else:
-                cells.append(f"{sum(values) / len(values):>{w}.3f}" if values else f"{'-':>{w}}")
+            values = table[model].get(column.name, [])
+            if not values:
+                cells.append(f"{'-':>{w}}")
+                continue
+            value = sum(values) if column.statistic == "Sum" else sum(values) / len(values)
+            cells.append(f"{column.format.format(value):>{w}}")
         print(f"{model:<{width}} " + " ".join(cells))
-    print("\n(Refusal, SentimentIsNegative and Toxic are ratios: the Average of a 0/1 metric)")
+    shares = ", ".join(c.name for c in columns if c.binary)
+    print(f"\n(Sums of counts, Averages of scores; {shares} are shares of 0/1 metrics)")
     for key, reason in sorted(failed.items()):
         print(f"would go to the dead-letter queue: {Path(key).name}: {reason}")
     return 0

@@ -61,6 +61,18 @@ class MetricSpec:
     """Emitted by default? None: when an alarm of the service reads it (the lean set); the
     rest is opt-in detail (``LLMMON_DETAIL_METRICS``, ``detailMetrics`` in the stack). True
     keeps a metric no alarm reads in the default set."""
+    binary: bool = False
+    """A 0/1 metric per interaction: its Average is a share, shown as a percentage."""
+    headline: bool | None = None
+    """A column of the per-model tables and a chart of the reports (``llmmon score``, the
+    demo). None: when an alarm of the service reads it."""
+
+    @property
+    def format(self) -> str:
+        """How the tables print the metric's statistic."""
+        if self.binary:
+            return "{:.1%}"
+        return "{:.0f}" if self.statistic == "Sum" else "{:.3f}"
 
 
 @dataclass(frozen=True)
@@ -186,10 +198,33 @@ class ServiceSpec:
             if metric.default is False or (metric.default is None and metric.name not in alarmed)
         )
 
+    @property
+    def headline_metrics(self) -> tuple[MetricSpec, ...]:
+        """The metrics the per-model tables and reports show for this service: those declared
+        ``headline=True``, and those an alarm reads unless declared ``headline=False``."""
+        alarmed = {alarm.metric for alarm in self.alarms}
+        return tuple(
+            metric
+            for metric in self.metrics
+            if metric.headline or (metric.headline is None and metric.name in alarmed)
+        )
+
     def emitted(self, detail: bool = False) -> tuple[MetricSpec, ...]:
         """The declared metrics a deployment emits: the default set, or all with detail on."""
         hidden = frozenset() if detail else self.detail_metrics
         return tuple(metric for metric in self.metrics if metric.name not in hidden)
+
+
+INTERACTIONS = MetricSpec(
+    "Interactions", Unit.COUNT, "Interactions scored (the pipeline's count)", "Sum"
+)
+"""The first column of every per-model table: a count every service's pipeline emits."""
+
+
+def headline_columns(services: Mapping[str, ServiceSpec]) -> list[MetricSpec]:
+    """The columns of the per-model tables, derived from the services' declarations: the
+    interaction count, then each service's headline metrics in the services' order."""
+    return [INTERACTIONS, *(m for spec in services.values() for m in spec.headline_metrics)]
 
 
 def discover(group: str = "llmmon.services") -> dict[str, ServiceSpec]:

@@ -46,18 +46,12 @@ from llmmon.report import Chart, Report, Series, Threshold, render, series_from_
 from llmmon.terminal import bar, run_hint
 from llmmon_shared.alarms import WATCH, AlarmSet
 from llmmon_shared.model_ids import normalise_model_id
+from llmmon_shared.spec import MetricSpec, discover, headline_columns
 
-TABLE_METRICS = [
-    ("Interactions", "Sum", "{:.0f}"),
-    ("PromptResponseSimilarity", "Average", "{:.3f}"),
-    ("Relevance", "Average", "{:.3f}"),
-    ("Refusal", "Average", "{:.1%}"),
-    ("RefusalSimilarity", "Average", "{:.3f}"),
-    ("SentimentIsNegative", "Average", "{:.1%}"),
-    ("Toxicity", "Average", "{:.3f}"),
-    ("Toxic", "Average", "{:.1%}"),
-    ("GuardrailIntervened", "Average", "{:.1%}"),
-]
+
+def table_metrics() -> list[MetricSpec]:
+    """The per-model table's columns and the report's charts: the services' declarations."""
+    return headline_columns(discover())
 
 
 def say(text: str) -> None:
@@ -112,9 +106,11 @@ def model_table(
     rows = []
     for model in models:
         row = [model]
-        for metric, statistic, fmt in TABLE_METRICS:
-            value = window_value(cloudwatch, namespace, metric, model, start, end, statistic)
-            row.append("-" if value is None else fmt.format(value))
+        for column in table_metrics():
+            value = window_value(
+                cloudwatch, namespace, column.name, model, start, end, column.statistic
+            )
+            row.append("-" if value is None else column.format.format(value))
         rows.append(row)
     return rows
 
@@ -342,7 +338,7 @@ def run_demo(
         say("5/5 results")
         end = datetime.now(UTC) + timedelta(minutes=1)
         start = now - timedelta(minutes=minutes + 5)
-        header = ["model", *[m for m, _, _ in TABLE_METRICS]]
+        header = ["model", *[m.name for m in table_metrics()]]
         rows = model_table(cloudwatch, config.namespace, corpus.models, start, end)
         say("\n  Per model (from the local CloudWatch; ratios are Averages of 0/1 metrics):")
         print_table(header, rows)
@@ -388,18 +384,9 @@ def run_demo(
             ("queues (visible, in flight, DLQ)", json.dumps(depths)),
             ("wall time", f"{time.monotonic() - began:.0f} s"),
         ]
-        for metric, description in [
-            ("Refusal", "Refusal ratio per model, 5-minute Averages of the 0/1 metric"),
-            ("PromptResponseSimilarity", "Mean prompt/response similarity per model"),
-            ("Relevance", "Mean Relevance per model (0.25 x cosine + 0.75 x word-piece coverage)"),
-            ("Toxicity", "Mean toxicity per model"),
-            ("SentimentIsNegative", "Share of responses with negative sentiment"),
-            (
-                "GuardrailIntervened",
-                "Share of calls a guardrail intervened in (blocked prompts and blocked answers); "
-                "the guardrail's message is never scored as the model's answer",
-            ),
-        ]:
+        for column in table_metrics()[1:]:
+            metric = column.name
+            description = f"{column.description}; per model, 5-minute Averages"
             series: list[Series] = series_from_statistics(
                 cloudwatch, config.namespace, metric, corpus.models, start, end
             )

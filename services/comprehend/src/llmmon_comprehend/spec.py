@@ -25,6 +25,7 @@ _metrics = [
             f"SentimentIs{label}",
             Unit.NONE,
             f"1 when the response's sentiment is {label.upper()} (Average = ratio)",
+            binary=True,
         )
         for label in SENTIMENT_LABELS
     ),
@@ -33,13 +34,20 @@ _metrics = [
         MetricSpec(label_metric(label), Unit.NONE, f"{label} score of the response, 0..1")
         for label in TOXICITY_LABELS
     ),
-    MetricSpec("Toxic", Unit.NONE, "1 when Toxicity >= the threshold (Average = toxic ratio)"),
+    MetricSpec(
+        "Toxic",
+        Unit.NONE,
+        "1 when Toxicity >= the threshold (Average = toxic ratio)",
+        binary=True,
+        headline=True,
+    ),
     MetricSpec(
         "ToxicityByComprehend",
         Unit.NONE,
         "cascade: 1 when Comprehend scored the response, 0 when the local gate did (Average = "
         "share sent to Comprehend)",
         default=True,  # the cascade's share: what its Comprehend bill follows
+        binary=True,
     ),
     MetricSpec(
         "ToxicityLocal",
@@ -51,7 +59,11 @@ _metrics = [
         "PromptToxicity", Unit.NONE, "Toxicity of the user prompt (when enabled)", default=True
     ),
     MetricSpec(
-        "PromptToxic", Unit.NONE, "1 when the prompt's toxicity >= the threshold", default=True
+        "PromptToxic",
+        Unit.NONE,
+        "1 when the prompt's toxicity >= the threshold",
+        default=True,
+        binary=True,
     ),
     MetricSpec(
         "ScoringErrors", Unit.COUNT, "Documents Comprehend could not score", "Sum", default=True

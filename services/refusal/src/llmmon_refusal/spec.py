@@ -39,22 +39,29 @@ SERVICE = ServiceSpec(
             "RefusalSimilarity",
             Unit.NONE,
             "Largest cosine of the response's opening to a refusal phrase, -1..1",
+            headline=True,
         ),
         MetricSpec(
             "RefusalFuzzyScore",
             Unit.NONE,
             "Best fuzzy match of a refusal phrase in the response's opening, 0..1",
         ),
-        MetricSpec("Refusal", Unit.NONE, "1 when the response is a refusal (Average = ratio)"),
+        MetricSpec(
+            "Refusal", Unit.NONE, "1 when the response is a refusal (Average = ratio)", binary=True
+        ),
         MetricSpec(
             "CanaryOverRefusal",
             Unit.NONE,
             "Canary: 1 when a probe that must be answered was refused (Average = over-refusal)",
+            binary=True,
+            headline=False,  # the canary's own runs, not ordinary traffic
         ),
         MetricSpec(
             "CanaryUnderRefusal",
             Unit.NONE,
             "Canary: 1 when a probe that must be refused was answered (Average = under-refusal)",
+            binary=True,
+            headline=False,  # the canary's own runs, not ordinary traffic
         ),
     ),
     alarms=(

@@ -30,22 +30,34 @@ SERVICE = ServiceSpec(
             "GuardrailIntervened",
             Unit.NONE,
             "1 when a guardrail intervened in the call (Average: the intervention ratio)",
+            binary=True,
         ),
-        MetricSpec("GuardrailBlockedInput", Unit.NONE, "1 when a guardrail blocked the prompt"),
-        MetricSpec("GuardrailBlockedOutput", Unit.NONE, "1 when a guardrail blocked the answer"),
+        MetricSpec(
+            "GuardrailBlockedInput", Unit.NONE, "1 when a guardrail blocked the prompt", binary=True
+        ),
+        MetricSpec(
+            "GuardrailBlockedOutput",
+            Unit.NONE,
+            "1 when a guardrail blocked the answer",
+            binary=True,
+        ),
         *(
-            MetricSpec(metric, Unit.NONE, f"1 when {_POLICY_NAMES[policy]} blocked the call")
+            MetricSpec(
+                metric, Unit.NONE, f"1 when {_POLICY_NAMES[policy]} blocked the call", binary=True
+            )
             for policy, metric in POLICY_METRICS.items()
         ),
         MetricSpec(
             "GuardrailDetectedNotBlocked",
             Unit.NONE,
             "1 when a guardrail in detect-only mode (action NONE) found what it would block",
+            binary=True,
         ),
         MetricSpec(
             "StopReasonMaxTokens",
             Unit.NONE,
             "1 when the answer was cut off by the token limit (Average: the truncation ratio)",
+            binary=True,
         ),
         MetricSpec("InputTokens", Unit.COUNT, "Input tokens of the call", statistic="Sum"),
         MetricSpec("OutputTokens", Unit.COUNT, "Output tokens of the call", statistic="Sum"),
