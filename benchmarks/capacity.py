@@ -38,12 +38,15 @@ def api_wait_s(usage: Any, latency: dict[str, float]) -> float:
     ) / 1000
 
 
-def traffic_cpu_s(work: Any) -> float:
+def pipeline_cpu_s(service: str, work: Any) -> float:
+    """CPU-seconds of a service's whole pipeline (its local backend) over the workload: every
+    service without a managed backend (traffic, and any service added since)."""
     from benchmarks.cost import Reader
     from llmmon_shared.events import ObjectRef
     from llmmon_shared.metrics import MemorySink
+    from llmmon_shared.spec import discover
 
-    handler = importlib.import_module("llmmon_traffic.handler")
+    handler = importlib.import_module(discover()[service].module)
     pipeline = handler.create_pipeline(s3=Reader(work.objects), sink=MemorySink())
     started = time.process_time()
     for key in work.objects:
@@ -77,7 +80,11 @@ def measure(n: int) -> dict[str, Any]:
         "cpu_s": cascade["cpu_s"] / n,
         "wait_s": api_wait_s(cascade["usage"], latency) / n,
     }
-    figures["traffic"] = {"local": {"cpu_s": traffic_cpu_s(work) / n}}
+    from llmmon_shared.spec import discover
+
+    for name in discover():
+        if name not in figures:
+            figures[name] = {"local": {"cpu_s": pipeline_cpu_s(name, work) / n}}
     return {"cpu": cpu_info(), "interactions": n, "per_interaction": figures}
 
 

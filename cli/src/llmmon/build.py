@@ -156,12 +156,16 @@ def repo_root(start: Path | None = None) -> Path:
     for folder in (here, *here.parents):
         if (folder / "uv.lock").exists() and (folder / "shared").is_dir():
             return folder
-    raise SystemExit("llmmon build runs inside the llmmon repository (no uv.lock found)")
+    raise SystemExit("llmmon build and new run inside the llmmon repository (no uv.lock found)")
+
+
+def uv_or_none() -> str | None:
+    """The uv that runs us (``uv run`` sets ``UV``), else the one on PATH, else None."""
+    return os.environ.get("UV") or shutil.which("uv")
 
 
 def _uv() -> str:
-    """The uv that runs us (``uv run`` sets ``UV``), else the one on PATH."""
-    found = os.environ.get("UV") or shutil.which("uv")
+    found = uv_or_none()
     if not found:
         from llmmon.errors import CliError
 

@@ -208,6 +208,21 @@ def build_parser() -> Parser:
     )
     cmd = command(commands, "score", "run every metric service in process over log objects")
     cmd.add_argument("folder", type=existing_folder, help="a folder laid out like the log bucket")
+    new = command(commands, "new", "write a new part of llmmon from its template")
+    verbs = new.add_subparsers(dest="new_command", required=True, metavar="WHAT")
+    cmd = command(
+        verbs,
+        "service",
+        "write services/NAME (declaration, scorer, handler), its unit and infra tests, and add "
+        "it to the workspace",
+    )
+    cmd.add_argument("name", help="the service's name: lower-case letters and digits")
+    cmd.add_argument(
+        "--description", default="A new llmmon metric service", help="one line for the spec"
+    )
+    cmd.add_argument(
+        "--no-lock", action="store_true", help="leave uv.lock alone (run `sh scripts/dev.sh lock`)"
+    )
     cmd = command(commands, "build", "build one Lambda zip and manifest per metric service")
     cmd.add_argument("services", nargs="*", metavar="SERVICE", help="service names (default: all)")
     cmd.add_argument("--out", type=Path, default=Path("build"), help="output folder (build/)")
@@ -589,6 +604,13 @@ def dispatch(args: argparse.Namespace) -> int:
                 detail_metrics=args.detail_metrics,
             ),
             args.json,
+        )
+    if args.command == "new":
+        from llmmon.build import repo_root, uv_or_none
+        from llmmon.new_service import new_service
+
+        return new_service(
+            repo_root(Path.cwd()), args.name, args.description, not args.no_lock, uv_or_none()
         )
     if args.command == "build":
         from llmmon.build import build
