@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_report_dom import Dom
+
 pytestmark = pytest.mark.integration
 
 
@@ -111,12 +113,32 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     page = report.read_text()
     assert page.count("<svg") >= 5 and "Refusal" in page
     assert "us.anthropic.claude-3-5-sonnet-20241022-v2:0" in page  # full names in the legends
-    assert page.count('stroke-dasharray="6 4"') == 8  # a threshold on each alarmed chart
+    # A threshold on each alarmed chart: the headline metrics' seven, the canary's two.
+    assert page.count('stroke-dasharray="6 4"') == 9
+    # Read as a browser's DOM: what happened first (each investigated alarm with its cause),
+    # the evidence above the charts and the alarm table; the alarm table lists what to act on.
+    dom = Dom(page)
+    headline = dom.first("section", id="headline")
+    evidence = dom.first("section", **{"class": "evidence"})
+    alarm_table = dom.first("table", id="alarms")
+    assert headline < evidence < dom.first("svg") < alarm_table
+    said = "".join(dom.text[headline:evidence])
+    assert "HighRefusalRatio-meta.llama3-70b-instruct-v1:0" in said
+    assert "Cause: the rise comes with requestMetadata.app = claims-assistant" in said
+    assert "so the model itself changed; refusal rules that rose most:" in said  # the canary
+    assert "MessagesReceived" not in "".join(dom.text[alarm_table:])
+    assert "5-minute periods the hour covers only in part are left out" in page
+    assert "comprehend: 0 waiting, 0 in flight, 1 in the dead-letter queue" in page  # not JSON
     # The canary: its over-refusal climbs after the model's version 2 (recorded answers), while
     # the same model's ordinary refusal line has no canary traffic in it.
     canary = page.split("CanaryOverRefusal (anthropic.claude-3-haiku", 1)[1].split("</svg>")[0]
     ys = [float(y) for y in re.findall(r'<circle cx="[^"]+" cy="([^"]+)"', canary)]
     assert len(ys) == 4 and min(ys[2:]) < max(ys[:2])  # higher up the chart = a larger ratio
+    # The canary's evidence: its own previous runs are the baseline, the rules that rose shown.
+    canary_evidence = page.split("Evidence: llmmon-local-refusal-CanaryOverRefusal")[1]
+    canary_evidence = canary_evidence.split("</section>")[0]
+    assert "Refusal rules, reference phrases and cues" in canary_evidence
+    assert "no earlier baseline" not in canary_evidence
     assert "canary probes in 4 runs" in out
     # Only alarms worth acting on are listed; a notification names every child alarm in full.
     listed = out.split("  Alarms:")[1].split("Notifications received")[0]

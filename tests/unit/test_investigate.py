@@ -314,3 +314,51 @@ def test_first_screen__alarm_window_figures_and_verdict_before_the_records() -> 
     page = html_report(report, window, baseline, 300)
     assert page.index(findings["verdict"]) < page.index("Records behind the alarm")
     assert "rate points" not in page.lower()
+
+
+def test_html_without_a_baseline__no_rise_is_charted() -> None:
+    """No baseline, no rise to split: the page ranks nothing as points of a rise."""
+    from llmmon.evidence import Window
+    from llmmon.investigate_report import html_report, public_report
+
+    window, _ = windows()
+    findings = analyse(REFUSAL, window, [])
+    span = Window(T0, T0 + timedelta(minutes=15))
+    report = public_report(
+        REFUSAL,
+        span,
+        None,
+        "no earlier baseline exists",
+        findings,
+        {"window": 0.2625, "baseline": None, "agreement": "agrees"},
+        {"objects": 3, "bytes": 1000, "note": "", "where": "local"},
+        None,
+    )
+    page = html_report(report, window, [], 300)
+    assert "What changed" not in page and "-point rise" not in page
+    assert "no earlier baseline exists" in page
+
+
+def test_refusal_evidence__the_rules_that_rose_in_the_summary_and_the_page() -> None:
+    from llmmon.evidence import Window
+    from llmmon.investigate_report import html_report, public_report, rising_reasons, summary
+
+    window, baseline = windows()
+    findings = analyse(REFUSAL, window, baseline)
+    report = public_report(
+        REFUSAL,
+        Window(T0, T0 + timedelta(minutes=15)),
+        Window(T0 - timedelta(minutes=15), T0),
+        "just before the breach",
+        findings,
+        {"window": 0.2625, "baseline": 0.05, "agreement": "agrees"},
+        {"objects": 3, "bytes": 1000, "note": "", "where": "local"},
+        None,
+    )
+    report["refusal_reasons"] = [
+        {"reason": "rule fuzzy", "window_share": 0.2, "baseline_share": 0.05, "rise": 0.15},
+        {"reason": "cue judgement", "window_share": 0.01, "baseline_share": 0.02, "rise": -0.01},
+    ]
+    assert rising_reasons(report) == ["rule fuzzy 5% -> 20%"]  # what fell is not a cause
+    assert any(line.startswith("refusal rules that rose most") for line in summary(report))
+    assert "Refusal rules, reference phrases and cues" in html_report(report, window, baseline, 300)

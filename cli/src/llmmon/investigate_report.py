@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llmmon.evidence import POINTS_MEANS, Row, Target, Window, per_period, points, statistic
+from llmmon.report import Bars, Table
 
 # --------------------------------------------------------------------------------------------
 # Reports
@@ -161,6 +162,46 @@ def print_report(report: Mapping[str, Any], rows: Sequence[Row], out: Any = None
             say(f"        response: {row.excerpt[1]}")
 
 
+def what_changed_bars(report: Mapping[str, Any]) -> list[Bars]:
+    """Each value's points of the rise in bad records, when there is a baseline (without one
+    there is no rise to split, and no bar)."""
+    if not report["baseline"] or report.get("rise_points") is None or not report["what_changed"]:
+        return []
+    return [
+        Bars(
+            f"What changed (a {report['rise_points']:+.0f}-point rise in bad records)",
+            report["points_mean"],
+            {
+                f"{c['attribute']}={c['value']}": max(0.0, c["contribution"] * 100)
+                for c in report["what_changed"][:8]
+                if c["contribution"] is not None
+            },
+        )
+    ]
+
+
+def reason_tables(report: Mapping[str, Any]) -> list[Table]:
+    """Refusal: the rules, reference phrases and cues behind the bad records, window against
+    baseline (ids, never text)."""
+    reasons = report.get("refusal_reasons", [])
+    if not reasons:
+        return []
+    return [
+        (
+            "Refusal rules, reference phrases and cues (share of all records)",
+            ["rule, phrase id or cue", "window", "baseline"],
+            [
+                [
+                    r["reason"],
+                    f"{r['window_share']:.1%}",
+                    "-" if r["baseline_share"] is None else f"{r['baseline_share']:.1%}",
+                ]
+                for r in reasons[:8]
+            ],
+        )
+    ]
+
+
 def html_report(
     report: Mapping[str, Any], window_rows: Sequence[Row], base_rows: Sequence[Row], period_s: int
 ) -> str:
@@ -218,22 +259,9 @@ def html_report(
             ("CloudWatch", report["cloudwatch"].get("agreement", "")),
         ],
         charts=charts,
-        bars=[
-            (
-                "What changed"
-                + (
-                    f" (a {report['rise_points']:+.0f}-point rise in bad records)"
-                    if report.get("rise_points") is not None
-                    else ""
-                ),
-                report["points_mean"],
-                {
-                    f"{c['attribute']}={c['value']}": max(0.0, c["contribution"] * 100)
-                    for c in report["what_changed"][:8]
-                },
-            )
-        ],
+        bars=what_changed_bars(report),
         tables=[
+            *reason_tables(report),
             (
                 "Records behind the alarm",
                 ["request id", "time", "value", "bad", "object", "line", "reasons"],
@@ -249,7 +277,7 @@ def html_report(
                     ]
                     for r in report["records"]
                 ],
-            )
+            ),
         ],
     )
     return render(page)
@@ -264,6 +292,16 @@ def _change_line(change: Mapping[str, Any]) -> str:
         lead + f"{change['window_bad_share']:.0%} vs {'-' if base is None else f'{base:.0%}'}"
         f" of bad records; {change['window_share']:.0%} of traffic"
     )
+
+
+def rising_reasons(report: Mapping[str, Any], most: int = 3) -> list[str]:
+    """The refusal rules, reference phrases and cues whose share of records rose most, when
+    there is a baseline to rise from."""
+    return [
+        f"{r['reason']} {r['baseline_share']:.0%} -> {r['window_share']:.0%}"
+        for r in report.get("refusal_reasons", [])
+        if r["baseline_share"] is not None and r["rise"] > 0
+    ][:most]
 
 
 def summary(report: Mapping[str, Any]) -> list[str]:
@@ -289,6 +327,12 @@ def summary(report: Mapping[str, Any]) -> list[str]:
             )
         )
     lines.append(f"verdict: {report['verdict']}")
+    rose = rising_reasons(report)
+    if rose:
+        lines.append(
+            "refusal rules that rose most (share of records, baseline -> window): "
+            + "; ".join(rose)
+        )
     if report["records"]:
         first = report["records"][0]
         lines.append(

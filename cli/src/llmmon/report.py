@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
@@ -36,13 +36,46 @@ class Chart:
 
 
 @dataclass
+class Bars:
+    title: str
+    description: str
+    values: Mapping[str, float]
+    colors: Mapping[str, str] = field(default_factory=dict)
+    """A bar's colour by its label (the same model's colour as in the line charts)."""
+
+
+Table = tuple[str, Sequence[str], Sequence[Sequence[str]]]
+"""A titled table: (title, header, rows)."""
+
+
+@dataclass
+class Evidence:
+    """What an investigation found for one alarm: its first lines (the verdict among them) and
+    its tables. Rendered above every chart and table of the run."""
+
+    title: str
+    lines: list[str]
+    tables: list[Table] = field(default_factory=list)
+
+
+@dataclass
 class Report:
     title: str
     generated: datetime
+    headline: list[str] = field(default_factory=list)
+    """What happened, first: which alarms fired, for which model, from when, and the cause."""
     summary: list[tuple[str, str]] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
-    bars: list[tuple[str, str, Mapping[str, float]]] = field(default_factory=list)
-    tables: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = field(default_factory=list)
+    bars: list[Bars] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    colors: Mapping[str, str] = field(default_factory=dict)
+    """A series' colour by its label, the same in every chart (else the palette in order)."""
+
+
+def colors_for(labels: Sequence[str]) -> dict[str, str]:
+    """One palette colour per label, in the order given: a model keeps its colour everywhere."""
+    return {label: PALETTE[index % len(PALETTE)] for index, label in enumerate(labels)}
 
 
 TICK_STEPS_MIN = (5, 10, 15, 30, 60, 120, 180, 360, 720, 1440)
@@ -62,7 +95,9 @@ def time_ticks(first: datetime, last: datetime, most: int = 8) -> list[datetime]
     return ticks
 
 
-def line_chart(chart: Chart, width: int = 760, height: int = 260) -> str:
+def line_chart(
+    chart: Chart, width: int = 760, height: int = 260, colors: Mapping[str, str] | None = None
+) -> str:
     """An SVG line chart with UTC time ticks, dashed threshold lines and a legend table below
     it (full model names: nothing cut)."""
     points = [p for s in chart.series for p in s.points]
@@ -115,8 +150,9 @@ def line_chart(chart: Chart, width: int = 760, height: int = 260) -> str:
             f'<text x="{left + plot_w - 4}" y="{y - 4:.1f}" font-size="10" fill="#b00" '
             f'text-anchor="end">{html.escape(threshold.label)}</text>'
         )
+    colors = colors or {}
     for index, item in enumerate(chart.series):
-        color = PALETTE[index % len(PALETTE)]
+        color = colors.get(item.label, PALETTE[index % len(PALETTE)])
         ordered = sorted(item.points)
         path = " ".join(f"{sx(t):.1f},{sy(v):.1f}" for t, v in ordered)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{path}"/>')
@@ -127,14 +163,17 @@ def line_chart(chart: Chart, width: int = 760, height: int = 260) -> str:
             )
     parts.append("</svg>")
     legend = "".join(
-        f'<li><span style="background:{PALETTE[i % len(PALETTE)]}"></span>'
+        f'<li><span style="background:{colors.get(s.label, PALETTE[i % len(PALETTE)])}"></span>'
         f"{html.escape(s.label)}</li>"
         for i, s in enumerate(chart.series)
     )
     return "".join(parts) + f'<ul class="legend">{legend}</ul>'
 
 
-def bar_chart(values: Mapping[str, float], width: int = 640) -> str:
+def bar_chart(
+    values: Mapping[str, float], width: int = 640, colors: Mapping[str, str] | None = None
+) -> str:
+    colors = colors or {}
     if not values:
         return "<p><em>no data</em></p>"
     top = max(values.values()) or 1.0
@@ -150,7 +189,7 @@ def bar_chart(values: Mapping[str, float], width: int = 640) -> str:
             f'<text x="{label_w - 6}" y="{y + 13}" font-size="11" text-anchor="end">'
             f"{html.escape(label)}</text>"
             f'<rect x="{label_w}" y="{y + 2}" width="{bar:.1f}" height="{row - 6}" '
-            f'fill="{PALETTE[index % len(PALETTE)]}"/>'
+            f'fill="{colors.get(label, PALETTE[index % len(PALETTE)])}"/>'
             f'<text x="{label_w + bar + 4:.1f}" y="{y + 13}" font-size="11">'
             f"{value:.3f}</text>"
         )
@@ -158,7 +197,31 @@ def bar_chart(values: Mapping[str, float], width: int = 640) -> str:
     return "".join(parts)
 
 
-def render(report: Report) -> str:
+STATES = frozenset({"ALARM", "OK", "INSUFFICIENT_DATA"})
+"""Cells styled by their alarm state (red, green)."""
+
+
+def _table(table: Table, element_id: str = "") -> list[str]:
+    title, header, rows = table
+    ident = f' id="{element_id}"' if element_id else ""
+    out = [f"<h3>{html.escape(title)}</h3><table{ident}><tr>"]
+    out.extend(f"<th>{html.escape(h)}</th>" for h in header)
+    out.append("</tr>")
+    for row in rows:
+        cells = "".join(
+            f'<td class="{c}">{c}</td>' if c in STATES else f"<td>{html.escape(c)}</td>"
+            for c in row
+        )
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</table>")
+    return out
+
+
+def render(report: Report, table_ids: Mapping[str, str] | None = None) -> str:
+    """The page, in the order a person reads it: what happened (the headline), the run's facts,
+    each investigated alarm's evidence, then the charts and the tables. ``table_ids``: an HTML
+    id per table title (for the page's own tests)."""
+    table_ids = table_ids or {}
     out = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(report.title)}</title>",
@@ -167,11 +230,19 @@ def render(report: Report) -> str:
         "padding:3px 8px;text-align:left}.ALARM{color:#b00;font-weight:bold}"
         ".OK{color:#070}h2{margin-top:1.6em}ul.legend{list-style:none;padding:0;"
         "columns:2;font-size:12px}ul.legend span{display:inline-block;width:12px;height:12px;"
-        "margin-right:6px;vertical-align:middle}</style></head><body>",
+        "margin-right:6px;vertical-align:middle}#headline{border-left:4px solid #b00;"
+        "padding:0 1em;background:#fdf6f6}#headline li{margin:.4em 0}"
+        ".verdict{font-weight:bold}</style></head><body>",
         f"<h1>{html.escape(report.title)}</h1>",
-        f"<p>Generated {report.generated:%Y-%m-%d %H:%M:%S %Z}. Scores and counts only: no "
-        "prompt or response text.</p>",
     ]
+    if report.headline:
+        out.append('<section id="headline"><h2>What happened</h2><ul>')
+        out.extend(f"<li>{html.escape(line)}</li>" for line in report.headline)
+        out.append("</ul></section>")
+    out.append(
+        f"<p>Generated {report.generated:%Y-%m-%d %H:%M:%S %Z}. Scores and counts only: no "
+        "prompt or response text.</p>"
+    )
     if report.summary:
         out.append("<table>")
         out.extend(
@@ -179,20 +250,26 @@ def render(report: Report) -> str:
             for k, v in report.summary
         )
         out.append("</table>")
+    for found in report.evidence:
+        out.append(f'<section class="evidence"><h2>{html.escape(found.title)}</h2><ul>')
+        out.extend(
+            f'<li class="verdict">{html.escape(line)}</li>'
+            if line.startswith("verdict:")
+            else f"<li>{html.escape(line)}</li>"
+            for line in found.lines
+        )
+        out.append("</ul>")
+        for table in found.tables:
+            out.extend(_table(table))
+        out.append("</section>")
     for chart in report.charts:
         out.append(f"<h2>{html.escape(chart.title)}</h2><p>{html.escape(chart.description)}</p>")
-        out.append(line_chart(chart))
-    for title, description, values in report.bars:
-        out.append(f"<h2>{html.escape(title)}</h2><p>{html.escape(description)}</p>")
-        out.append(bar_chart(values))
-    for title, header, rows in report.tables:
-        out.append(f"<h2>{html.escape(title)}</h2><table><tr>")
-        out.extend(f"<th>{html.escape(h)}</th>" for h in header)
-        out.append("</tr>")
-        for row in rows:
-            cells = "".join(f'<td class="{html.escape(c)}">{html.escape(c)}</td>' for c in row)
-            out.append(f"<tr>{cells}</tr>")
-        out.append("</table>")
+        out.append(line_chart(chart, colors=report.colors))
+    for bars in report.bars:
+        out.append(f"<h2>{html.escape(bars.title)}</h2><p>{html.escape(bars.description)}</p>")
+        out.append(bar_chart(bars.values, colors=bars.colors))
+    for table in report.tables:
+        out.extend(_table(table, table_ids.get(table[0], "")))
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -206,7 +283,11 @@ def series_from_statistics(
     end: datetime,
     period: int = 300,
     statistic: str = "Average",
+    covered: tuple[datetime, datetime] | None = None,
 ) -> list[Series]:
+    """Per model, the statistic per period. ``covered``: the span the data covers; a period it
+    covers only in part (the first and last of a run) is left out, as its few values would draw
+    a drop or a jump that did not happen."""
     found = []
     for model in models:
         response = client.get_metric_statistics(
@@ -218,7 +299,15 @@ def series_from_statistics(
             Period=period,
             Statistics=[statistic],
         )
-        points = [(p["Timestamp"], float(p[statistic])) for p in response.get("Datapoints", [])]
+        points = [
+            (p["Timestamp"], float(p[statistic]))
+            for p in response.get("Datapoints", [])
+            if covered is None
+            or covered[0]
+            <= p["Timestamp"]
+            <= p["Timestamp"] + timedelta(seconds=period)
+            <= covered[1]
+        ]
         if points:
             found.append(Series(model, sorted(points)))
     return found

@@ -15,7 +15,6 @@ Everything started is stopped at the end, on errors and on Ctrl-C.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -23,7 +22,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 from llmmon.alarm_eval import ALARM, AlarmEngine
 from llmmon.errors import CliError
@@ -42,9 +40,21 @@ from llmmon.local.stack import (
     read_inbox,
     wait_until_drained,
 )
-from llmmon.report import Chart, Report, Series, Threshold, render, series_from_statistics
+from llmmon.report import (
+    Bars,
+    Chart,
+    Evidence,
+    Report,
+    Series,
+    Table,
+    Threshold,
+    colors_for,
+    render,
+    series_from_statistics,
+)
 from llmmon.terminal import bar, run_hint
-from llmmon_shared.alarms import WATCH, AlarmSet
+from llmmon_shared.alarms import QUALITY, WATCH, AlarmSet
+from llmmon_shared.events import InvalidEventError, ObjectRef, unwrap_message
 from llmmon_shared.model_ids import normalise_model_id
 from llmmon_shared.spec import MetricSpec, discover, headline_columns
 
@@ -60,14 +70,16 @@ def say(text: str) -> None:
 
 def wait_with_progress(topology: Topology, total: int, expected_dlq: int, timeout: float) -> None:
     started = time.monotonic()
+    ended = False
 
     def progress(depths: dict[str, tuple[int, int, int]]) -> None:
-        pending = sum(v + f for v, f, _ in depths.values())
-        bar(
-            max(0, total - pending),
-            total,
-            f"messages processed ({time.monotonic() - started:.0f} s)",
-        )
+        # A message retried on its way to the dead-letter queue comes back: the bar ends once.
+        nonlocal ended
+        if ended:
+            return
+        done = max(0, total - sum(v + f for v, f, _ in depths.values()))
+        ended = done >= total
+        bar(done, total, f"messages processed ({time.monotonic() - started:.0f} s)")
 
     wait_until_drained(topology, expected_dlq=expected_dlq, timeout=timeout, progress=progress)
 
@@ -152,18 +164,23 @@ def dlq_contents(topology: Topology) -> list[list[str]]:
             QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["All"]
         )
         for message in response.get("Messages", []):
+            # An S3 event, or the continuation of an object that failed after some progress.
             try:
-                records = json.loads(message["Body"]).get("Records", [{}])
-                key = records[0].get("s3", {}).get("object", {}).get("key", "?")
-            except (ValueError, AttributeError):
+                refs = unwrap_message(message["Body"])
+                key = ", ".join(
+                    (ref.key or "").rsplit("/", 1)[-1]
+                    + (
+                        f" from record {ref.start}"
+                        if isinstance(ref, ObjectRef) and ref.start
+                        else ""
+                    )
+                    if ref.key
+                    else f"({getattr(ref, 'reason', 'no key')})"
+                    for ref in refs
+                )
+            except InvalidEventError:
                 key = "(not an S3 event)"
-            rows.append(
-                [
-                    service,
-                    unquote_plus(key).rsplit("/", 1)[-1],
-                    message["Attributes"].get("ApproximateReceiveCount", "?"),
-                ]
-            )
+            rows.append([service, key, message["Attributes"].get("ApproximateReceiveCount", "?")])
     return rows
 
 
@@ -263,6 +280,200 @@ def evaluate_alarms(engine: AlarmEngine, topology: Topology, wait_s: int) -> Non
     time.sleep(wait_s + 0.5)  # the suppressor wait period of the quality composite
     publish_queue_metrics(topology)
     engine.evaluate()
+
+
+REPORT_TABLE_IDS = {"Alarms": "alarms", "Per model": "per-model"}
+
+
+def queue_line(depths: dict[str, tuple[int, int, int]]) -> str:
+    """Each service's queue as a person reads it."""
+    return "; ".join(
+        f"{service}: {visible} waiting, {in_flight} in flight, {dlq} in the dead-letter queue"
+        for service, (visible, in_flight, dlq) in sorted(depths.items())
+    )
+
+
+def demo_report(
+    *,
+    corpus: Any,
+    cloudwatch: Any,
+    namespace: str,
+    alarms: AlarmSet,
+    engine: AlarmEngine,
+    window: tuple[datetime, datetime, datetime],
+    evidence: list[dict[str, Any]],
+    firing: list[Any],
+    notifications: list[dict[str, Any]],
+    dlq_rows: list[list[str]],
+    backtest: tuple[list[list[str]], int],
+    facts: list[tuple[str, str]],
+    per_model: tuple[list[str], list[list[str]]],
+) -> Report:
+    """The demo's HTML report: what happened first (alarms, models, from when, the cause), the
+    evidence of each investigated alarm, then the charts and the tables."""
+    from llmmon.investigate_report import reason_tables, rising_reasons, summary
+
+    start, end, now = window
+    colors = colors_for(corpus.models)
+    report = Report("llmmon demo", datetime.now(UTC), colors=colors)
+    watch = {a.name for a in alarms.metric_alarms if a.kind == WATCH}
+    investigated = {found["alarm"] for found in evidence}
+    for found in evidence:
+        recomputed = found["recomputed"]
+        rose = rising_reasons(found)
+        report.headline.append(
+            f"{found['alarm']}: {found['metric']} of {found['model']} "
+            f"{_short(recomputed['baseline'])} -> {_short(recomputed['window'])} from "
+            f"{found['window']['from'][11:16]} UTC. Cause: {found['verdict']}"
+            + (f"; refusal rules that rose most: {'; '.join(rose)}" if rose else "")
+        )
+    for alarm in alarms.metric_alarms:
+        if (
+            alarm.kind == QUALITY
+            and engine.states.get(alarm.name) == ALARM
+            and alarm.name not in investigated
+        ):
+            model = alarm.dimensions.get("ModelId", "")
+            why = (
+                "bad from the hour's first minute, as designed: no earlier baseline to compare"
+                if (model, alarm.metric) in corpus.bad_from_start
+                else f"`llmmon investigate {alarm.name}` for its evidence"
+            )
+            report.headline.append(
+                f"{alarm.name}: in ALARM ({alarm.metric} of {model or 'all models'}); {why}"
+            )
+    if dlq_rows:
+        held = sorted({row[1] for row in dlq_rows})
+        report.headline.append(
+            f"monitoring pipeline: {len(dlq_rows)} dead-letter queue message(s) hold "
+            f"{', '.join(held)} (the demo's corrupt object, as designed)"
+        )
+    report.summary = [
+        *facts,
+        ("alarms firing", ", ".join(c.name for c in firing) or "none"),
+        ("false alarms before the drift (backtest)", str(backtest[1])),
+    ]
+    for found in evidence:
+        changed = [
+            [
+                c["attribute"],
+                c["value"],
+                f"{c['window_bad_share']:.0%}",
+                "-" if c["baseline_bad_share"] is None else f"{c['baseline_bad_share']:.0%}",
+                f"{c['window_share']:.0%}",
+            ]
+            for c in found["what_changed"][:6]
+        ]
+        tables: list[Table] = []
+        if changed:
+            tables.append(
+                (
+                    "What changed in the requests",
+                    ["attribute", "value", "bad records: window", "baseline", "traffic share"],
+                    changed,
+                )
+            )
+        tables.extend(reason_tables(found))
+        report.evidence.append(
+            Evidence(
+                f"Evidence: {found['alarm']} (llmmon investigate; ids and scores, no text)",
+                summary(found),
+                tables,
+            )
+        )
+    covered = (corpus.start, now)
+    partial = "5-minute periods the hour covers only in part are left out"
+    for column in table_metrics()[1:]:
+        metric = column.name
+        series: list[Series] = series_from_statistics(
+            cloudwatch, namespace, metric, corpus.models, start, end, covered=covered
+        )
+        report.charts.append(
+            Chart(
+                metric,
+                f"{column.description}; per model, 5-minute Averages ({partial})",
+                series,
+                thresholds(alarms, metric),
+            )
+        )
+    canary_model = normalise_model_id(CANARY_MODEL)
+    for metric, description in [
+        (
+            "CanaryOverRefusal",
+            f"Canary: share of the probes that must be answered that {canary_model} refused, "
+            "per run (version 2 of the model, deployed halfway through, grows cautious)",
+        ),
+        (
+            "Refusal",
+            f"Ordinary traffic of the same model ({canary_model}): its refusal ratio does not "
+            f"move, because canary traffic never enters the ordinary metrics ({partial})",
+        ),
+    ]:
+        series = series_from_statistics(
+            cloudwatch, namespace, metric, [canary_model], start, end, covered=covered
+        )
+        report.charts.append(
+            Chart(f"{metric} ({canary_model})", description, series, thresholds(alarms, metric))
+        )
+    labels: dict[str, float] = {}
+    label_colors: dict[str, str] = {}
+    for metric in ("Toxicity", "ToxicityProfanity", "ToxicityHateSpeech", "Toxic"):
+        for model in corpus.models:
+            value = window_value(cloudwatch, namespace, metric, model, start, end)
+            if value is not None:
+                labels[f"{metric} {model}"] = value
+                label_colors[f"{metric} {model}"] = colors[model]
+    report.bars.append(
+        Bars(
+            "Toxicity by label and model (local backend: PROFANITY and HATE_SPEECH)",
+            "The Average of every value in the run (Sum / SampleCount), as in the table "
+            "(Toxic is a ratio); each model in its colour of the line charts.",
+            labels,
+            label_colors,
+        )
+    )
+    report.tables.append(("Per model", *per_model))
+    shown = [(n, st) for n, st in engine.states.items() if n not in watch]
+    report.tables.append(
+        (
+            "Alarms",
+            ["state", "alarm"],
+            [
+                [state, name]
+                for name, state in sorted(shown, key=lambda kv: (kv[1] != ALARM, kv[0]))
+                if state == ALARM
+            ]
+            + [
+                [
+                    "",
+                    f"{sum(1 for _, st in shown if st != ALARM)} more alarms OK (and "
+                    f"{len(watch)} watch alarms, the building blocks of each service's "
+                    "StoppedEmitting: in ALARM whenever traffic flows, never a reason to act)",
+                ]
+            ],
+        )
+    )
+    report.tables.append(
+        (
+            "Notifications",
+            ["state", "alarm", "reason"],
+            [[n["NewStateValue"], n["AlarmName"], n["NewStateReason"]] for n in notifications],
+        )
+    )
+    report.tables.append(("Dead-letter queues", ["service", "object", "receives"], dlq_rows))
+    report.tables.append(
+        (
+            "Backtest over the hour: alarms before their model's designed drift, and "
+            "detection delays",
+            ["alarm", "drift at minute", "ALARMs before the drift", "detected after"],
+            backtest[0],
+        )
+    )
+    return report
+
+
+def _short(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 DEMO_STACK = "demo"
@@ -374,97 +585,29 @@ def run_demo(
         say(f"    false alarms in the stable part: {false_alarms}")
         evidence = investigate_drifts(topology, cloudwatch, alarms, engine)
         depths = queue_depths(topology)
-        report = Report("llmmon demo", datetime.now(UTC))
-        report.summary = [
-            ("interactions written", str(corpus.interactions)),
-            ("log objects", str(len(log_objects))),
-            ("models", ", ".join(corpus.models)),
-            ("alarms firing", ", ".join(c.name for c in firing) or "none"),
-            ("false alarms before the drift (backtest)", str(false_alarms)),
-            ("queues (visible, in flight, DLQ)", json.dumps(depths)),
-            ("wall time", f"{time.monotonic() - began:.0f} s"),
-        ]
-        for column in table_metrics()[1:]:
-            metric = column.name
-            description = f"{column.description}; per model, 5-minute Averages"
-            series: list[Series] = series_from_statistics(
-                cloudwatch, config.namespace, metric, corpus.models, start, end
-            )
-            report.charts.append(Chart(metric, description, series, thresholds(alarms, metric)))
-        canary_model = normalise_model_id(CANARY_MODEL)
-        for metric, description in [
-            (
-                "CanaryOverRefusal",
-                f"Canary: share of the probes that must be answered that {canary_model} refused, "
-                "per run (version 2 of the model, deployed halfway through, grows cautious)",
-            ),
-            (
-                "Refusal",
-                f"Ordinary traffic of the same model ({canary_model}): its refusal ratio does not "
-                "move, because canary traffic never enters the ordinary metrics",
-            ),
-        ]:
-            series = series_from_statistics(
-                cloudwatch, config.namespace, metric, [canary_model], start, end
-            )
-            report.charts.append(
-                Chart(f"{metric} ({canary_model})", description, series, thresholds(alarms, metric))
-            )
-        labels = {}
-        for metric in ("Toxicity", "ToxicityProfanity", "ToxicityHateSpeech", "Toxic"):
-            for model in corpus.models:
-                value = window_value(cloudwatch, config.namespace, metric, model, start, end)
-                if value is not None:
-                    labels[f"{metric} {model}"] = value
-        report.bars.append(
-            (
-                "Toxicity by label and model (local backend: PROFANITY and HATE_SPEECH)",
-                "The Average of every value in the run (Sum / SampleCount), as in the table "
-                "(Toxic is a ratio).",
-                labels,
-            )
+        report = demo_report(
+            corpus=corpus,
+            cloudwatch=cloudwatch,
+            namespace=config.namespace,
+            alarms=alarms,
+            engine=engine,
+            window=(start, end, now),
+            evidence=evidence,
+            firing=firing,
+            notifications=notifications,
+            dlq_rows=dlq_rows,
+            backtest=(backtest_rows, false_alarms),
+            facts=[
+                ("interactions written", str(corpus.interactions)),
+                ("log objects", str(len(log_objects))),
+                ("models", ", ".join(corpus.models)),
+                ("queues", queue_line(depths)),
+                ("wall time", f"{time.monotonic() - began:.0f} s"),
+            ],
+            per_model=(header, rows),
         )
-        report.tables.append(("Per model", header, rows))
-        report.tables.append(
-            ("Alarm states", ["state", "alarm"], [[s, n] for n, s in sorted(engine.states.items())])
-        )
-        report.tables.append(
-            (
-                "Notifications",
-                ["state", "alarm", "reason"],
-                [[n["NewStateValue"], n["AlarmName"], n["NewStateReason"]] for n in notifications],
-            )
-        )
-        report.tables.append(("Dead-letter queues", ["service", "object", "receives"], dlq_rows))
-        report.tables.append(
-            (
-                "Backtest over the hour: alarms before their model's designed drift, and "
-                "detection delays",
-                ["alarm", "drift at minute", "ALARMs before the drift", "detected after"],
-                backtest_rows,
-            )
-        )
-        for found in evidence:
-            report.tables.append(
-                (
-                    f"Evidence: {found['alarm']} (llmmon investigate; ids and scores, no text)",
-                    ["attribute", "value", "bad records: window", "baseline", "traffic share"],
-                    [
-                        [
-                            c["attribute"],
-                            c["value"],
-                            f"{c['window_bad_share']:.0%}",
-                            "-"
-                            if c["baseline_bad_share"] is None
-                            else f"{c['baseline_bad_share']:.0%}",
-                            f"{c['window_share']:.0%}",
-                        ]
-                        for c in found["what_changed"][:6]
-                    ],
-                )
-            )
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(render(report), encoding="utf-8")
+        report_path.write_text(render(report, REPORT_TABLE_IDS), encoding="utf-8")
         say(f"\nReport: {report_path.resolve()}")
         say(f"Worker logs: {stack.log_path}")
         fired = [a.name for a in alarms.metric_alarms if engine.states.get(a.name) == ALARM]
