@@ -495,3 +495,22 @@ def test_live_evaluation__at_the_first_instant_of_a_period(offset_s: float) -> N
     alarms = build_alarms(discover(), ["m"], "llmmon", AlarmNames("t"))
     engine = AlarmEngine(alarms, CloudWatchSource(WholeSeconds()))
     engine.evaluate(datetime(2026, 12, 1, 3, 0, tzinfo=UTC) + timedelta(seconds=offset_s))
+
+
+def test_console_lines__in_time_order_and_the_return_to_ok_shown() -> None:
+    """A notification held for the suppressor's wait prints when it is sent, saying when the
+    state changed; the way back to OK prints like the way in."""
+    source = FakeSource()
+    source.feed("quality-a", [0.5, 0.5, 0.6])
+    engine, _ = engine_with(source, composite_set(wait=60))
+    lines = [t.line() for t in engine.evaluate(NOW)]
+    lines += [t.line() for t in engine.evaluate(NOW + timedelta(seconds=61))]
+    later = NOW + timedelta(seconds=400)
+    source.feed("quality-a", [0.1, 0.1, 0.1], now=later)
+    lines += [t.line() for t in engine.evaluate(later)]
+    stamps = [line.split()[0] for line in lines]
+    assert stamps == sorted(stamps)
+    held = f"quality: INSUFFICIENT_DATA -> ALARM (notified; changed at {NOW:%H:%M:%S})"
+    assert f"{NOW + timedelta(seconds=61):%H:%M:%S} {held}" in lines
+    assert any(line.endswith("quality-a: ALARM -> OK") for line in lines)
+    assert any("quality: ALARM -> OK" in line for line in lines)

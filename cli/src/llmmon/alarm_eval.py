@@ -127,6 +127,25 @@ class Transition:
     reason: str
     notified: bool = False
     suppressed_by: str | None = None
+    decided_at: datetime | None = None
+    """When a composite's notification waited for its suppressor (``suppressor_wait_s``): the
+    round that sent or suppressed it, after ``time`` (when the state changed)."""
+
+    def line(self) -> str:
+        """One console line, stamped with the round that printed it: lines stay in time order
+        even when a notification was held back for a while."""
+        shown = self.decided_at or self.time
+        note = (
+            " (notified)"
+            if self.notified
+            else f" (suppressed by {self.suppressed_by})"
+            if self.suppressed_by
+            else ""
+        )
+        held = f"; changed at {self.time:%H:%M:%S}" if self.decided_at else ""
+        if held:
+            note = f"{note[:-1]}{held})" if note else f" ({held[2:]})"
+        return f"{shown:%H:%M:%S} {self.alarm}: {self.old} -> {self.new}{note}"
 
 
 @dataclass
@@ -206,7 +225,7 @@ class AlarmEngine:
             self._left_alarm[name] = now
         return Transition(now, name, old, new, reason)
 
-    def _act(self, transition: Transition) -> Transition:
+    def _act(self, transition: Transition, decided_at: datetime | None = None) -> Transition:
         notified = Transition(
             transition.time,
             transition.alarm,
@@ -214,6 +233,7 @@ class AlarmEngine:
             transition.new,
             transition.reason,
             notified=True,
+            decided_at=decided_at,
         )
         if self.notify is not None:
             self.notify(notified, self)
@@ -280,16 +300,17 @@ class AlarmEngine:
             if self.states.get(composite.suppressor) == ALARM:
                 done.append(
                     Transition(
-                        now,
+                        pending.transition.time,
                         composite.name,
                         pending.transition.old,
                         pending.transition.new,
                         pending.transition.reason,
                         suppressed_by=composite.suppressor,
+                        decided_at=now,
                     )
                 )
             elif now >= pending.deadline:
-                done.append(self._act(pending.transition))
+                done.append(self._act(pending.transition, decided_at=now))
             else:
                 keep.append(pending)
         self._pending = keep

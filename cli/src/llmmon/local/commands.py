@@ -129,17 +129,7 @@ def _serve(
             engine.update(alarms)
             publish_queue_metrics(topology)
             for change in engine.evaluate():
-                note = (
-                    " (notified)"
-                    if change.notified
-                    else f" (suppressed by {change.suppressed_by})"
-                    if change.suppressed_by
-                    else ""
-                )
-                print(
-                    f"{change.time:%H:%M:%S} {change.alarm}: {change.old} -> {change.new}{note}",
-                    flush=True,
-                )
+                print(change.line(), flush=True)
             next_round = time.monotonic() + alarm_interval
         time.sleep(0.2)
 
@@ -564,7 +554,7 @@ def backtest(
     fired = 0
     print("\ntransitions:")
     for change in engine.history:
-        if change.old == change.new or change.new == INSUFFICIENT:
+        if change.old == change.new or change.new == INSUFFICIENT or change.decided_at:
             continue
         marker = "FIRES " if change.new == "ALARM" else "clears" if change.old == "ALARM" else ""
         if not marker:

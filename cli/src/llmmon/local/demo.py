@@ -632,7 +632,7 @@ def run_demo(
                 time.sleep(alarm_interval)
                 publish_queue_metrics(topology)
                 for change in engine.evaluate():
-                    say(f"{change.time:%H:%M:%S} {change.alarm}: {change.old} -> {change.new}")
+                    say(change.line())
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM (`llmmon local down`): the end asked for
             say("stopping the demo's local stack")
             return 0
