@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from llmmon.investigate import Request, Where, investigate
 from llmmon.local import state
 from llmmon.local.corpus import generate, with_bucket
 from llmmon.local.demo import DEMO_MIN_SAMPLES, DEMO_PER_MINUTE
-from llmmon.local.endpoint import client
+from llmmon.local.endpoint import ACCOUNT, CREDENTIALS, client
 from llmmon.local.stack import (
     LocalConfig,
     LocalStack,
@@ -218,3 +219,80 @@ def test_the_designed_causes_of_the_other_drifts(scored: Scored) -> None:
     assert canary["recomputed"]["window"] > canary["recomputed"]["baseline"]
     assert "the model itself changed" in canary["verdict"], canary["verdict"]
     assert canary["refusal_reasons"] and canary["refusal_reasons"][0]["rise"] > 0
+
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+NOT_RUN_HERE = {
+    "aws sqs start-message-move-task": "the local endpoint (moto) has no StartMessageMoveTask",
+}
+
+
+def doc_commands() -> list[str]:
+    """Every command docs/operations.md shows: the lines of its bash blocks, the `$ ` lines of
+    its text blocks (a screen as it prints), and inline `uv run llmmon ...`."""
+    text = OPERATIONS.read_text()
+    found: list[str] = []
+    for kind, body in re.findall(r"```(bash|text)\n(.*?)```", text, re.S):
+        for line in body.replace("\\\n", " ").splitlines():
+            if kind == "bash" and line.strip():
+                found.append(" ".join(line.split()))
+            elif kind == "text" and line.startswith("$ "):
+                found.append(" ".join(line[2:].split()))
+    found += [" ".join(c.split()) for c in re.findall(r"`(uv run llmmon [^`]+)`", text)]
+    return found
+
+
+def test_operations_doc__every_command_runs_against_the_stack(
+    scored: Scored,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The docs' own examples, placeholders filled in for this stack; `--region` commands reach
+    the local endpoint through AWS_ENDPOINT_URL, as they would reach AWS. An investigation on
+    AWS reads the function's settings from Lambda, which the local stack has not: it runs in its
+    local form (`--stack`)."""
+    topology = scored.topology
+    monkeypatch.setenv("LLMMON_STATE_DIR", str(tmp_path / "stacks"))
+    for name in ("demo", topology.name):  # the doc's screen was taken on the kept demo stack
+        state.save(replace(topology, name=name, owner_pid=topology.pids["moto"]))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", topology.endpoint)
+    for key, value in CREDENTIALS.items():
+        monkeypatch.setenv(key, value)
+    fill = {
+        "<prefix>": "llmmon-local",
+        "<model>": "meta.llama3-70b-instruct-v1:0",
+        "<region>": "us-east-1",
+        "<account>": ACCOUNT,
+        "<service>": "refusal",
+        "<log-bucket>": topology.bucket,
+        "<logPrefix>": topology.log_prefix,
+        "<log_topic_arn stack output>": topology.log_topic_arn,
+        "/2026/11/": f"/{scored.drift_at:%Y/%m}/",  # the month the logs are in
+    }
+    commands = doc_commands()
+    assert len(commands) >= 5
+    ran = 0
+    for command in commands:
+        for placeholder, value in fill.items():
+            command = command.replace(placeholder, value)
+        assert "<" not in command, f"unfilled placeholder: {command}"
+        if any(command.startswith(skip) for skip in NOT_RUN_HERE):
+            continue
+        words = command.split()
+        for prefix in (["uv", "run", "llmmon"], ["sh", "scripts/dev.sh", "llmmon"], ["llmmon"]):
+            if words[: len(prefix)] == prefix:
+                words = words[len(prefix) :]
+                break
+        else:
+            raise AssertionError(f"not an llmmon command: {command}")
+        if words[0] == "investigate" and "--region" in words:
+            at = words.index("--region")
+            words[at : at + 2] = ["--stack", topology.name]
+        assert main(words) == 0, command
+        printed = capsys.readouterr()
+        assert "Traceback" not in printed.err, (command, printed.err)
+        if words[0] == "replay":  # the month's objects, published as S3 would
+            assert re.search(r"published [1-9]\d* S3 events", printed.out), printed.out
+        ran += 1
+    assert ran == len(commands) - 1  # all but the redrive
