@@ -164,6 +164,11 @@ class Interaction:
     grounding: str | None = None
     """Reference material sent for contextual grounding (``guardContent`` blocks qualified
     ``grounding_source``): context, not the user's question."""
+    inserted: str | None = None
+    """Text the application inserted into the last user turn from tools (Converse
+    ``toolResult``, Claude ``tool_result`` blocks): content, not the user's words. Other inserted
+    text (retrieved passages, documents pasted in) is inside ``prompt``; ``llmmon_shared.context``
+    finds it."""
     guardrail: Guardrail | None = None
     response_withheld: bool = False
     """A guardrail replaced the response and the log does not hold the model's own output:
@@ -946,7 +951,7 @@ def clean_text(text: str) -> str:
 
 def _clean(interaction: Interaction) -> Interaction:
     texts = [interaction.prompt, interaction.completion, interaction.system or ""]
-    texts.append(interaction.grounding or "")
+    texts += [interaction.grounding or "", interaction.inserted or ""]
     if all(clean_text(text) is text for text in texts):
         return interaction  # the usual case: nothing to clean, no copy per record
     return replace(
@@ -955,6 +960,7 @@ def _clean(interaction: Interaction) -> Interaction:
         completion=clean_text(interaction.completion),
         system=clean_text(interaction.system) if interaction.system is not None else None,
         grounding=clean_text(interaction.grounding) if interaction.grounding else None,
+        inserted=clean_text(interaction.inserted) if interaction.inserted else None,
     )
 
 
@@ -966,6 +972,43 @@ def _grounding(body_in: dict[str, Any]) -> str | None:
         parts = content_parts((_dict(message) or {}).get("content"))
         if parts is not None and parts[1]:
             found.append(parts[1])
+    return "\n".join(found) or None
+
+
+def _tool_result_text(block: dict[str, Any]) -> str | None:
+    """The text of a tool result block: Converse ``{"toolResult": {"content": [{"text"}|
+    {"json"}]}}`` or Claude ``{"type": "tool_result", "content": str | [{"type": "text"}]}``."""
+    result = _dict(block.get("toolResult"))
+    content: Any = None
+    if result is not None:
+        content = result.get("content")
+    elif block.get("type") == "tool_result":
+        content = block.get("content")
+    if isinstance(content, str):
+        return content
+    parts = []
+    for item in _list(content) or []:
+        item_dict = _dict(item) or {}
+        text = _str(item_dict.get("text"))
+        if text is not None:
+            parts.append(text)
+        elif item_dict.get("json") is not None:
+            parts.append(json.dumps(item_dict["json"], ensure_ascii=False))
+    return "\n".join(parts) if parts else None
+
+
+def _inserted(body_in: dict[str, Any]) -> str | None:
+    """Tool results in the conversation's last user message (what the application inserted
+    for the model to read on this turn)."""
+    messages = [_dict(m) or {} for m in _list(body_in.get("messages")) or []]
+    users = [m for m in messages if str(m.get("role", "")).lower() == "user"]
+    if not users:
+        return None
+    found = [
+        text
+        for block in _list(users[-1].get("content")) or []
+        if (text := _tool_result_text(_dict(block) or {})) is not None
+    ]
     return "\n".join(found) or None
 
 
@@ -986,6 +1029,7 @@ def _interaction(
     guardrail: Guardrail | None,
     withheld: bool,
     grounding: str | None = None,
+    inserted: str | None = None,
 ) -> Interaction:
     system, turns = request
     return Interaction(
@@ -1010,6 +1054,7 @@ def _interaction(
         identity_arn=record.identity.arn if record.identity else None,
         raw_model_id=record.model_id,
         grounding=grounding,
+        inserted=inserted,
         guardrail=guardrail,
         response_withheld=withheld,
         latency_ms=completion.latency_ms,
@@ -1066,6 +1111,7 @@ def _extract(record: InvocationLogRecord) -> Interaction | Skip:
             guardrail=guardrail,
             withheld=withheld,
             grounding=_grounding(body_in) if family is CONVERSE else None,
+            inserted=_inserted(body_in),
         )
     guardrail = guardrail_of(body_out)
     if guardrail is not None and guardrail.replaced_output:
