@@ -80,7 +80,8 @@ def test_the_alarmed_metric_is_a_headline_column(written: Path) -> None:
 @pytest.mark.parametrize("name", ["lengths", "zeta"])  # before and after llmmon_shared
 def test_lint_is_clean(name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    new_service(tmp_path, name, "A service", lock=False, uv=None)
+    description = "A service " + "that says a great deal about itself " * (name == "zeta") * 4
+    new_service(tmp_path, name, description, lock=False, uv=None)
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
     assert ruff
     files = [str(p) for p in tmp_path.rglob("*.py")]

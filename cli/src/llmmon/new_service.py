@@ -18,8 +18,10 @@ replace ``compute.py`` and the declaration with your metric, keeping the shape.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,16 @@ class Names:
     @property
     def camel(self) -> str:
         return self.service[0].upper() + self.service[1:]
+
+
+def _python_string(text: str, indent: int) -> str:
+    """A string literal that keeps to the linter's 100 columns: one piece, or a parenthesised
+    concatenation of pieces."""
+    if len(text) + indent + 20 <= 100:
+        return json.dumps(text)
+    pieces = textwrap.wrap(text, 100 - indent - 12, drop_whitespace=False)
+    pad = " " * (indent + 4)
+    return "(\n" + "".join(f"{pad}{json.dumps(p)}\n" for p in pieces) + " " * indent + ")"
 
 
 def _imports(*lines: str) -> str:
@@ -91,7 +103,7 @@ from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, ScoringCost, S
 
 SERVICE = ServiceSpec(
     name="{n.service}",
-    description="{description}",
+    description={_python_string(description, 4)},
     handler="{n.package}.handler.lambda_handler",
     metrics=(
         # An alarm reads it: in the default (lean) set and a column of every per-model table.
