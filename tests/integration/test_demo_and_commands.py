@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from llmmon_shared.spec import discover
 from tests.unit.test_report_dom import Dom
 
 pytestmark = pytest.mark.integration
@@ -108,7 +109,7 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
         n.startswith(f"llmmon-local-traffic-HighGuardrailInterventions-{nova}") for n in firing
     )
     assert not any(n.startswith(f"llmmon-local-refusal-HighRefusalRatio-{nova}") for n in firing)
-    for service in ("comprehend", "refusal", "similarity", "traffic"):
+    for service in discover():
         assert f"    {service:<11} " in out.split("Dead-letter queues:")[1]
     page = report.read_text()
     assert page.count("<svg") >= 5 and "Refusal" in page
@@ -158,7 +159,7 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     assert "Evidence: llmmon-local-refusal-HighRefusalRatio-meta" in page
     assert "GuardrailIntervened" in page
     worker_log = (tmp_path / "llmmon-demo-workers.log").read_text()
-    for service in ("comprehend", "refusal", "similarity", "traffic"):  # who failed what, and why
+    for service in discover():  # who failed what, and why
         assert any(
             f"[{service}] message failed service={service}" in line
             and "objects=llmmon-local-invocation-logs/bedrock/AWSLogs/" in line

@@ -42,13 +42,19 @@ METRIC = {
     "comprehend": "Toxicity",
     "refusal": "Refusal",
     "traffic": "GuardrailIntervened",
+    "attacks": "PromptAttack",
 }
+READS_EVERY_CALL = {"traffic", "attacks"}
+"""Services that judge a call whose answer a guardrail withheld: the log itself (traffic), the
+prompt (attacks)."""
 
 
 def expected(corpus: Corpus) -> dict[str, int]:
     """Per service, the values a corpus must give exactly once: every interaction for traffic,
     every interaction whose response is the model's for the services that score responses."""
-    return {s: corpus.interactions if s == "traffic" else corpus.scored_responses for s in METRIC}
+    return {
+        s: corpus.interactions if s in READS_EVERY_CALL else corpus.scored_responses for s in METRIC
+    }
 
 
 FAST = LocalConfig(

@@ -44,7 +44,9 @@ def test_corpus__knows_its_stable_part_and_its_models_bad_from_the_start() -> No
     llama = "meta.llama3-70b-instruct-v1:0"
     assert corpus.drift_at(llama, "Refusal") == 35
     assert corpus.drift_at(llama, "PromptResponseSimilarity") == 35  # its answers change too
-    assert corpus.drift_at("amazon.titan-text-express-v1", "Refusal") is None
+    titan = "amazon.titan-text-express-v1"  # an attack wave from minute 35
+    assert corpus.drift_at(titan, "Refusal") == corpus.drift_at(titan, "PromptAttack") == 35
+    assert corpus.drift_at("cohere.command-r-plus-v1:0", "Refusal") is None
     assert corpus.drift_at(next(m for m in corpus.models if "support-nova" in m), "X") == 35
     with_canary = generate(now, minutes=20)
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"

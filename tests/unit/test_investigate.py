@@ -362,3 +362,25 @@ def test_refusal_evidence__the_rules_that_rose_in_the_summary_and_the_page() -> 
     assert rising_reasons(report) == ["rule fuzzy 5% -> 20%"]  # what fell is not a cause
     assert any(line.startswith("refusal rules that rose most") for line in summary(report))
     assert "Refusal rules, reference phrases and cues" in html_report(report, window, baseline, 300)
+
+
+def test_verdict__an_attack_wave_from_one_application() -> None:
+    """The new app's refused requests answer jailbreak prompts: the verdict says the rise is an
+    attack wave and where it comes from, not that the model changed."""
+    window, baseline = windows()
+    for r in [*window, *baseline]:
+        attack = r.attributes["requestMetadata.app"] == "new" and r.value == 1.0
+        r.attributes["prompt attack"] = "jailbreak" if attack else "none"
+    findings = analyse(REFUSAL, window, baseline)
+    assert findings["verdict"].startswith(
+        "the rise comes with prompt attacks from requestMetadata.app = new: "
+    )
+    assert "of the bad records answer attack prompts (jailbreak; 0% before)" in findings["verdict"]
+
+
+def test_verdict__attacks_among_a_few_bad_records_are_not_the_story() -> None:
+    window, baseline = windows()
+    for n, r in enumerate([*window, *baseline]):
+        r.attributes["prompt attack"] = "jailbreak" if n % 50 == 0 else "none"
+    findings = analyse(REFUSAL, window, baseline)
+    assert findings["verdict"].startswith("the rise comes with requestMetadata.app = new")

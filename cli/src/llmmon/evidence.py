@@ -416,9 +416,48 @@ def _z(hits_w: int, n_w: int, hits_b: int, n_b: int) -> float:
     return (p_w - p_b) / spread if spread else 0.0
 
 
+ATTACK_ATTRIBUTE = "prompt attack"
+"""The attacks service's decision on a record's prompt (its kind, or none), joined by request
+id when that service is installed: an attribute of the request like its application."""
+ATTACK_SHARE = 0.5
+"""Of a rise's bad records, the share that answer attack prompts for the verdict to say so."""
+
+
+def _attack_verdict(changes: Sequence[Change]) -> str | None:
+    """ "The rise comes with prompt attacks from app X: 64% of the bad records answer attack
+    prompts": when most bad records of the window answer prompts the attacks service calls
+    attacks, and their share of bad records rose."""
+    attacks = [c for c in changes if c.attribute == ATTACK_ATTRIBUTE and c.value != "none"]
+    share = sum(c.window_bad_share for c in attacks)
+    before = sum(c.baseline_bad_share or 0.0 for c in attacks)
+    if not attacks or share < ATTACK_SHARE or share <= before:
+        return None
+    source = next(
+        (
+            c
+            for c in changes
+            if c.attribute != ATTACK_ATTRIBUTE
+            and c.explained is not None
+            and c.explained >= EXPLAINS
+            and (c.z or 0.0) >= SIGNIFICANT_Z
+        ),
+        None,
+    )
+    kinds = " and ".join(sorted(c.value for c in attacks))
+    where = f" from {source.attribute} = {source.value}" if source else ""
+    return (
+        f"the rise comes with prompt attacks{where}: {share:.0%} of the bad records answer "
+        f"attack prompts ({kinds}; {before:.0%} before)"
+    )
+
+
 def verdict(changes: Sequence[Change], has_baseline: bool, baseline_records: int = 0) -> str:
     """One sentence: the request attribute that accounts for most of the rise, or that none
-    does (the same requests were answered differently: the model itself changed)."""
+    does (the same requests were answered differently: the model itself changed). When most of
+    the bad records answer prompt attacks, it says so first: an attack wave, not a model that
+    stopped meeting ordinary requests."""
+    if has_baseline and (attack := _attack_verdict(changes)):
+        return attack
     if not has_baseline:
         if changes and changes[0].window_bad_share >= 0.8:
             first = changes[0]

@@ -35,6 +35,7 @@ from typing import Any
 
 from llmmon.errors import CliError, UsageError
 from llmmon.evidence import (
+    ATTACK_ATTRIBUTE,
     TOP_RECORDS,
     Row,
     Target,
@@ -212,6 +213,7 @@ class Evidence:
             )
 
         found: list[Row] = []
+        judged: list[tuple[Row, Interaction]] = []
         for number, (key, _) in enumerate(objects, start=1):
             self.progress(f"{number}/{len(objects)} objects")
             ref = ObjectRef(self.bucket, key, None, None)
@@ -223,9 +225,37 @@ class Evidence:
                     row = self._row(key, line, record, interaction, scores)
                     if row is not None:
                         found.append(row)
+                        judged.append((row, interaction))
             except Exception as exc:
                 self.unreadable.append(f"{key.rsplit('/', 1)[-1]}: {type(exc).__name__}")
+        self._join_attacks(judged)
         return found
+
+    def _join_attacks(self, judged: Sequence[tuple[Row, Interaction]]) -> None:
+        """The prompt-attack decision of each record, joined by request id: an attribute of
+        the request ("prompt attack": its kind, or none) for "what changed", and its score,
+        kind, part and cues beside the target's own decision. The attacks service's own code
+        and defaults; the services stay independent (no service calls another)."""
+        if self.target.service == "attacks" or "attacks" not in discover() or not judged:
+            return
+        from llmmon_attacks.compute import parts
+        from llmmon_attacks.detector import default_head
+
+        head = default_head()
+        for at in range(0, len(judged), 64):
+            batch = judged[at : at + 64]
+            decisions = head.decide([parts(interaction) for _, interaction in batch])
+            for (row, _), decision in zip(batch, decisions, strict=True):
+                if not decision.part:
+                    continue
+                row.attributes[ATTACK_ATTRIBUTE] = decision.kind if decision.attack else "none"
+                row.reasons.update(
+                    attack_score=round(decision.score, 4),
+                    attack_kind=decision.kind if decision.attack else "none",
+                    attack_part=decision.part,
+                    attack_cues=decision.cues,
+                    attack_family=decision.family,
+                )
 
     def _row(
         self,

@@ -372,7 +372,12 @@ def generate(
         drift, app, system = model.get("drift") or {}, rng.choice(APPS), None
         if drift.get("app") and minute >= drift["from_minute"]:
             if rng.random() < drift["share"]:
-                app, system = drift["app"], drift["system"]
+                app, system = drift["app"], drift.get("system")
+                if drift.get("attack"):
+                    # An attack wave: the new application's users send jailbreak prompts, and
+                    # the model refuses them (the attacks service calls them attacks; the
+                    # refusal alarm's investigation says the refusals answer attacks).
+                    prompt = rng.choice(templates["attacks"])
             else:
                 refusal = float(model.get("refusal_rate", 0.0))
         toxic = _rate(model, "toxic_rate", minute, minutes)

@@ -1,31 +1,81 @@
-"""Lambda entry point of the attacks service.
+"""Lambda entry point of the attacks service: the shared pipeline with the prompt-attack scorer.
 
-The shared pipeline (SQS batch, S3 log objects, checkpoints, idempotency, metric sink) with this
-service's scorer."""
+It reads prompts, not answers: a call whose answer a guardrail withheld is still judged (the
+prompt is what was sent), and the refusal service's decisions stay its own (the two meet by
+request id where a person reads them)."""
 
 from __future__ import annotations
 
-from llmmon_attacks.compute import score_batch
+import logging
+from dataclasses import asdict
+
+from llmmon_attacks.compute import AttackScorer
+from llmmon_attacks.detector import Decision, default_head
 from llmmon_attacks.spec import SERVICE
+from llmmon_shared.context import parse_delimiters
 from llmmon_shared.logs import S3Reader
 from llmmon_shared.metrics import MetricSink
 from llmmon_shared.runtime import Pipeline, build_pipeline, lambda_entry
 from llmmon_shared.settings import ServiceSettings
 
+logger = logging.getLogger("llmmon.attacks.decisions")
 
-class AttacksSettings(ServiceSettings):
+
+class AttackSettings(ServiceSettings):
     service: str = "attacks"
+    attack_threshold: float | None = None
+    """The head's decision threshold (default: the trained one, 1% false positives on benign
+    prompts it was not trained on)."""
+    context_delimiters: str = ""
+    """An application's own passage delimiters, ``START|END`` pairs separated by commas."""
+    explain: bool = False
+    """Log every decision (score, kind, part, cue names, nearest family id; never text)."""
+
+
+def decision_line(request_id: str, decision: Decision) -> str:
+    """``attack decision request_id=... score=... attack=... kind=... part=... cues=...``."""
+    parts = []
+    for key, value in {"request_id": request_id, **asdict(decision)}.items():
+        if isinstance(value, float):
+            value = f"{value:.4f}"
+        elif isinstance(value, tuple | list):
+            value = ",".join(value) or "-"
+        parts.append(f"{key}={value}")
+    return "attack decision " + " ".join(parts)
+
+
+def log_decision(request_id: str, decision: Decision) -> None:
+    logger.info(decision_line(request_id, decision))
 
 
 def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) -> Pipeline:
-    """Built once per cold start; the local worker and `llmmon score` call it too."""
+    """Built once per cold start: the MiniLM embedder and the trained head."""
+    settings = AttackSettings()
+    if settings.explain:
+        # At INFO whatever LLMMON_LOG_LEVEL says, to the process's handlers (Lambda's, the
+        # local worker's), or to stderr where there are none (`llmmon score`).
+        logger.setLevel(logging.INFO)
+        if not logging.getLogger().handlers and not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(handler)
+            logger.propagate = False
+    head = default_head()
+    if settings.attack_threshold is not None:
+        head.threshold = settings.attack_threshold
+    scorer = AttackScorer(
+        head.decide,
+        parse_delimiters(settings.context_delimiters),
+        log_decision if settings.explain else None,
+    )
     return build_pipeline(
         SERVICE.name,
-        score_batch,
+        scorer,
         SERVICE.units,
-        AttacksSettings(),
+        settings,
         s3,
         sink,
+        reads_response=False,
         detail=SERVICE.detail_metrics,
     )
 

@@ -1,42 +1,64 @@
-"""The attacks service's declaration.
-
-Read by the Pulumi program, the local stack, the demo, ``llmmon score``, ``cost`` and
-``capacity``. Metric names are global in the namespace: keep them distinct from every other
-service's."""
+"""The attacks service's declaration: read by the Pulumi program, the local stack, the demo,
+``llmmon score``, ``cost`` and ``capacity``."""
 
 from __future__ import annotations
 
 from llmmon_shared.metrics import Unit
-from llmmon_shared.spec import AlarmSpec, Comparison, MetricSpec, ScoringCost, ServiceSpec
+from llmmon_shared.spec import (
+    MEASURED_ON,
+    AlarmSpec,
+    Comparison,
+    MetricSpec,
+    ScoringCost,
+    ServiceSpec,
+)
 
 SERVICE = ServiceSpec(
     name="attacks",
-    description="Prompt attacks: jailbreaks and injections in the prompt and the content inserted into it",
+    description="Prompt attacks: jailbreaks, and injections in the content inserted into prompts",
     handler="llmmon_attacks.handler.lambda_handler",
     metrics=(
-        # An alarm reads it: in the default (lean) set and a column of every per-model table.
         MetricSpec(
-            "AttacksEmptyAnswer",
+            "PromptAttack",
             Unit.NONE,
-            "1 when the answer has no words (Average = the share of empty answers)",
+            "1 when the prompt (or content inserted into it) is an attack (Average = attack ratio)",
             binary=True,
         ),
-        # No alarm reads it: opt-in detail (LLMMON_DETAIL_METRICS, detailMetrics in the stack).
-        MetricSpec("AttacksAnswerWords", Unit.COUNT, "Words of the answer"),
+        MetricSpec(
+            "PromptAttackScore", Unit.NONE, "Attack score of the prompt's riskiest part, 0..1"
+        ),
+        MetricSpec(
+            "PromptAttackJailbreak",
+            Unit.NONE,
+            "1 when the prompt is an attack of the jailbreak kind (persona, mode, override)",
+            binary=True,
+        ),
+        MetricSpec(
+            "PromptAttackInjection",
+            Unit.NONE,
+            "1 when the attack is an injection (instructions in inserted content, or like known "
+            "injection techniques)",
+            binary=True,
+        ),
+        MetricSpec(
+            "PromptAttackCharsSkipped",
+            Unit.COUNT,
+            "Characters of a long prompt the detector's window budget left unread",
+            "Sum",
+            default=True,  # what was not read is counted, always
+        ),
     ),
     alarms=(
         AlarmSpec(
-            "HighAttacksEmptyAnswers",
-            metric="AttacksEmptyAnswer",
+            "HighPromptAttacks",
+            metric="PromptAttack",
             statistic="Average",
             comparison=Comparison.GREATER,
             threshold=0.05,
-            description="The share of empty answers is high",
+            description="The share of prompts that are attacks (jailbreaks, injections) is high",
         ),
     ),
-    # CPU-seconds per interaction of the whole pipeline, per backend: what `llmmon capacity`
-    # sizes the function from. Measure it (`uv run python benchmarks/capacity.py`) and write
-    # the figure and the CPU it was measured on here.
-    scoring=ScoringCost({"local": 0.0002}, measured_on="not yet measured"),
-    memory_mb=256,
+    scoring=ScoringCost({"local": 0.03}, measured_on=MEASURED_ON),
+    local_model=True,
+    memory_mb=1024,
 )
