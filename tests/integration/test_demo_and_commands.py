@@ -154,6 +154,22 @@ def test_demo__fires_the_refusal_alarm_fills_the_dlqs_and_writes_the_report(
     ]
     assert "what changed first: requestMetadata.app = claims-assistant" in evidence
     assert "agrees with CloudWatch" in evidence.splitlines()[1]
+    # The attack wave: Titan's refusals answer jailbreak prompts from one application; the
+    # attack alarm fires with the refusal alarm, never in the stable part.
+    titan = out.split("Evidence: llmmon investigate llmmon-local-refusal-HighRefusalRatio-amazon")[
+        1
+    ]
+    assert (
+        "verdict: the rise comes with prompt attacks from requestMetadata.app = promo-chat"
+        in (titan.split("Evidence:")[0])
+    )
+    assert "llmmon-local-attacks-HighPromptAttacks-amazon.titan-text-express-v1" in firing
+    attack_row = next(
+        line
+        for line in out.splitlines()
+        if "attacks-HighPromptAttacks-amazon.titan" in line and line.strip().endswith("min")
+    )
+    assert attack_row.split()[2] == "0", attack_row  # no ALARM before minute 35
     guardrail = out.split("Evidence: llmmon investigate llmmon-local-traffic-HighGuardrail")[1]
     assert "what changed first: guardrail = gr-support:2" in guardrail
     assert "Evidence: llmmon-local-refusal-HighRefusalRatio-meta" in page

@@ -384,3 +384,20 @@ def test_verdict__attacks_among_a_few_bad_records_are_not_the_story() -> None:
         r.attributes["prompt attack"] = "jailbreak" if n % 50 == 0 else "none"
     findings = analyse(REFUSAL, window, baseline)
     assert findings["verdict"].startswith("the rise comes with requestMetadata.app = new")
+
+
+def test_canary_split__its_own_earlier_runs_are_the_baseline() -> None:
+    """Four runs of 50 probes: two of version 1 (8 refused), two of version 2 (20 refused). The
+    first breaching run starts the window; the runs before it are the baseline, whatever the
+    hour they fall in."""
+    from llmmon.evidence import canary_split
+
+    target = Target("refusal", "CanaryOverRefusal", "m", {"ModelId": "m"}, threshold=0.2)
+    rows = [
+        row(run * 100 + n, float(n < refused), "canary", minute=15 * run)
+        for run, refused in enumerate([8, 8, 20, 20])
+        for n in range(50)
+    ]
+    first, breach, earlier = canary_split(rows, target) or (None, None, 0)
+    assert (first, breach, earlier) == (T0, T0 + timedelta(minutes=30), 2)
+    assert canary_split(rows[100:], target) is None  # the first run breaches: nothing earlier

@@ -366,6 +366,21 @@ def reference_shift(window: Sequence[Row], baseline: Sequence[Row]) -> list[dict
     return sorted(out, key=lambda r: (-r["rise"], r["reason"]))
 
 
+def canary_split(rows: Sequence[Row], target: Target) -> tuple[datetime, datetime, int] | None:
+    """The canary's own history as its baseline: its probe runs (a run's records share one
+    time) in order; returns (the first run's time, the first breaching run's time, the runs
+    before it), or None when the first run already breaches (no earlier run to compare)."""
+    runs: dict[datetime, list[float]] = defaultdict(list)
+    for row in rows:
+        runs[row.time].append(row.value)
+    times = sorted(runs)
+    for index, moment in enumerate(times):
+        value = statistic(runs[moment], target.statistic)
+        if value is not None and _beyond(value, target):
+            return (times[0], moment, index) if index else None
+    return None
+
+
 def statistic(values: Sequence[float], name: str) -> float | None:
     if not values:
         return None

@@ -48,6 +48,7 @@ from llmmon.evidence import (
     analyse,
     attributes,
     breach_start,
+    canary_split,
     span_stats,
     statistic,
     target_from_alarm,
@@ -565,6 +566,20 @@ def investigate(request: Request, where: Where, out: Any = None) -> dict[str, An
         capped_note += f"; {len(evidence.unreadable)} objects broke midway (in the DLQ)"
     window_rows = [r for r in rows if r.time in window]
     base_rows = [r for r in rows if r.time in baseline]
+    split = (
+        canary_split([*base_rows, *window_rows], target)
+        if target.canary and not request.baseline_start and not request.start
+        else None
+    )
+    if split is not None:
+        # The canary's baseline is its own earlier probe runs: the same probes to the same
+        # model, whatever the hour they fell in.
+        first, breach, earlier = split
+        both = [*base_rows, *window_rows]
+        window, baseline = Window(breach, window.end), Window(first, breach)
+        window_rows = [r for r in both if r.time >= breach]
+        base_rows = [r for r in both if r.time < breach]
+        note = f"the canary's {earlier} earlier probe run(s), before the first that breached"
     if len(base_rows) < MIN_BASELINE_RECORDS:
         found = len(base_rows)
         baseline, base_rows = None, []

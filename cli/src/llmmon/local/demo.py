@@ -237,6 +237,7 @@ def backtest_hour(
 
 INVESTIGATED = (
     "refusal-HighRefusalRatio-meta.",
+    "refusal-HighRefusalRatio-amazon.titan",  # the attack wave: the refusals answer attacks
     "traffic-HighGuardrailInterventions-",
     "refusal-CanaryOverRefusal-",
 )
