@@ -152,3 +152,34 @@ def test_no_text_in_any_metric_point(monkeypatch: pytest.MonkeyPatch) -> None:
         for word in text.split()[:6]:
             if len(word) > 5:
                 assert word not in written
+
+
+def test_eval_attacks__auc_caught_at_false_positive_rates_and_per_source(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import csv
+
+    from llmmon.cli import main
+
+    path = tmp_path / "attacks.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["prompt", "label", "source"])
+        writer.writerows([t, 1, "hand"] for t in ATTACKS)
+        writer.writerows([t, 0, "hand"] for t in ORDINARY)
+        writer.writerows([t, 0, "other"] for t in ORDINARY[:2])
+    assert main(["eval", "attacks", str(path)]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["rows"] == 8 and figures["auc"] == 1.0
+    assert figures["caught_at_1pct_fp"] == 1.0 and figures["false_positive_rate"] == 0.0
+    assert set(figures["per_source"]) == {"hand", "other"}
+    assert figures["per_source"]["other"]["auc"] is None  # one class only
+
+
+def test_caught_at__the_threshold_lets_through_the_allowed_share_of_negatives() -> None:
+    from llmmon.evaluate import caught_at
+
+    truth = [True] * 4 + [False] * 100
+    scores = [0.99, 0.9, 0.5, 0.1] + [i / 100 for i in range(100)]  # negatives 0.00 .. 0.99
+    assert caught_at(truth, scores, 0.01) == 0.25  # above the negative at 0.98: only 0.99
+    assert caught_at(truth, scores, 0.5) == 0.75  # above the negative at 0.49: 0.99, 0.9, 0.5

@@ -470,7 +470,7 @@ def build_parser() -> Parser:
 
     cmd = command(commands, "eval", "measure a detector on a labelled CSV")
     cmd.add_argument(
-        "detector", choices=["refusal", "toxicity", "relevance"], help="which detector"
+        "detector", choices=["refusal", "toxicity", "relevance", "attacks"], help="which detector"
     )
     cmd.add_argument(
         "csv",
@@ -478,7 +478,8 @@ def build_parser() -> Parser:
         metavar="CSV",
         help="UTF-8 CSV: refusal, a completion and a label column; toxicity, text and label; "
         "relevance, prompt,response,label (pointwise) or prompt,response_1,response_2,label "
-        "(pairwise, label 1 or 2: the better response)",
+        "(pairwise, label 1 or 2: the better response); attacks, prompt,label (1 attack, 0 "
+        "benign) and an optional source column",
     )
     cmd.add_argument(
         "--toxic-labels",
@@ -639,6 +640,11 @@ def dispatch(args: argparse.Namespace) -> int:
         )
         return 0
 
+    if args.detector == "attacks":
+        from llmmon.evaluate import evaluate_attacks
+
+        evaluate_attacks(args.csv, label_column=args.label_column)
+        return 0
     if args.detector == "toxicity":
         evaluate_toxicity(
             args.csv,

@@ -155,6 +155,81 @@ def evaluate_toxicity(
     return _last_line(figures)
 
 
+def caught_at(truth: Sequence[bool], scores: Sequence[float], fpr: float) -> float | None:
+    """The share of positives scored above the threshold that lets through ``fpr`` of the
+    negatives (the highest negatives' quantile); None without both classes."""
+    negatives = sorted((s for t, s in zip(truth, scores, strict=True) if not t), reverse=True)
+    positives = [s for t, s in zip(truth, scores, strict=True) if t]
+    if not negatives or not positives:
+        return None
+    allowed = int(fpr * len(negatives))  # negatives that may score above the threshold
+    threshold = negatives[allowed] if allowed < len(negatives) else float("-inf")
+    return sum(p > threshold for p in positives) / len(positives)
+
+
+def evaluate_attacks(
+    path: Path,
+    prompt_column: str = "prompt",
+    label_column: str = "label",
+    source_column: str = "source",
+) -> dict[str, Any]:
+    """The attacks service's detector over ``prompt,label`` rows (label 1 attack, 0 benign):
+    AUC, the share of attacks caught at 1% and 0.1% false positives, precision and recall at
+    the service's threshold; per source when the CSV has ``source_column``. Each prompt is the
+    user's own text (its tagged passages are scored as inserted content, as in the service)."""
+    from llmmon.errors import CliError
+    from llmmon_attacks.compute import parts
+    from llmmon_attacks.detector import default_head
+    from llmmon_shared.extract import Interaction
+
+    rows = read_labelled(path, {"prompt": prompt_column, "label": label_column})
+    labels = {str(r[label_column]).strip().lower() for r in rows}
+    if not labels <= {"0", "1", "true", "false"}:
+        raise CliError(f"{path}: column {label_column!r} must hold 1 (attack) or 0 (benign)")
+    truth = [str(r[label_column]).strip().lower() in ("1", "true") for r in rows]
+    head = default_head()
+    decisions = []
+    for at in range(0, len(rows), 64):
+        batch = rows[at : at + 64]
+        decisions += head.decide(
+            [
+                parts(Interaction("eval", "eval", "eval", "eval", r[prompt_column] or "", ""))
+                for r in batch
+            ]
+        )
+    scores = [d.score for d in decisions]
+    confusion = Confusion.of(truth, [d.attack for d in decisions])
+
+    def figures_of(index: Sequence[int]) -> dict[str, Any]:
+        t, s = [truth[i] for i in index], [scores[i] for i in index]
+        return {
+            "rows": len(index),
+            "auc": _rounded(auc(t, s)),
+            "caught_at_1pct_fp": _rounded(caught_at(t, s, 0.01)),
+            "caught_at_0.1pct_fp": _rounded(caught_at(t, s, 0.001)),
+        }
+
+    figures = figures_of(range(len(rows)))
+    figures.update(
+        precision=round(confusion.precision, 4),
+        recall=round(confusion.recall, 4),
+        false_positive_rate=round(confusion.fp / max(1, confusion.fp + confusion.tn), 4),
+        threshold=head.threshold,
+    )
+    if source_column in rows[0]:
+        sources: dict[str, list[int]] = {}
+        for index, row in enumerate(rows):
+            sources.setdefault(str(row[source_column]), []).append(index)
+        figures["per_source"] = {name: figures_of(i) for name, i in sorted(sources.items())}
+    print(f"attack detector: threshold {head.threshold}; rows {len(rows)} ({sum(truth)} attacks)")
+    print(
+        f"AUC {figures['auc']}  caught at 1% FP {figures['caught_at_1pct_fp']}  at 0.1% FP "
+        f"{figures['caught_at_0.1pct_fp']}  precision {figures['precision']}  recall "
+        f"{figures['recall']}  false positives {figures['false_positive_rate']}"
+    )
+    return _last_line(figures)
+
+
 def _last_line(figures: dict[str, Any]) -> dict[str, Any]:
     """Every evaluation ends with its figures as one JSON line (for scripts)."""
     print(json.dumps(figures))

@@ -58,7 +58,7 @@ SERVICE = ServiceSpec(
             description="The share of prompts that are attacks (jailbreaks, injections) is high",
         ),
     ),
-    scoring=ScoringCost({"local": 0.03}, measured_on=MEASURED_ON),
+    scoring=ScoringCost({"local": 0.024}, measured_on=MEASURED_ON),  # 640 interactions: 0.023-0.025
     local_model=True,
     memory_mb=1024,
 )
