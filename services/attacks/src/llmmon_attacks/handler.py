@@ -7,12 +7,12 @@ request id where a person reads them)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 
 from llmmon_attacks.compute import AttackScorer
 from llmmon_attacks.detector import Decision, default_head
 from llmmon_attacks.spec import SERVICE
 from llmmon_shared.context import parse_delimiters
+from llmmon_shared.explain import decision_line, explain_logger
 from llmmon_shared.logs import S3Reader
 from llmmon_shared.metrics import MetricSink
 from llmmon_shared.runtime import Pipeline, build_pipeline, lambda_entry
@@ -32,34 +32,16 @@ class AttackSettings(ServiceSettings):
     """Log every decision (score, kind, part, cue names, nearest family id; never text)."""
 
 
-def decision_line(request_id: str, decision: Decision) -> str:
-    """``attack decision request_id=... score=... attack=... kind=... part=... cues=...``."""
-    parts = []
-    for key, value in {"request_id": request_id, **asdict(decision)}.items():
-        if isinstance(value, float):
-            value = f"{value:.4f}"
-        elif isinstance(value, tuple | list):
-            value = ",".join(value) or "-"
-        parts.append(f"{key}={value}")
-    return "attack decision " + " ".join(parts)
-
-
 def log_decision(request_id: str, decision: Decision) -> None:
-    logger.info(decision_line(request_id, decision))
+    """``attack decision request_id=... score=... attack=... kind=... part=... cues=...``."""
+    logger.info(decision_line("attack", request_id, decision))
 
 
 def create_pipeline(s3: S3Reader | None = None, sink: MetricSink | None = None) -> Pipeline:
     """Built once per cold start: the MiniLM embedder and the trained head."""
     settings = AttackSettings()
     if settings.explain:
-        # At INFO whatever LLMMON_LOG_LEVEL says, to the process's handlers (Lambda's, the
-        # local worker's), or to stderr where there are none (`llmmon score`).
-        logger.setLevel(logging.INFO)
-        if not logging.getLogger().handlers and not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(message)s"))
-            logger.addHandler(handler)
-            logger.propagate = False
+        explain_logger(logger)
     head = default_head()
     if settings.attack_threshold is not None:
         head.threshold = settings.attack_threshold
