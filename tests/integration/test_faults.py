@@ -43,10 +43,11 @@ METRIC = {
     "refusal": "Refusal",
     "traffic": "GuardrailIntervened",
     "attacks": "PromptAttack",
+    "privacy": "SensitiveDataInPrompt",
 }
-READS_EVERY_CALL = {"traffic", "attacks"}
+READS_EVERY_CALL = {"traffic", "attacks", "privacy"}
 """Services that judge a call whose answer a guardrail withheld: the log itself (traffic), the
-prompt (attacks)."""
+prompt (attacks, privacy)."""
 
 
 def expected(corpus: Corpus) -> dict[str, int]:

@@ -174,6 +174,9 @@ class Interaction:
     """A guardrail replaced the response and the log does not hold the model's own output:
     ``completion`` is empty and response metrics skip it (``guardrail-intervened``)."""
     latency_ms: int | None = None
+    chars_cut: int = 0
+    """Characters of the prompt and the completion the pipeline cut off before scoring
+    (``LLMMON_MAX_CHARS``): a scorer that must not call unread text clean counts them."""
 
 
 @dataclass(frozen=True, slots=True)

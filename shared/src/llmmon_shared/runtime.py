@@ -498,11 +498,10 @@ class Pipeline:
         limit = self.settings.max_chars
         if len(interaction.prompt) <= limit and len(interaction.completion) <= limit:
             return interaction
-        return replace(
-            interaction,
-            prompt=truncate_chars(interaction.prompt, limit),
-            completion=truncate_chars(interaction.completion, limit),
-        )
+        prompt = truncate_chars(interaction.prompt, limit)
+        completion = truncate_chars(interaction.completion, limit)
+        cut = len(interaction.prompt) - len(prompt) + len(interaction.completion) - len(completion)
+        return replace(interaction, prompt=prompt, completion=completion, chars_cut=cut)
 
     def _timestamp(self, interaction: Interaction, now: datetime) -> datetime:
         moment = interaction.timestamp

@@ -1,0 +1,1 @@
+"""llmmon privacy service."""
