@@ -470,7 +470,9 @@ def build_parser() -> Parser:
 
     cmd = command(commands, "eval", "measure a detector on a labelled CSV")
     cmd.add_argument(
-        "detector", choices=["refusal", "toxicity", "relevance", "attacks"], help="which detector"
+        "detector",
+        choices=["refusal", "toxicity", "relevance", "attacks", "pii"],
+        help="which detector",
     )
     cmd.add_argument(
         "csv",
@@ -479,7 +481,8 @@ def build_parser() -> Parser:
         help="UTF-8 CSV: refusal, a completion and a label column; toxicity, text and label; "
         "relevance, prompt,response,label (pointwise) or prompt,response_1,response_2,label "
         "(pairwise, label 1 or 2: the better response); attacks, prompt,label (1 attack, 0 "
-        "benign) and an optional source column",
+        "benign) and an optional source column; pii, a JSON list of labelled texts "
+        "(full_text and spans: entity_type, start_position, end_position)",
     )
     cmd.add_argument(
         "--toxic-labels",
@@ -640,6 +643,11 @@ def dispatch(args: argparse.Namespace) -> int:
         )
         return 0
 
+    if args.detector == "pii":
+        from llmmon.evaluate import evaluate_pii
+
+        evaluate_pii(args.csv)
+        return 0
     if args.detector == "attacks":
         from llmmon.evaluate import evaluate_attacks
 

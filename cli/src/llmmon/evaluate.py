@@ -230,6 +230,94 @@ def evaluate_attacks(
     return _last_line(figures)
 
 
+PII_TYPES = {
+    "email": ("EMAIL_ADDRESS", "EMAIL"),
+    "phone": ("PHONE_NUMBER", "PHONE"),
+    "card": ("CREDIT_CARD", "CREDIT_CARD_NUMBER"),
+    "iban": ("IBAN_CODE", "IBAN"),
+    "ssn": ("US_SSN", "SSN"),
+    "ip": ("IP_ADDRESS", "IP"),
+    "aws_access_key": ("AWS_ACCESS_KEY",),
+    "aws_secret_key": ("AWS_SECRET_KEY",),
+    "private_key": ("PRIVATE_KEY",),
+    "jwt": ("JWT",),
+    "api_token": ("API_TOKEN", "API_KEY"),
+    "url_password": ("URL_PASSWORD", "PASSWORD"),
+}
+"""The privacy service's types and the entity names span-labelled sets use for them (Presidio's
+first). Labelled spans of other types (names, addresses) are not scored: the local backend does
+not claim them."""
+
+
+def evaluate_pii(path: Path) -> dict[str, Any]:
+    """The privacy service's recognisers over span-labelled text (``[{"full_text", "spans":
+    [{"entity_type", "start_position", "end_position"}]}]``): per type, a finding is a true
+    positive when it overlaps a labelled span of that type, a false positive otherwise; a
+    labelled span no finding of its type overlaps is a miss. Precision, recall and F1 per type;
+    one JSON line at the end. The texts are never printed."""
+    from llmmon.errors import CliError
+    from llmmon_privacy.detectors import find
+
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CliError(f"{path}: not a JSON list of labelled texts ({exc})") from None
+    if not isinstance(items, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("full_text"), str) for i in items
+    ):
+        raise CliError(f'{path}: expected a list of {{"full_text": ..., "spans": [...]}}')
+    ours = {name: kind for kind, names in PII_TYPES.items() for name in names}
+    counts = {kind: {"tp": 0, "fp": 0, "fn": 0} for kind in PII_TYPES}
+    for item in items:
+        spans = [
+            (ours[s["entity_type"].upper()], int(s["start_position"]), int(s["end_position"]))
+            for s in item.get("spans") or []
+            if str(s.get("entity_type", "")).upper() in ours
+        ]
+        matched: set[int] = set()
+        for finding in find(item["full_text"]):
+            hit = next(
+                (
+                    i
+                    for i, (kind, start, end) in enumerate(spans)
+                    if kind == finding.kind and start < finding.end and finding.start < end
+                ),
+                None,
+            )
+            if hit is None:
+                counts[finding.kind]["fp"] += 1
+            else:
+                counts[finding.kind]["tp"] += 1
+                matched.add(hit)
+        for index, (kind, _, _) in enumerate(spans):
+            if index not in matched:
+                counts[kind]["fn"] += 1
+    per_type = {}
+    for kind, c in counts.items():
+        if not any(c.values()):
+            continue
+        precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else None
+        recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else None
+        f1 = (
+            2 * precision * recall / (precision + recall)
+            if precision is not None and recall is not None and precision + recall
+            else None
+        )
+        per_type[kind] = {
+            **c,
+            "precision": _rounded(precision),
+            "recall": _rounded(recall),
+            "f1": _rounded(f1),
+        }
+    print(f"{len(items)} texts; per type (true positives / false positives / misses):")
+    for kind, f in per_type.items():
+        print(
+            f"  {kind:<15} precision {f['precision']}  recall {f['recall']}  F1 {f['f1']}  "
+            f"({f['tp']} / {f['fp']} / {f['fn']})"
+        )
+    return _last_line({"texts": len(items), "per_type": per_type})
+
+
 def _last_line(figures: dict[str, Any]) -> dict[str, Any]:
     """Every evaluation ends with its figures as one JSON line (for scripts)."""
     print(json.dumps(figures))

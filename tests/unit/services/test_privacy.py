@@ -33,7 +33,7 @@ NOT_SENSITIVE = [
     "In test mode use 4242 4242 4242 4242 and 4111 1111 1111 1111.",
     "The IBAN DE89 3704 0044 0532 0130 00 is the standard example.",
     "An SSN looks like 123-45-6789.",
-    "Point it at 192.0.2.10, 127.0.0.1 or 2001:db8::1.",
+    "Point it at 192.0.2.10, 127.0.0.1, 192.168.1.1, 8.8.8.8 or 2001:db8::1.",
     "AWS's documented key is AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.",
     "postgres://user:password@localhost/db and https://${USER}:${PASS}@host",
     # ordinary numbers in answers
@@ -127,3 +127,40 @@ def test_adversarial_megabyte__linear_time(unit: str) -> None:
     started = time.perf_counter()
     find(text)
     assert time.perf_counter() - started < 10.0
+
+
+def test_eval_pii__precision_recall_per_type(
+    tmp_path: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    from pathlib import Path
+
+    from llmmon.cli import main
+
+    text = "Mail jane.doe@acme-corp.io or call (415) 867-5309; order 2024-000123."
+    items = [
+        {
+            "full_text": text,
+            "spans": [
+                {"entity_type": "EMAIL_ADDRESS", "start_position": 5, "end_position": 26},
+                {"entity_type": "PERSON", "start_position": 5, "end_position": 13},
+                {"entity_type": "CREDIT_CARD", "start_position": 56, "end_position": 67},
+            ],
+        }
+    ]
+    path = Path(str(tmp_path)) / "pii.json"
+    path.write_text(json.dumps(items))
+    assert main(["eval", "pii", str(path)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(out.strip().splitlines()[-1])["per_type"]
+    assert figures["email"] == {
+        "tp": 1,
+        "fp": 0,
+        "fn": 0,
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+    }
+    assert figures["phone"]["fp"] == 1 and figures["phone"]["precision"] == 0.0  # not labelled
+    assert figures["card"]["fn"] == 1 and figures["card"]["recall"] == 0.0
+    assert "PERSON" not in out and "jane.doe" not in out  # other types unscored; no text shown

@@ -68,26 +68,42 @@ def emails(text: str) -> Iterator[Finding]:
 
 # phone ----------------------------------------------------------------------------------------
 _PHONE = re.compile(
-    r"(?<![\w+./-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,5}){1,4}(?![\w/-]|\.\d)"
+    r"(?<![\w+./-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,8}){1,4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?(?![\w/]|-\d|\.\d)"
 )
 _PHONE_WORDS = re.compile(
     r"\b(?:phone|call|tel|telephone|mobile|cell|fax|whats ?app|sms|text me|contact|reach|dial|ring|number|nummer|t[ée]l[ée]phone)\b",
     re.IGNORECASE,
 )
 _DATE_LIKE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
-_NANP = re.compile(r"^(?:\+?1[ .-]?)?\(?[2-9]\d{2}\)?[ .-]\d{3}[ .-]\d{4}$")
+_NANP = re.compile(
+    r"^(?:(?:\+?1|001)[ .-]?)?(?:\([2-9]\d{2}\)[ .-]?|[2-9]\d{2}[ .-])\d{3}[ .-]\d{4}(?:[ ]?(?:x|ext\.?)[ ]?\d{1,5})?$"
+)
+
+
+_BARE_PHONE = re.compile(r"(?<![\w+./-])\+?\d{10,15}(?![\w/-]|\.\d)")
 
 
 def phones(text: str) -> Iterator[Finding]:
+    for match in _BARE_PHONE.finditer(text):  # digits alone: a phone only next to the word
+        digits = match.group().lstrip("+")
+        if len(set(digits)) >= 3 and _context(text, match.start(), _PHONE_WORDS):
+            if digits[-10:][3:6] != "555":
+                yield Finding("phone", match.start(), match.end(), digits[-10:])
     for match in _PHONE.finditer(text):
         raw = match.group()
-        digits = re.sub(r"\D", "", raw)
+        digits = re.sub(r"\D", "", re.split(r"[ ]?(?:x|ext)", raw, maxsplit=1)[0])
         if not 8 <= len(digits) <= 15 or _DATE_LIKE.match(raw) or len(set(digits)) < 3:
             continue
         international = raw.startswith("+") and len(digits) >= 10
         nanp = bool(_NANP.match(raw))
-        if not (international or nanp or _context(text, match.start(), _PHONE_WORDS)):
-            continue
+        if not (international or nanp):
+            # By a context word alone: a phone's shape too (three groups, or a trunk prefix or
+            # area code), not an order number or a date-like id near the word "call".
+            groups = len(re.findall(r"\d+", re.split(r"[ ]?(?:x|ext)", raw, maxsplit=1)[0]))
+            if not (groups >= 3 or raw.startswith(("(", "0"))):
+                continue
+            if not _context(text, match.start(), _PHONE_WORDS):
+                continue
         national = digits[-10:]
         if len(national) == 10 and national[3:6] == "555":
             continue  # 555 exchange: the numbers fiction and documentation use
@@ -216,10 +232,16 @@ _DOC_NETS = tuple(
 )
 
 
+_WELL_KNOWN = frozenset({"8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "208.67.222.222"})
+"""Public resolvers: in every networking answer, nobody's data."""
+
+
 def _public_enough(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, unspecified, link-local, multicast and documentation addresses say nothing."""
-    return not (
-        address.is_loopback
+    """Private, loopback, unspecified, link-local, multicast and documentation addresses, and
+    public resolvers, identify nobody (and fill code answers)."""
+    return str(address) not in _WELL_KNOWN and not (
+        address.is_private
+        or address.is_loopback
         or address.is_unspecified
         or address.is_link_local
         or address.is_multicast
@@ -330,18 +352,23 @@ def _jwts(text: str) -> Iterator[Finding]:
 
 RECOGNISERS: tuple[Callable[[str], Iterator[Finding]], ...] = (
     emails,
-    phones,
     cards,
     ibans,
     ssns,
     ips,
     secrets,
+    phones,
 )
+"""In order of preference where two find the same span: a checked type (Luhn, mod-97, number
+ranges) before a phone number, which a context word alone can make."""
 
 
 def find(text: str) -> list[Finding]:
     """Every sensitive value in ``text``, the longest where two overlap (a card's digits are not
     also a phone number)."""
+    # An escaped line break left in text (a template, a log of a log) ends a value as a real
+    # one does; the two characters are replaced by two, so positions stay the text's own.
+    text = text.replace("\\n", "\n ").replace("\\t", "\t ")
     found = sorted(
         (f for recognise in RECOGNISERS for f in recognise(text)),
         key=lambda f: (f.start, -(f.end - f.start)),
