@@ -86,9 +86,10 @@ _BARE_PHONE = re.compile(r"(?<![\w+./-])\+?\d{10,15}(?![\w/-]|\.\d)")
 def phones(text: str) -> Iterator[Finding]:
     for match in _BARE_PHONE.finditer(text):  # digits alone: a phone only next to the word
         digits = match.group().lstrip("+")
-        if len(set(digits)) >= 3 and _context(text, match.start(), _PHONE_WORDS):
-            if digits[-10:][3:6] != "555":
-                yield Finding("phone", match.start(), match.end(), digits[-10:])
+        national = digits[-10:]
+        plausible = len(set(digits)) >= 3 and national[3:6] != "555"
+        if plausible and _context(text, match.start(), _PHONE_WORDS):
+            yield Finding("phone", match.start(), match.end(), national)
     for match in _PHONE.finditer(text):
         raw = match.group()
         digits = re.sub(r"\D", "", re.split(r"[ ]?(?:x|ext)", raw, maxsplit=1)[0])
