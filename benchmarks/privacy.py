@@ -17,28 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-ADVERSARIAL = [
-    "a",
-    "1",
-    "1 ",
-    "a@",
-    "1.",
-    ":a",
-    "+1 ",
-    "1-",
-    "A1",
-    "x://a:",
-    "DE12 ",
-    "eyJa.",
-    "@a.",
-]
-
 
 def main() -> int:
     from benchmarks.bench import cpu_info
     from benchmarks.capacity import pipeline_cpu_s
     from benchmarks.workload import build
-    from llmmon_privacy.detectors import find
+    from llmmon_privacy.detectors import ADVERSARIAL, find
 
     cpu = cpu_info()
     print(f"CPU: {cpu['model']} ({', '.join(cpu['isa'])}), {cpu['cores']} cores", flush=True)

@@ -364,6 +364,14 @@ RECOGNISERS: tuple[Callable[[str], Iterator[Finding]], ...] = (
 ranges) before a phone number, which a context word alone can make."""
 
 
+ADVERSARIAL = (
+    *("a", "1", "1 ", "a@", "1.", ":a", "+1 ", "1-", "A1"),
+    *("x://a:", "DE12 ", "eyJa.", "ghp_", "@a."),
+)
+"""Repetitions each pattern family is weakest against: a megabyte of any of them must scan in
+linear time (tests/unit/services/test_privacy.py guards it, benchmarks/privacy.py times it)."""
+
+
 def find(text: str) -> list[Finding]:
     """Every sensitive value in ``text``, the longest where two overlap (a card's digits are not
     also a phone number)."""
