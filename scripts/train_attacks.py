@@ -23,8 +23,8 @@ against the held-out benign prompts, and the share caught at the threshold that 
 threshold gives on the held-out benign sources. The same table for the baseline of the
 best-known open monitoring library: the largest cosine of the prompt's embedding to the known
 attacks (those not held out). Then the shipped head is trained on everything, its threshold at
-0.5% false positives (``--fpr``) on a held-back fifth of the training benign prompts: other
-benign sources see about twice the false positives of the one it was calibrated on.
+0.1% false positives (``--fpr``) on a held-back fifth of the training benign prompts: other
+benign sources see several times the false positives of the one it was calibrated on.
 
 Run: ``uv run python scripts/train_attacks.py --benign 6000 --reference --l2 1e-3`` (the
 shipped head) (embeddings are cached under
@@ -233,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fpr",
         type=float,
-        default=0.005,
+        default=0.001,
         help="the shipped threshold's false positives on the training source's held-back "
-        "fifth (0.005: other sources see about twice that)",
+        "fifth (0.001: other sources see several times that)",
     )
     parser.add_argument("--l2", type=float, default=1e-3, help="L2 penalty (1e-3)")
     args = parser.parse_args(argv)
