@@ -199,22 +199,12 @@ def cosine_scores(
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    scores = np.concatenate([positive, negative])
-    ranks = scores.argsort().argsort() + 1.0
-    # ties: average ranks
-    order = np.argsort(scores)
-    sorted_scores = scores[order]
-    i = 0
-    while i < len(scores):
-        j = i
-        while j + 1 < len(scores) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    rank_sum = ranks[: len(positive)].sum()
-    return float(
-        (rank_sum - len(positive) * (len(positive) + 1) / 2) / (len(positive) * len(negative))
-    )
+    """``llmmon eval``'s AUC (ties count half) of positives against negatives."""
+    from llmmon.evaluate import auc as area
+
+    value = area([True] * len(positive) + [False] * len(negative), [*positive, *negative])
+    assert value is not None, "both classes in every fold"
+    return value
 
 
 def threshold_at(negative: np.ndarray, fpr: float) -> float:
